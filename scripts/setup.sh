@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs before the examples or tests run: a Docker engine, the offline
+# test images, npm dependencies, and the addon built in debug mode (or release with RELEASE=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-docker.sh
+bash scripts/build-images.sh
+if [ ! -x node_modules/.bin/napi ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  echo "[setup] npm install ..." >&2
+  npm install --no-audit --no-fund >/dev/null
+fi
+if [ "${RELEASE:-0}" = 1 ]; then
+  npx napi build --platform --release >&2
+else
+  npx napi build --platform >&2
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's second command: set up what is missing, then run the whole test suite:
+# the Rust unit tests (cargo test) and the vitest suites against the real Docker engine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== cargo test" >&2
+cargo test 2>&1
+echo "== vitest" >&2
+npx vitest run "$@"

@@ -1,0 +1,641 @@
+//! Sandbox configuration: defaults, the `SANDBOX_*` / `DOCKER_*` environment variables, the
+//! `.sandboxrc.json` file (with `${VAR}` expansion), merging and validation.
+//!
+//! Precedence, lowest first: built-in defaults < `.sandboxrc.json` < environment < the manager's
+//! `defaultConfig` < the `createSandbox(config)` argument. `limits` and `docker` are merged one
+//! level deep (the proof of concept merged `limits` only; `docker` is merged too so that a
+//! `socketPath` from the file or the environment survives a per-sandbox `docker: { user }`).
+//! Every other key replaces the lower layer's value. `null`/`undefined` values do not erase a
+//! lower layer (they are treated as "not given").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Result, SandboxError};
+
+pub const DEFAULT_IMAGE: &str = "node:20-alpine";
+pub const DEFAULT_WORKDIR: &str = "/workspace";
+pub const RC_FILE: &str = ".sandboxrc.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+  Docker,
+  E2b,
+}
+
+impl ProviderKind {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      ProviderKind::Docker => "docker",
+      ProviderKind::E2b => "e2b",
+    }
+  }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+  None,
+  Isolated,
+  Bridge,
+}
+
+impl NetworkMode {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      NetworkMode::None => "none",
+      NetworkMode::Isolated => "isolated",
+      NetworkMode::Bridge => "bridge",
+    }
+  }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceLimits {
+  pub memory_mb: f64,
+  pub cpu_cores: f64,
+  pub disk_mb: f64,
+  pub network_mbps: Option<f64>,
+  pub timeout_seconds: f64,
+  pub pids_limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RegistryAuth {
+  pub username: String,
+  pub password: String,
+  pub serveraddress: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerOptions {
+  pub socket_path: Option<String>,
+  pub registry_auth: Option<RegistryAuth>,
+  pub read_only_root: bool,
+  pub cap_drop: Vec<String>,
+  pub security_opt: Vec<String>,
+  pub user: Option<String>,
+  pub tmpfs: Vec<String>,
+  pub keep_image_command: Option<bool>,
+}
+
+/// A validated, fully defaulted sandbox configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxConfig {
+  pub provider: ProviderKind,
+  pub image: String,
+  pub limits: ResourceLimits,
+  pub network_mode: NetworkMode,
+  pub env: BTreeMap<String, String>,
+  pub workdir: String,
+  pub gpu: bool,
+  pub metadata: Option<Value>,
+  pub docker: DockerOptions,
+}
+
+/// The built-in defaults (the proof of concept's, plus the hardening defaults).
+pub fn defaults() -> Value {
+  serde_json::json!({
+    "provider": "docker",
+    "image": DEFAULT_IMAGE,
+    "networkMode": "isolated",
+    "workdir": DEFAULT_WORKDIR,
+    "gpu": false,
+    "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300, "pidsLimit": 256 },
+    "docker": {
+      "readOnlyRoot": true,
+      "capDrop": ["ALL"],
+      "securityOpt": ["no-new-privileges"],
+      "tmpfs": ["/tmp:rw,noexec,nosuid,size=100m"]
+    }
+  })
+}
+
+const DEEP_KEYS: [&str; 2] = ["limits", "docker"];
+
+/// Merge `over` onto `base` (both JSON objects) with the rules in the module docs.
+pub fn merge(base: &Value, over: &Value) -> Value {
+  let mut out = base.as_object().cloned().unwrap_or_default();
+  if let Some(over) = over.as_object() {
+    for (k, v) in over {
+      if v.is_null() {
+        continue;
+      }
+      if DEEP_KEYS.contains(&k.as_str()) {
+        if let (Some(Value::Object(b)), Value::Object(o)) = (out.get(k), v) {
+          let mut m = b.clone();
+          for (ik, iv) in o {
+            if !iv.is_null() {
+              m.insert(ik.clone(), iv.clone());
+            }
+          }
+          out.insert(k.clone(), Value::Object(m));
+          continue;
+        }
+      }
+      out.insert(k.clone(), v.clone());
+    }
+  }
+  Value::Object(out)
+}
+
+/// Reads the environment variables of the seed's configuration guide into a config layer.
+pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
+  let mut layer = Map::new();
+  let mut limits = Map::new();
+  let mut docker = Map::new();
+  let num = |name: &str, raw: String| -> Result<Value> {
+    let n: f64 = raw.trim().parse().map_err(|_| {
+      SandboxError::invalid_config(format!("environment variable {name}={raw:?} is not a number; set it to a positive number or unset it"))
+    })?;
+    serde_json::Number::from_f64(n)
+      .map(Value::Number)
+      .ok_or_else(|| SandboxError::invalid_config(format!("environment variable {name}={raw:?} is not a finite number")))
+  };
+  if let Some(v) = get("SANDBOX_PROVIDER").filter(|v| !v.is_empty()) {
+    layer.insert("provider".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_NETWORK_MODE").filter(|v| !v.is_empty()) {
+    layer.insert("networkMode".into(), Value::String(v));
+  }
+  if let Some(v) = get("DOCKER_IMAGE").filter(|v| !v.is_empty()) {
+    layer.insert("image".into(), Value::String(v));
+  }
+  for (var, key) in [
+    ("SANDBOX_MEMORY_MB", "memoryMB"),
+    ("SANDBOX_CPU_CORES", "cpuCores"),
+    ("SANDBOX_TIMEOUT_SECONDS", "timeoutSeconds"),
+    ("SANDBOX_DISK_MB", "diskMB"),
+    ("SANDBOX_PIDS_LIMIT", "pidsLimit"),
+  ] {
+    if let Some(v) = get(var).filter(|v| !v.is_empty()) {
+      limits.insert(key.into(), num(var, v)?);
+    }
+  }
+  if let Some(v) = get("DOCKER_SOCKET_PATH").filter(|v| !v.is_empty()) {
+    docker.insert("socketPath".into(), Value::String(v));
+  }
+  if !limits.is_empty() {
+    layer.insert("limits".into(), Value::Object(limits));
+  }
+  if !docker.is_empty() {
+    layer.insert("docker".into(), Value::Object(docker));
+  }
+  Ok(Value::Object(layer))
+}
+
+/// Expand `${VAR}` and `${VAR:-default}` in a string. Unset variables expand to the default or "".
+pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
+  let mut out = String::with_capacity(s.len());
+  let mut rest = s;
+  while let Some(start) = rest.find("${") {
+    out.push_str(&rest[..start]);
+    let after = &rest[start + 2..];
+    match after.find('}') {
+      Some(end) => {
+        let expr = &after[..end];
+        let (name, default) = match expr.find(":-") {
+          Some(i) => (&expr[..i], Some(&expr[i + 2..])),
+          None => (expr, None),
+        };
+        let value = get(name).filter(|v| !v.is_empty() || default.is_none());
+        match (value, default) {
+          (Some(v), _) => out.push_str(&v),
+          (None, Some(d)) => out.push_str(d),
+          (None, None) => tracing::warn!(var = name, "{RC_FILE}: ${{{name}}} is not set; using an empty string"),
+        }
+        rest = &after[end + 1..];
+      }
+      None => {
+        out.push_str(&rest[start..]);
+        rest = "";
+      }
+    }
+  }
+  out.push_str(rest);
+  out
+}
+
+fn expand_all(v: &mut Value, get: &dyn Fn(&str) -> Option<String>) {
+  match v {
+    Value::String(s) => *s = expand_vars(s, get),
+    Value::Array(a) => a.iter_mut().for_each(|x| expand_all(x, get)),
+    Value::Object(o) => o.values_mut().for_each(|x| expand_all(x, get)),
+    _ => {}
+  }
+}
+
+/// Parse the text of a `.sandboxrc.json` into a config layer. The file format of the seed guide is
+/// accepted: `docker.image` means `image`, and `security.{readOnlyRoot,dropCapabilities,noNewPrivileges}`
+/// map to `docker.{readOnlyRoot,capDrop,securityOpt}`.
+pub fn rc_layer(text: &str, origin: &Path, get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
+  let mut v: Value = serde_json::from_str(text).map_err(|e| {
+    SandboxError::invalid_config(format!("{} is not valid JSON ({e}); fix or remove the file", origin.display()))
+  })?;
+  if !v.is_object() {
+    return Err(SandboxError::invalid_config(format!("{} must contain a JSON object", origin.display())));
+  }
+  expand_all(&mut v, get);
+  let obj = v.as_object_mut().expect("checked above");
+  if let Some(Value::Object(d)) = obj.get_mut("docker") {
+    if let Some(img) = d.remove("image") {
+      if !obj.contains_key("image") {
+        obj.insert("image".into(), img);
+      }
+    }
+  }
+  if let Some(Value::Object(sec)) = obj.remove("security") {
+    let mut docker = match obj.remove("docker") {
+      Some(Value::Object(d)) => d,
+      _ => Map::new(),
+    };
+    if let Some(v) = sec.get("readOnlyRoot") {
+      docker.entry("readOnlyRoot").or_insert(v.clone());
+    }
+    if let Some(v) = sec.get("dropCapabilities") {
+      docker.entry("capDrop").or_insert(v.clone());
+    }
+    if let Some(Value::Bool(nnp)) = sec.get("noNewPrivileges") {
+      let opts = if *nnp { vec![Value::String("no-new-privileges".into())] } else { vec![] };
+      docker.entry("securityOpt").or_insert(Value::Array(opts));
+    }
+    obj.insert("docker".into(), Value::Object(docker));
+  }
+  Ok(v)
+}
+
+/// Where the config file is looked for: `$SANDBOX_CONFIG_FILE`, else `./.sandboxrc.json`.
+pub fn rc_path(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> (PathBuf, bool) {
+  match get("SANDBOX_CONFIG_FILE").filter(|v| !v.is_empty()) {
+    Some(p) => (PathBuf::from(p), true),
+    None => (cwd.join(RC_FILE), false),
+  }
+}
+
+/// Defaults < rc file < environment: the base every manager starts from.
+pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<Value> {
+  let mut base = defaults();
+  let (path, explicit) = rc_path(get, cwd);
+  match std::fs::read_to_string(&path) {
+    Ok(text) => base = merge(&base, &rc_layer(&text, &path, get)?),
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+    Err(e) => {
+      return Err(SandboxError::invalid_config(format!(
+        "cannot read config file {} ({e}); fix SANDBOX_CONFIG_FILE or the file's permissions",
+        path.display()
+      )))
+    }
+  }
+  Ok(merge(&base, &env_layer(get)?))
+}
+
+const TOP_KEYS: [&str; 11] =
+  ["provider", "image", "limits", "networkMode", "env", "workdir", "gpu", "metadata", "docker", "e2b", "autoCleanup"];
+// keys some seed examples pass that have no effect here; accepted silently
+const IGNORED_KEYS: [&str; 4] = ["debug", "verbose", "network", "template"];
+
+fn type_name(v: &Value) -> String {
+  match v {
+    Value::Null => "null".into(),
+    Value::Bool(b) => format!("boolean {b}"),
+    Value::Number(n) => format!("number {n}"),
+    Value::String(s) => format!("string {s:?}"),
+    Value::Array(_) => "an array".into(),
+    Value::Object(_) => "an object".into(),
+  }
+}
+
+fn want_str(v: &Value, field: &str) -> Result<String> {
+  v.as_str()
+    .map(str::to_owned)
+    .ok_or_else(|| SandboxError::invalid_config(format!("{field} must be a string, got {}", type_name(v))))
+}
+
+fn want_bool(v: &Value, field: &str) -> Result<bool> {
+  v.as_bool().ok_or_else(|| SandboxError::invalid_config(format!("{field} must be a boolean, got {}", type_name(v))))
+}
+
+fn want_positive(v: &Value, field: &str, hint: &str) -> Result<f64> {
+  match v.as_f64() {
+    Some(n) if n.is_finite() && n > 0.0 => Ok(n),
+    _ => Err(SandboxError::invalid_config(format!("{field} must be a positive number{hint}, got {}", type_name(v)))),
+  }
+}
+
+fn want_str_list(v: &Value, field: &str) -> Result<Vec<String>> {
+  match v {
+    Value::Array(a) => a.iter().enumerate().map(|(i, x)| want_str(x, &format!("{field}[{i}]"))).collect(),
+    _ => Err(SandboxError::invalid_config(format!("{field} must be an array of strings, got {}", type_name(v)))),
+  }
+}
+
+fn get<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+  o.get(k).filter(|v| !v.is_null())
+}
+
+/// Validate a merged layer into a typed config. Messages name the offending field.
+pub fn resolve(v: &Value) -> Result<SandboxConfig> {
+  let o = v
+    .as_object()
+    .ok_or_else(|| SandboxError::invalid_config(format!("config must be an object, got {}", type_name(v))))?;
+  for k in o.keys() {
+    if !TOP_KEYS.contains(&k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()) {
+      tracing::warn!(key = %k, "unknown sandbox config key ignored");
+    }
+  }
+  let provider = match get(o, "provider").map(|v| want_str(v, "provider")).transpose()?.as_deref() {
+    None | Some("docker") => ProviderKind::Docker,
+    Some("e2b") => ProviderKind::E2b,
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!("provider must be 'docker' or 'e2b', got {other:?}")))
+    }
+  };
+  let network_mode = match get(o, "networkMode").map(|v| want_str(v, "networkMode")).transpose()?.as_deref() {
+    None | Some("isolated") => NetworkMode::Isolated,
+    Some("none") => NetworkMode::None,
+    Some("bridge") => NetworkMode::Bridge,
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!(
+        "networkMode must be 'none', 'isolated' or 'bridge', got {other:?}"
+      )))
+    }
+  };
+  let image = match get(o, "image") {
+    Some(v) => want_str(v, "image")?,
+    None => DEFAULT_IMAGE.to_string(),
+  };
+  if image.trim().is_empty() {
+    return Err(SandboxError::invalid_config("image must not be empty"));
+  }
+
+  let empty = Map::new();
+  let lim = match get(o, "limits") {
+    Some(Value::Object(m)) => m,
+    Some(other) => return Err(SandboxError::invalid_config(format!("limits must be an object, got {}", type_name(other)))),
+    None => &empty,
+  };
+  let num_or = |k: &str, d: f64, hint: &str| -> Result<f64> {
+    match get(lim, k) {
+      Some(v) => want_positive(v, &format!("limits.{k}"), hint),
+      None => Ok(d),
+    }
+  };
+  let memory_mb = num_or("memoryMB", 512.0, " of megabytes (at least 6)")?;
+  if memory_mb < 6.0 {
+    return Err(SandboxError::invalid_config(format!("limits.memoryMB must be at least 6 (Docker's minimum), got {memory_mb}")));
+  }
+  let pids = num_or("pidsLimit", 256.0, " (maximum number of processes)")?;
+  if pids < 8.0 || pids.fract() != 0.0 {
+    return Err(SandboxError::invalid_config(format!("limits.pidsLimit must be a whole number of at least 8, got {pids}")));
+  }
+  let limits = ResourceLimits {
+    memory_mb,
+    cpu_cores: num_or("cpuCores", 1.0, " of cores (fractions allowed)")?,
+    disk_mb: num_or("diskMB", 1024.0, " of megabytes")?,
+    network_mbps: get(lim, "networkMbps").map(|v| want_positive(v, "limits.networkMbps", "")).transpose()?,
+    timeout_seconds: num_or("timeoutSeconds", 300.0, " of seconds")?,
+    pids_limit: pids as i64,
+  };
+  for k in lim.keys() {
+    if !["memoryMB", "cpuCores", "diskMB", "networkMbps", "timeoutSeconds", "pidsLimit"].contains(&k.as_str()) {
+      return Err(SandboxError::invalid_config(format!(
+        "limits.{k} is not a known limit (known: memoryMB, cpuCores, diskMB, networkMbps, timeoutSeconds, pidsLimit)"
+      )));
+    }
+  }
+
+  let mut env = BTreeMap::new();
+  match get(o, "env") {
+    Some(Value::Object(m)) => {
+      for (k, v) in m {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+          return Err(SandboxError::invalid_config(format!("env key {k:?} is not a valid variable name")));
+        }
+        env.insert(k.clone(), want_str(v, &format!("env.{k}"))?);
+      }
+    }
+    Some(other) => return Err(SandboxError::invalid_config(format!("env must be an object of strings, got {}", type_name(other)))),
+    None => {}
+  }
+
+  let workdir = match get(o, "workdir") {
+    Some(v) => want_str(v, "workdir")?,
+    None => DEFAULT_WORKDIR.to_string(),
+  };
+  if !workdir.starts_with('/') || workdir == "/" {
+    return Err(SandboxError::invalid_config(format!(
+      "workdir must be an absolute path other than '/', got {workdir:?}"
+    )));
+  }
+  let workdir = crate::paths::normalize(&workdir);
+
+  let gpu = get(o, "gpu").map(|v| want_bool(v, "gpu")).transpose()?.unwrap_or(false);
+  let metadata = get(o, "metadata").cloned();
+  if let Some(m) = &metadata {
+    if !m.is_object() {
+      return Err(SandboxError::invalid_config(format!("metadata must be an object, got {}", type_name(m))));
+    }
+  }
+  if let Some(e) = get(o, "e2b") {
+    if !e.is_object() {
+      return Err(SandboxError::invalid_config(format!("e2b must be an object, got {}", type_name(e))));
+    }
+  }
+
+  let d = match get(o, "docker") {
+    Some(Value::Object(m)) => m,
+    Some(other) => return Err(SandboxError::invalid_config(format!("docker must be an object, got {}", type_name(other)))),
+    None => &empty,
+  };
+  let registry_auth = match get(d, "registryAuth") {
+    Some(Value::Object(a)) => Some(RegistryAuth {
+      username: get(a, "username").map(|v| want_str(v, "docker.registryAuth.username")).transpose()?.unwrap_or_default(),
+      password: get(a, "password").map(|v| want_str(v, "docker.registryAuth.password")).transpose()?.unwrap_or_default(),
+      serveraddress: get(a, "serveraddress").map(|v| want_str(v, "docker.registryAuth.serveraddress")).transpose()?,
+    }),
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!("docker.registryAuth must be an object, got {}", type_name(other))))
+    }
+    None => None,
+  };
+  let docker = DockerOptions {
+    socket_path: get(d, "socketPath").map(|v| want_str(v, "docker.socketPath")).transpose()?,
+    registry_auth,
+    read_only_root: get(d, "readOnlyRoot").map(|v| want_bool(v, "docker.readOnlyRoot")).transpose()?.unwrap_or(true),
+    cap_drop: get(d, "capDrop").map(|v| want_str_list(v, "docker.capDrop")).transpose()?.unwrap_or_else(|| vec!["ALL".into()]),
+    security_opt: get(d, "securityOpt")
+      .map(|v| want_str_list(v, "docker.securityOpt"))
+      .transpose()?
+      .unwrap_or_else(|| vec!["no-new-privileges".into()]),
+    user: get(d, "user").map(|v| want_str(v, "docker.user")).transpose()?.filter(|u| !u.is_empty()),
+    tmpfs: get(d, "tmpfs").map(|v| want_str_list(v, "docker.tmpfs")).transpose()?.unwrap_or_default(),
+    keep_image_command: get(d, "keepImageCommand").map(|v| want_bool(v, "docker.keepImageCommand")).transpose()?,
+  };
+  for t in &docker.tmpfs {
+    if !t.starts_with('/') {
+      return Err(SandboxError::invalid_config(format!(
+        "docker.tmpfs entries look like '/tmp:rw,size=100m', got {t:?}"
+      )));
+    }
+  }
+
+  Ok(SandboxConfig { provider, image, limits, network_mode, env, workdir, gpu, metadata, docker })
+}
+
+/// Turn a typed config back into the JS shape (used for `sandbox.limits` and `manager.defaultConfig`).
+pub fn limits_to_json(l: &ResourceLimits) -> Value {
+  let mut m = serde_json::json!({
+    "memoryMB": l.memory_mb, "cpuCores": l.cpu_cores, "diskMB": l.disk_mb,
+    "timeoutSeconds": l.timeout_seconds, "pidsLimit": l.pids_limit,
+  });
+  if let Some(n) = l.network_mbps {
+    m["networkMbps"] = serde_json::json!(n);
+  }
+  m
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use serde_json::json;
+
+  fn no_env(_: &str) -> Option<String> {
+    None
+  }
+
+  #[test]
+  fn defaults_resolve() {
+    let c = resolve(&defaults()).unwrap();
+    assert_eq!(c.provider, ProviderKind::Docker);
+    assert_eq!(c.network_mode, NetworkMode::Isolated);
+    assert_eq!(c.limits.memory_mb, 512.0);
+    assert_eq!(c.limits.pids_limit, 256);
+    assert_eq!(c.image, "node:20-alpine");
+    assert!(c.docker.read_only_root);
+    assert_eq!(c.docker.cap_drop, vec!["ALL"]);
+  }
+
+  #[test]
+  fn limits_and_docker_merge_one_level_env_replaces() {
+    let base = merge(&defaults(), &json!({"limits": {"memoryMB": 256}, "env": {"A": "1"}, "docker": {"socketPath": "/s"}}));
+    let m = merge(&base, &json!({"limits": {"timeoutSeconds": 60}, "env": {"B": "2"}, "docker": {"user": "1000"}}));
+    let c = resolve(&m).unwrap();
+    assert_eq!(c.limits.memory_mb, 256.0);
+    assert_eq!(c.limits.timeout_seconds, 60.0);
+    assert_eq!(c.limits.cpu_cores, 1.0);
+    assert_eq!(c.env.len(), 1);
+    assert_eq!(c.env["B"], "2");
+    assert_eq!(c.docker.socket_path.as_deref(), Some("/s"));
+    assert_eq!(c.docker.user.as_deref(), Some("1000"));
+  }
+
+  #[test]
+  fn null_does_not_erase() {
+    let m = merge(&defaults(), &json!({"image": null, "limits": {"memoryMB": null}}));
+    let c = resolve(&m).unwrap();
+    assert_eq!(c.image, DEFAULT_IMAGE);
+    assert_eq!(c.limits.memory_mb, 512.0);
+  }
+
+  #[test]
+  fn invalid_values_name_the_field() {
+    let cases = [
+      (json!({"limits": {"memoryMB": -5}}), "limits.memoryMB"),
+      (json!({"limits": {"memoryMB": "lots"}}), "limits.memoryMB"),
+      (json!({"provider": "lxc"}), "provider"),
+      (json!({"networkMode": "host"}), "networkMode"),
+      (json!({"env": {"A": 1}}), "env.A"),
+      (json!({"limits": {"memory": 5}}), "limits.memory"),
+      (json!({"workdir": "rel/dir"}), "workdir"),
+      (json!({"docker": {"capDrop": "ALL"}}), "docker.capDrop"),
+      (json!({"limits": {"pidsLimit": 2.5}}), "limits.pidsLimit"),
+      (json!({"gpu": "yes"}), "gpu"),
+    ];
+    for (v, field) in cases {
+      let e = resolve(&merge(&defaults(), &v)).unwrap_err();
+      assert_eq!(e.code.as_str(), "INVALID_CONFIG");
+      assert!(e.message.contains(field), "{field} not in {:?}", e.message);
+    }
+  }
+
+  #[test]
+  fn env_layer_reads_seed_variables() {
+    let vars = [
+      ("SANDBOX_PROVIDER", "docker"),
+      ("SANDBOX_MEMORY_MB", "300"),
+      ("SANDBOX_CPU_CORES", "0.5"),
+      ("SANDBOX_TIMEOUT_SECONDS", "42"),
+      ("SANDBOX_DISK_MB", "64"),
+      ("SANDBOX_NETWORK_MODE", "none"),
+      ("DOCKER_SOCKET_PATH", "/tmp/d.sock"),
+      ("DOCKER_IMAGE", "busybox:1"),
+    ];
+    let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+    let c = resolve(&merge(&defaults(), &env_layer(&get).unwrap())).unwrap();
+    assert_eq!(c.limits.memory_mb, 300.0);
+    assert_eq!(c.limits.cpu_cores, 0.5);
+    assert_eq!(c.limits.timeout_seconds, 42.0);
+    assert_eq!(c.limits.disk_mb, 64.0);
+    assert_eq!(c.network_mode, NetworkMode::None);
+    assert_eq!(c.docker.socket_path.as_deref(), Some("/tmp/d.sock"));
+    assert_eq!(c.image, "busybox:1");
+  }
+
+  #[test]
+  fn env_layer_rejects_non_numbers() {
+    let get = |k: &str| (k == "SANDBOX_MEMORY_MB").then(|| "abc".to_string());
+    let e = env_layer(&get).unwrap_err();
+    assert!(e.message.contains("SANDBOX_MEMORY_MB"));
+  }
+
+  #[test]
+  fn expansion() {
+    let get = |k: &str| (k == "KEY").then(|| "secret".to_string());
+    assert_eq!(expand_vars("a-${KEY}-b", &get), "a-secret-b");
+    assert_eq!(expand_vars("${MISSING:-dflt}", &get), "dflt");
+    assert_eq!(expand_vars("${MISSING}", &get), "");
+    assert_eq!(expand_vars("no ${ close", &get), "no ${ close");
+  }
+
+  #[test]
+  fn rc_file_of_the_seed_guide() {
+    let text = r#"{
+      "provider": "docker",
+      "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300 },
+      "networkMode": "isolated",
+      "autoCleanup": true,
+      "docker": { "image": "node:20-alpine", "socketPath": "/var/run/docker.sock" },
+      "e2b": { "apiKey": "${E2B_API_KEY}", "templateId": "node-typescript", "region": "us-east-1" },
+      "security": { "readOnlyRoot": true, "dropCapabilities": ["ALL"], "noNewPrivileges": true }
+    }"#;
+    let get = |k: &str| (k == "E2B_API_KEY").then(|| "k-123".to_string());
+    let layer = rc_layer(text, Path::new(".sandboxrc.json"), &get).unwrap();
+    assert_eq!(layer["e2b"]["apiKey"], "k-123");
+    assert_eq!(layer["image"], "node:20-alpine");
+    assert_eq!(layer["docker"]["capDrop"], json!(["ALL"]));
+    let c = resolve(&merge(&defaults(), &layer)).unwrap();
+    assert_eq!(c.docker.security_opt, vec!["no-new-privileges"]);
+  }
+
+  #[test]
+  fn rc_file_bad_json_names_file() {
+    let e = rc_layer("{ nope", Path::new("/x/.sandboxrc.json"), &no_env).unwrap_err();
+    assert!(e.message.contains("/x/.sandboxrc.json"));
+  }
+
+  #[test]
+  fn precedence_explicit_env_file_defaults() {
+    let dir = std::env::temp_dir().join(format!("sbx-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(RC_FILE), r#"{"limits":{"memoryMB":100,"cpuCores":0.25,"diskMB":50}}"#).unwrap();
+    let get = |k: &str| (k == "SANDBOX_MEMORY_MB").then(|| "200".to_string());
+    let base = base_layers(&get, &dir).unwrap();
+    let c = resolve(&merge(&base, &json!({"limits": {"cpuCores": 2}}))).unwrap();
+    assert_eq!(c.limits.memory_mb, 200.0); // env beats file
+    assert_eq!(c.limits.cpu_cores, 2.0); // explicit beats file
+    assert_eq!(c.limits.disk_mb, 50.0); // file beats defaults
+    assert_eq!(c.limits.timeout_seconds, 300.0); // defaults
+    std::fs::remove_dir_all(dir).unwrap();
+  }
+}

@@ -1,0 +1,328 @@
+//! The `docker exec` engine: one exec per command, through the Docker API (no docker CLI, no host
+//! shell). The user's argv is passed verbatim as `"$@"` to a small `/bin/sh` wrapper inside the
+//! container, which
+//! 1. reports its pid on stderr (runc makes every exec a session and process-group leader, so the
+//!    pid is also the process group to kill on timeout),
+//! 2. runs the command as a child,
+//! 3. when the command returns, stops and kills every process left in its process group (a foreground
+//!    `execute` owns its process group, like a CI step runner: background leftovers, fork bombs
+//!    included, do not outlive it), and exits with the command's status.
+//!
+//! The image needs `/bin/sh` (any POSIX shell: BusyBox, dash, bash) and `/proc`.
+
+use std::time::{Duration, Instant};
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{ErrorCode, Result, SandboxError};
+
+const MARK: u8 = 0x1e;
+const MARK_PREFIX: &[u8] = b"\x1eagentic-sandbox-pid:";
+
+/// Kills every process of process group `$1` except the calling shell (`$2`): stop them all first
+/// (a stopped process cannot fork), then kill, twice to catch processes forked during the first scan.
+const REAP_GROUP: &str = r#"reap() { for sig in STOP KILL KILL; do for f in /proc/[0-9]*/stat; do p=${f#/proc/}; p=${p%/stat}; [ "$p" = "$2" ] && continue; read -r l < "$f" 2>/dev/null || continue; r=${l##*") "}; set -- $r "$1" "$2"; g=$3; shift $(($# - 2)); [ "$g" = "$1" ] && kill -s $sig "$p" 2>/dev/null; done; done; }"#;
+
+pub fn wrapper_script() -> String {
+  format!(
+    r#"{REAP_GROUP}
+printf '\036agentic-sandbox-pid:%s\036' "$$" >&2
+"$@"
+rc=$?
+reap "$$" "$$"
+exit $rc"#
+  )
+}
+
+/// Kill process group `$1` (the wrapper and everything it started).
+pub const KILL_GROUP: &str = r#"kill -s KILL -- "-$1" 2>/dev/null; kill -s KILL "$1" 2>/dev/null; exit 0"#;
+
+/// Collects one output stream up to a cap, counting what was dropped.
+#[derive(Debug, Default)]
+pub struct Capped {
+  pub data: Vec<u8>,
+  pub cap: usize,
+  pub dropped: u64,
+}
+
+impl Capped {
+  pub fn new(cap: usize) -> Self {
+    Self { data: Vec::new(), cap, dropped: 0 }
+  }
+  pub fn push(&mut self, bytes: &[u8]) {
+    let room = self.cap.saturating_sub(self.data.len());
+    let take = room.min(bytes.len());
+    self.data.extend_from_slice(&bytes[..take]);
+    self.dropped += (bytes.len() - take) as u64;
+  }
+}
+
+/// Parses the wrapper's pid marker off the front of stderr.
+#[derive(Debug, Default)]
+pub struct PidMarker {
+  pending: Vec<u8>,
+  pub pid: Option<u32>,
+  done: bool,
+}
+
+impl PidMarker {
+  /// Feed stderr bytes; returns the bytes that belong to the user's stderr.
+  pub fn feed<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    if self.done {
+      return bytes.into();
+    }
+    self.pending.extend_from_slice(bytes);
+    let n = self.pending.len().min(MARK_PREFIX.len());
+    if self.pending[..n] != MARK_PREFIX[..n] {
+      // not our marker (the wrapper never ran): everything is user output
+      self.done = true;
+      return std::mem::take(&mut self.pending).into();
+    }
+    if self.pending.len() <= MARK_PREFIX.len() {
+      return Vec::new().into();
+    }
+    match self.pending[MARK_PREFIX.len()..].iter().position(|b| *b == MARK) {
+      Some(end) => {
+        let digits = &self.pending[MARK_PREFIX.len()..MARK_PREFIX.len() + end];
+        self.pid = std::str::from_utf8(digits).ok().and_then(|s| s.parse().ok());
+        self.done = true;
+        let rest = self.pending.split_off(MARK_PREFIX.len() + end + 1);
+        self.pending.clear();
+        rest.into()
+      }
+      None if self.pending.len() > MARK_PREFIX.len() + 12 => {
+        self.done = true;
+        std::mem::take(&mut self.pending).into()
+      }
+      None => Vec::new().into(),
+    }
+  }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+  pub argv: Vec<String>,
+  pub env: Vec<String>,
+  pub workdir: Option<String>,
+  pub user: Option<String>,
+  pub timeout: Duration,
+  pub max_output: usize,
+  pub stdin: Option<Vec<u8>>,
+  /// wrap in the process-group wrapper (user commands); internal helper scripts run bare
+  pub wrap: bool,
+}
+
+#[derive(Debug)]
+pub struct ExecOutput {
+  pub exit_code: i64,
+  pub stdout: Vec<u8>,
+  pub stderr: Vec<u8>,
+  pub duration: Duration,
+  pub timed_out: bool,
+  pub truncated: bool,
+}
+
+pub fn map_exec_error(container: &str, e: bollard::errors::Error) -> SandboxError {
+  match &e {
+    bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => SandboxError::new(
+      ErrorCode::SandboxNotRunning,
+      format!("the sandbox's container {container} no longer exists (removed outside this library?); destroy and recreate the sandbox"),
+    ),
+    bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => SandboxError::new(
+      ErrorCode::SandboxNotRunning,
+      format!("the sandbox's container is not running ({message}); call start() first"),
+    ),
+    _ => SandboxError::new(ErrorCode::ExecutionError, format!("docker exec failed: {e}")),
+  }
+}
+
+/// Run one command through `docker exec` and collect its output.
+pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<ExecOutput> {
+  let started = Instant::now();
+  let mut cmd: Vec<String> = Vec::with_capacity(req.argv.len() + 4);
+  if req.wrap {
+    cmd.push("/bin/sh".into());
+    cmd.push("-c".into());
+    cmd.push(wrapper_script());
+    cmd.push("agentic-sandbox".into());
+  }
+  cmd.extend(req.argv.iter().cloned());
+  let created = docker
+    .create_exec(
+      container,
+      CreateExecOptions::<String> {
+        cmd: Some(cmd),
+        env: if req.env.is_empty() { None } else { Some(req.env.clone()) },
+        working_dir: req.workdir.clone(),
+        user: req.user.clone(),
+        attach_stdin: Some(req.stdin.is_some()),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        ..Default::default()
+      },
+    )
+    .await
+    .map_err(|e| map_exec_error(container, e))?;
+  let exec_id = created.id;
+  let started_exec = docker
+    .start_exec(&exec_id, Some(StartExecOptions { detach: false, tty: false, output_capacity: Some(64 * 1024) }))
+    .await
+    .map_err(|e| map_exec_error(container, e))?;
+  let (mut output, mut input) = match started_exec {
+    StartExecResults::Attached { output, input } => (output, input),
+    StartExecResults::Detached => return Err(SandboxError::provider("docker exec unexpectedly detached")),
+  };
+  // stdin is written from its own task so a command that does not read it cannot stall output
+  let stdin_task = req.stdin.clone().map(|data| {
+    tokio::spawn(async move {
+      let _ = input.write_all(&data).await;
+      let _ = input.flush().await;
+      let _ = input.shutdown().await;
+    })
+  });
+
+  let mut stdout = Capped::new(req.max_output);
+  let mut stderr = Capped::new(req.max_output);
+  let mut marker = PidMarker::default();
+  if !req.wrap {
+    marker.done_without_marker();
+  }
+  let deadline = tokio::time::Instant::now() + req.timeout;
+  let mut timed_out = false;
+  loop {
+    tokio::select! {
+      item = output.next() => match item {
+        Some(Ok(bollard::container::LogOutput::StdOut { message })) => stdout.push(&message),
+        Some(Ok(bollard::container::LogOutput::StdErr { message })) => { let m = marker.feed(&message); stderr.push(&m) }
+        Some(Ok(_)) => {}
+        Some(Err(e)) => { tracing::debug!(error = %e, "exec output stream error"); break }
+        None => break,
+      },
+      _ = tokio::time::sleep_until(deadline), if !timed_out => {
+        timed_out = true;
+        match marker.pid {
+          Some(pid) => {
+            tracing::debug!(pid, container, "exec timed out; killing its process group");
+            let kill = ExecRequest {
+              argv: vec!["/bin/sh".into(), "-c".into(), KILL_GROUP.into(), "kill".into(), pid.to_string()],
+              env: vec![], workdir: Some("/".into()), user: None, timeout: Duration::from_secs(10),
+              max_output: 4096, stdin: None, wrap: false,
+            };
+            if let Err(e) = Box::pin(run(docker, container, kill)).await {
+              tracing::warn!(error = %e, "could not kill timed-out process group");
+            }
+          }
+          None => tracing::warn!(container, "exec timed out before its wrapper reported a pid; it may keep running"),
+        }
+        // give the stream a moment to end now that its writers are dead
+        let grace = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(grace);
+        loop {
+          tokio::select! {
+            item = output.next() => match item {
+              Some(Ok(bollard::container::LogOutput::StdOut { message })) => stdout.push(&message),
+              Some(Ok(bollard::container::LogOutput::StdErr { message })) => { let m = marker.feed(&message); stderr.push(&m) }
+              Some(Ok(_)) => {}
+              _ => break,
+            },
+            _ = &mut grace => break,
+          }
+        }
+        break;
+      }
+    }
+  }
+  if let Some(t) = stdin_task {
+    t.abort();
+  }
+  let duration = started.elapsed();
+  let truncated = stdout.dropped > 0 || stderr.dropped > 0;
+  if timed_out {
+    return Ok(ExecOutput { exit_code: 124, stdout: stdout.data, stderr: stderr.data, duration, timed_out, truncated });
+  }
+  // the stream ended; the exit code may take a moment to be recorded
+  let mut exit_code = None;
+  for attempt in 0..50 {
+    let info = docker.inspect_exec(&exec_id).await.map_err(|e| map_exec_error(container, e))?;
+    if info.running != Some(true) {
+      exit_code = info.exit_code;
+      break;
+    }
+    tokio::time::sleep(Duration::from_millis(if attempt < 10 { 2 } else { 20 })).await;
+  }
+  let exit_code = exit_code.ok_or_else(|| SandboxError::provider("docker did not report an exit code for the exec"))?;
+  Ok(ExecOutput { exit_code, stdout: stdout.data, stderr: stderr.data, duration, timed_out: false, truncated })
+}
+
+impl PidMarker {
+  fn done_without_marker(&mut self) {
+    self.done = true;
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn capped_counts_dropped() {
+    let mut c = Capped::new(5);
+    c.push(b"abc");
+    c.push(b"defg");
+    assert_eq!(c.data, b"abcde");
+    assert_eq!(c.dropped, 2);
+  }
+
+  #[test]
+  fn marker_split_across_chunks() {
+    let mut m = PidMarker::default();
+    assert!(m.feed(b"\x1eagentic-sand").is_empty());
+    let rest = m.feed(b"box-pid:4321\x1eerr text");
+    assert_eq!(m.pid, Some(4321));
+    assert_eq!(&*rest, b"err text");
+    assert_eq!(&*m.feed(b"more"), b"more");
+  }
+
+  #[test]
+  fn no_marker_passes_through() {
+    let mut m = PidMarker::default();
+    assert_eq!(&*m.feed(b"OCI runtime exec failed"), b"OCI runtime exec failed");
+    assert_eq!(m.pid, None);
+  }
+
+  #[test]
+  fn wrapper_runs_argv_verbatim_and_keeps_status() {
+    // run the wrapper with the host's /bin/sh: argv must reach the command unchanged
+    let out = std::process::Command::new("/bin/sh")
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "printf", "%s|", "a b", "$(id)", "x;y"])
+      .output()
+      .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$(id)|x;y|");
+    assert!(out.stderr.starts_with(MARK_PREFIX));
+    let st = std::process::Command::new("/bin/sh")
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "sh", "-c", "exit 7"])
+      .status()
+      .unwrap();
+    assert_eq!(st.code(), Some(7));
+  }
+
+  #[test]
+  fn wrapper_kills_background_leftovers() {
+    // `sleep 300 &` would outlive the command; the wrapper must kill it before returning
+    let started = Instant::now();
+    let out = std::process::Command::new("setsid")
+      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "sh", "-c", "sleep 300 & echo $!"])
+      .output()
+      .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(100));
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+      && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false);
+    assert!(!alive, "background sleep {pid} survived the wrapper");
+  }
+}

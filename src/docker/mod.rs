@@ -1,0 +1,254 @@
+//! The Docker provider (bollard): engine connection, labels, ownership registry, the stale
+//! resource reaper and the synchronous exit cleanup.
+
+pub mod exec;
+pub mod sandbox;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions};
+use bollard::{Docker, API_DEFAULT_VERSION};
+
+use crate::error::{ErrorCode, Result, SandboxError};
+
+pub use sandbox::DockerSandbox;
+
+pub const LABEL_MANAGED: &str = "agentic-sandbox.managed";
+pub const LABEL_ID: &str = "agentic-sandbox.sandbox-id";
+pub const LABEL_OWNER_PID: &str = "agentic-sandbox.owner-pid";
+pub const LABEL_OWNER_HOST: &str = "agentic-sandbox.owner-host";
+pub const LABEL_OWNER_START: &str = "agentic-sandbox.owner-start";
+
+/// Labels put on every container, volume and network this library creates.
+pub fn labels(sandbox_id: &str) -> HashMap<String, String> {
+  HashMap::from([
+    (LABEL_MANAGED.to_string(), "true".to_string()),
+    (LABEL_ID.to_string(), sandbox_id.to_string()),
+    (LABEL_OWNER_PID.to_string(), std::process::id().to_string()),
+    (LABEL_OWNER_HOST.to_string(), hostname()),
+    (LABEL_OWNER_START.to_string(), process_start_ticks(std::process::id()).unwrap_or_default()),
+  ])
+}
+
+pub fn hostname() -> String {
+  std::fs::read_to_string("/proc/sys/kernel/hostname")
+    .map(|s| s.trim().to_string())
+    .or_else(|_| std::env::var("HOSTNAME"))
+    .unwrap_or_default()
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat); tells a live
+/// owner from a recycled pid.
+pub fn process_start_ticks(pid: u32) -> Option<String> {
+  let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+  let after = &stat[stat.rfind(')')? + 2..];
+  after.split(' ').nth(19).map(str::to_string)
+}
+
+fn owner_is_alive(labels: &HashMap<String, String>) -> bool {
+  if labels.get(LABEL_OWNER_HOST).map(String::as_str) != Some(hostname().as_str()) {
+    return true; // another machine's: not ours to judge
+  }
+  let Some(pid) = labels.get(LABEL_OWNER_PID).and_then(|p| p.parse::<u32>().ok()) else { return true };
+  match process_start_ticks(pid) {
+    None => false,
+    Some(ticks) => labels.get(LABEL_OWNER_START).map(|s| s.is_empty() || *s == ticks).unwrap_or(true),
+  }
+}
+
+fn unavailable(target: &str, e: impl std::fmt::Display) -> SandboxError {
+  SandboxError::new(
+    ErrorCode::ProviderUnavailable,
+    format!(
+      "cannot reach the Docker engine at {target} ({e}). Start Docker (`sudo systemctl start docker`, \
+       Docker Desktop, or `sudo dockerd &`; on Debian `apt-get install docker.io` first), check that your user \
+       may use its socket, or set DOCKER_HOST / DOCKER_SOCKET_PATH / docker.socketPath to a running engine. \
+       `bash scripts/ensure-docker.sh` in this package does it for you as root on Debian."
+    ),
+  )
+}
+
+/// Connect to an engine (`socket_path`, else DOCKER_HOST, else the default socket) and negotiate
+/// the API version. Clients are cached per endpoint for the napi runtime.
+pub async fn connect(socket_path: Option<&str>) -> Result<Docker> {
+  static CLIENTS: OnceLock<tokio::sync::Mutex<HashMap<Option<String>, Docker>>> = OnceLock::new();
+  let key = socket_path.map(str::to_string);
+  let mut cache = CLIENTS.get_or_init(Default::default).lock().await;
+  if let Some(d) = cache.get(&key) {
+    return Ok(d.clone());
+  }
+  let docker = connect_fresh(socket_path).await?;
+  cache.insert(key.clone(), docker.clone());
+  reap_stale_once(&docker, key.clone().unwrap_or_default()).await;
+  Ok(docker)
+}
+
+pub async fn connect_fresh(socket_path: Option<&str>) -> Result<Docker> {
+  let target = match socket_path {
+    Some(p) => format!("unix://{p}"),
+    None => std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+  };
+  let docker = match socket_path {
+    Some(p) => Docker::connect_with_socket(p, 120, API_DEFAULT_VERSION),
+    None => Docker::connect_with_defaults(),
+  }
+  .map_err(|e| unavailable(&target, e))?;
+  let docker = tokio::time::timeout(std::time::Duration::from_secs(15), docker.negotiate_version())
+    .await
+    .map_err(|_| unavailable(&target, "no answer within 15 s"))?
+    .map_err(|e| unavailable(&target, e))?;
+  Ok(docker)
+}
+
+fn label_filter(extra: Option<String>) -> HashMap<String, Vec<String>> {
+  let mut f = vec![format!("{LABEL_MANAGED}=true")];
+  f.extend(extra);
+  HashMap::from([("label".to_string(), f)])
+}
+
+/// Remove containers, volumes and networks left by processes of this host that died without
+/// cleaning up (SIGKILL, OOM, power loss). Runs once per process and engine; never fails the caller.
+async fn reap_stale_once(docker: &Docker, key: String) {
+  static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+  {
+    let mut done = DONE.lock().unwrap();
+    if done.len() > 16 || done.contains(&key) {
+      return;
+    }
+    done.push(key);
+  }
+  match reap_stale(docker).await {
+    Ok(n) if n > 0 => tracing::info!(removed = n, "removed resources left by dead processes"),
+    Ok(_) => {}
+    Err(e) => tracing::warn!(error = %e, "stale sandbox reaper failed"),
+  }
+}
+
+pub async fn reap_stale(docker: &Docker) -> std::result::Result<usize, bollard::errors::Error> {
+  let mut removed = 0;
+  let containers = docker
+    .list_containers(Some(ListContainersOptions { all: true, filters: Some(label_filter(None)), ..Default::default() }))
+    .await?;
+  for c in containers {
+    let labels = c.labels.unwrap_or_default();
+    if owner_is_alive(&labels) {
+      continue;
+    }
+    if let Some(id) = c.id {
+      if docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok() {
+        removed += 1;
+      }
+    }
+  }
+  let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(None)) })).await?;
+  for v in volumes.volumes.unwrap_or_default() {
+    if !owner_is_alive(&v.labels) && docker.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await.is_ok() {
+      removed += 1;
+    }
+  }
+  let networks = docker.list_networks(Some(ListNetworksOptions { filters: Some(label_filter(None)) })).await?;
+  for n in networks {
+    let labels = n.labels.unwrap_or_default();
+    if !owner_is_alive(&labels) {
+      if let Some(name) = n.name {
+        if docker.remove_network(&name).await.is_ok() {
+          removed += 1;
+        }
+      }
+    }
+  }
+  Ok(removed)
+}
+
+/// What a live sandbox owns on an engine; recorded so an exit hook can remove it synchronously.
+#[derive(Debug, Clone, Default)]
+pub struct Owned {
+  pub socket_path: Option<String>,
+  pub container: Option<String>,
+  pub volume: Option<String>,
+  pub network: Option<String>,
+}
+
+fn registry() -> &'static Mutex<HashMap<String, Owned>> {
+  static REG: OnceLock<Mutex<HashMap<String, Owned>>> = OnceLock::new();
+  REG.get_or_init(Default::default)
+}
+
+pub fn record(sandbox_id: &str, owned: Owned) {
+  let mut reg = registry().lock().unwrap();
+  if owned.container.is_none() && owned.volume.is_none() && owned.network.is_none() {
+    reg.remove(sandbox_id);
+  } else {
+    reg.insert(sandbox_id.to_string(), owned);
+  }
+}
+
+/// Remove one sandbox's resources: container, then volume, then network. Missing ones are fine.
+pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
+  let mut errors = Vec::new();
+  let gone = |e: &bollard::errors::Error| {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+  };
+  if let Some(c) = &owned.container {
+    if let Err(e) = docker.remove_container(c, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await {
+      if !gone(&e) {
+        errors.push(format!("container {c}: {e}"));
+      }
+    }
+  }
+  if let Some(v) = &owned.volume {
+    // a just-removed container can hold its volume for a moment
+    for attempt in 0..20 {
+      match docker.remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+        Ok(()) => break,
+        Err(e) if gone(&e) => break,
+        Err(e) if attempt == 19 => errors.push(format!("volume {v}: {e}")),
+        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+      }
+    }
+  }
+  if let Some(n) = &owned.network {
+    for attempt in 0..20 {
+      match docker.remove_network(n).await {
+        Ok(()) => break,
+        Err(e) if gone(&e) => break,
+        Err(e) if attempt == 19 => errors.push(format!("network {n}: {e}")),
+        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+      }
+    }
+  }
+  if errors.is_empty() {
+    Ok(())
+  } else {
+    Err(SandboxError::provider(format!("could not remove: {}", errors.join("; "))))
+  }
+}
+
+/// Synchronously remove everything every sandbox of this process still owns. Used by the process
+/// `exit` hook: runs on its own single-threaded runtime with fresh clients, so it works while or
+/// after napi's runtime shuts down. Returns how many sandboxes were cleaned.
+pub fn cleanup_all_sync() -> usize {
+  let owned: Vec<(String, Owned)> = registry().lock().unwrap().drain().collect();
+  if owned.is_empty() {
+    return 0;
+  }
+  let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
+  rt.block_on(async {
+    let mut clients: HashMap<Option<String>, Option<Docker>> = HashMap::new();
+    let mut n = 0;
+    for (id, o) in owned {
+      if !clients.contains_key(&o.socket_path) {
+        clients.insert(o.socket_path.clone(), connect_fresh(o.socket_path.as_deref()).await.ok());
+      }
+      if let Some(Some(d)) = clients.get(&o.socket_path) {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), remove_owned(d, &o)).await {
+          Ok(Ok(())) => n += 1,
+          Ok(Err(e)) => tracing::warn!(sandbox = %id, error = %e, "exit cleanup incomplete"),
+          Err(_) => tracing::warn!(sandbox = %id, "exit cleanup timed out"),
+        }
+      }
+    }
+    n
+  })
+}

@@ -1,0 +1,754 @@
+//! One Docker sandbox: a hardened container with a size-capped workspace volume and (for
+//! `networkMode: 'isolated'`) its own internal network.
+//!
+//! Lifecycle: `start()` pulls the image when missing, creates the volume, the network and the
+//! container, and starts it. `stop()` kills every process started in the sandbox and freezes the
+//! container (`docker pause`), keeping the workspace; `start()` after `stop()` thaws it.
+//! `destroy()` removes the container, then the volume, then the network.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountTypeEnum, NetworkCreateRequest, VolumeCreateOptions};
+use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions, StatsOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::exec::{self, ExecRequest};
+use super::{labels, record, remove_owned, Owned};
+use crate::config::{NetworkMode, SandboxConfig};
+use crate::error::{ErrorCode, Result, SandboxError};
+use crate::paths;
+use crate::types::*;
+
+/// Image pull progress, reported to `start({ onProgress })`.
+#[derive(Debug, Clone)]
+pub struct PullProgress {
+  pub status: String,
+  pub id: Option<String>,
+  pub progress: Option<String>,
+}
+
+pub type ProgressFn = Arc<dyn Fn(PullProgress) + Send + Sync>;
+
+const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
+const MAX_READ: usize = 256 * 1024 * 1024;
+
+const WRITE_SCRIPT: &str = r#"p=$1; d=${p%/*}; [ -n "$d" ] || d=/
+[ -d "$p" ] && { echo "$p is a directory" >&2; exit 21; }
+mkdir -p -- "$d" || exit 1
+t="$d/.agentic-sandbox-write.$$"
+cat > "$t" || { rm -f -- "$t"; exit 1; }
+mv -f -- "$t" "$p" || { rm -f -- "$t"; exit 1; }"#;
+const READ_SCRIPT: &str = r#"[ -d "$1" ] && { echo "$1 is a directory" >&2; exit 21; }; exec cat -- "$1""#;
+const LIST_SCRIPT: &str = r#"cd -- "$1" || exit 2
+if [ "$2" = all ]; then set -- * .[!.]* ..?*; else set -- *; fi
+for f; do [ -e "$f" ] || [ -L "$f" ] || continue; printf '%s\0' "$f"; done"#;
+const LIST_DETAILED_SCRIPT: &str = r#"cd -- "$1" || exit 2
+if [ "$2" = recursive ]; then find . -mindepth 1 -exec stat -c '%s %Y %a %f %n' {} +
+else find . -mindepth 1 -maxdepth 1 -exec stat -c '%s %Y %a %f %n' {} +; fi"#;
+/// Kill every process that is not in the session of PID 1 (the init and the image's own service),
+/// except this shell. Used by `stop()`.
+const KILL_ALL_SCRIPT: &str = r#"read -r l < /proc/1/stat; r=${l##*") "}; set -- $r; s1=$4; me=$$
+for sig in STOP KILL KILL; do for f in /proc/[0-9]*/stat; do p=${f#/proc/}; p=${p%/stat}
+[ "$p" = 1 ] && continue; [ "$p" = "$me" ] && continue
+read -r l < "$f" 2>/dev/null || continue; r=${l##*") "}; set -- $r
+[ "$4" = "$s1" ] && continue; kill -s $sig "$p" 2>/dev/null; done; done; exit 0"#;
+
+#[derive(Debug, Default)]
+struct Resources {
+  docker: Option<Docker>,
+  container: Option<String>,
+  volume: Option<String>,
+  network: Option<String>,
+}
+
+pub struct DockerSandbox {
+  pub id: String,
+  pub config: SandboxConfig,
+  state: Mutex<State>,
+  lifecycle: tokio::sync::Mutex<()>,
+  res: Mutex<Resources>,
+  last_cpu: Mutex<Option<(u64, u64)>>,
+}
+
+fn new_id() -> String {
+  let bytes: [u8; 8] = rand::random();
+  format!("docker-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+  match e {
+    bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+    _ => None,
+  }
+}
+
+fn split_image(image: &str) -> (String, String) {
+  if image.contains('@') {
+    return (image.to_string(), String::new());
+  }
+  let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+  match image[slash..].rfind(':') {
+    Some(i) => (image[..slash + i].to_string(), image[slash + i + 1..].to_string()),
+    None => (image.to_string(), "latest".to_string()),
+  }
+}
+
+impl DockerSandbox {
+  pub fn new(config: SandboxConfig) -> Self {
+    if config.limits.network_mbps.is_some() {
+      tracing::warn!("limits.networkMbps is not enforced by the docker provider");
+    }
+    Self {
+      id: new_id(),
+      config,
+      state: Mutex::new(State::Created),
+      lifecycle: tokio::sync::Mutex::new(()),
+      res: Mutex::new(Resources::default()),
+      last_cpu: Mutex::new(None),
+    }
+  }
+
+  pub fn state(&self) -> State {
+    *self.state.lock().unwrap()
+  }
+
+  fn set_state(&self, s: State) {
+    tracing::debug!(sandbox = %self.id, state = s.as_str(), "state");
+    *self.state.lock().unwrap() = s;
+  }
+
+  fn owned(&self) -> Owned {
+    let r = self.res.lock().unwrap();
+    Owned {
+      socket_path: self.config.docker.socket_path.clone(),
+      container: r.container.clone(),
+      volume: r.volume.clone(),
+      network: r.network.clone(),
+    }
+  }
+
+  fn sync_registry(&self) {
+    record(&self.id, self.owned());
+  }
+
+  /// The engine client and container of a running sandbox, or SANDBOX_NOT_RUNNING.
+  fn running(&self) -> Result<(Docker, String)> {
+    let state = self.state();
+    if state != State::Running {
+      return Err(SandboxError::new(
+        ErrorCode::SandboxNotRunning,
+        format!("sandbox {} is {} , not running; call start() first", self.id, state.as_str()).replace(" ,", ","),
+      ));
+    }
+    let r = self.res.lock().unwrap();
+    match (&r.docker, &r.container) {
+      (Some(d), Some(c)) => Ok((d.clone(), c.clone())),
+      _ => Err(SandboxError::new(ErrorCode::SandboxNotRunning, format!("sandbox {} has no container", self.id))),
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  pub async fn start(&self, progress: Option<ProgressFn>) -> Result<()> {
+    let _guard = self.lifecycle.lock().await;
+    match self.state() {
+      State::Running => return Ok(()),
+      State::Destroyed => {
+        return Err(SandboxError::new(ErrorCode::SandboxDestroyed, format!("sandbox {} was destroyed; create a new one", self.id)))
+      }
+      State::Stopped => return self.resume().await,
+      _ => {}
+    }
+    self.set_state(State::Starting);
+    match self.create_and_start(progress).await {
+      Ok(()) => {
+        self.set_state(State::Running);
+        Ok(())
+      }
+      Err(e) => {
+        // roll back whatever was created, so a failed start leaks nothing
+        let owned = self.owned();
+        let docker = self.res.lock().unwrap().docker.clone();
+        if let Some(d) = docker {
+          if let Err(ce) = remove_owned(&d, &owned).await {
+            tracing::warn!(sandbox = %self.id, error = %ce, "rollback after failed start incomplete");
+          } else {
+            let mut r = self.res.lock().unwrap();
+            r.container = None;
+            r.volume = None;
+            r.network = None;
+          }
+        }
+        self.sync_registry();
+        self.set_state(State::Error);
+        Err(e)
+      }
+    }
+  }
+
+  async fn resume(&self) -> Result<()> {
+    let (docker, container) = {
+      let r = self.res.lock().unwrap();
+      (r.docker.clone(), r.container.clone())
+    };
+    let (Some(docker), Some(container)) = (docker, container) else {
+      return Err(SandboxError::provider("stopped sandbox has no container"));
+    };
+    self.set_state(State::Starting);
+    match docker.unpause_container(&container).await {
+      Ok(()) => {
+        self.set_state(State::Running);
+        Ok(())
+      }
+      Err(e) => {
+        self.set_state(State::Error);
+        Err(SandboxError::provider(format!("could not resume sandbox {}: {e}", self.id)))
+      }
+    }
+  }
+
+  async fn create_and_start(&self, progress: Option<ProgressFn>) -> Result<()> {
+    let cfg = &self.config;
+    let docker = super::connect(cfg.docker.socket_path.as_deref()).await?;
+    self.res.lock().unwrap().docker = Some(docker.clone());
+    let image = self.ensure_image(&docker, progress).await?;
+    let labels = labels(&self.id);
+
+    // workspace: a tmpfs-backed volume capped at diskMB
+    let volume_name = format!("agentic-sandbox-{}-workspace", self.id);
+    let mut tmpfs_opts = format!("size={}k,mode=1777", (cfg.limits.disk_mb * 1024.0).ceil() as u64);
+    if let Some(user) = &cfg.docker.user {
+      let mut parts = user.splitn(2, ':');
+      if let Some(uid) = parts.next().filter(|u| u.parse::<u32>().is_ok()) {
+        tmpfs_opts = format!("{tmpfs_opts},uid={uid}");
+        if let Some(gid) = parts.next().filter(|g| g.parse::<u32>().is_ok()) {
+          tmpfs_opts = format!("{tmpfs_opts},gid={gid}");
+        }
+      }
+    }
+    docker
+      .create_volume(VolumeCreateOptions {
+        name: Some(volume_name.clone()),
+        driver: Some("local".into()),
+        driver_opts: Some(HashMap::from([
+          ("type".to_string(), "tmpfs".to_string()),
+          ("device".to_string(), "tmpfs".to_string()),
+          ("o".to_string(), tmpfs_opts),
+        ])),
+        labels: Some(labels.clone()),
+        ..Default::default()
+      })
+      .await
+      .map_err(|e| SandboxError::provider(format!("could not create the workspace volume: {e}")))?;
+    self.res.lock().unwrap().volume = Some(volume_name.clone());
+    self.sync_registry();
+
+    let network_mode = match cfg.network_mode {
+      NetworkMode::None => "none".to_string(),
+      NetworkMode::Bridge => "bridge".to_string(),
+      NetworkMode::Isolated => {
+        let name = format!("agentic-sandbox-{}-net", self.id);
+        docker
+          .create_network(NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            // no address on the host side of the bridge: the host is not reachable through it either
+            options: Some(HashMap::from([("com.docker.network.bridge.inhibit_ipv4".to_string(), "true".to_string())])),
+            labels: Some(labels.clone()),
+            ..Default::default()
+          })
+          .await
+          .map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("address pool") {
+              SandboxError::new(
+                ErrorCode::InsufficientResources,
+                format!("Docker has no free address pool for another isolated network ({msg}); destroy idle sandboxes, use networkMode 'none', or add default-address-pools to the engine's daemon.json"),
+              )
+            } else {
+              SandboxError::provider(format!("could not create the isolated network: {msg}"))
+            }
+          })?;
+        self.res.lock().unwrap().network = Some(name.clone());
+        self.sync_registry();
+        name
+      }
+    };
+
+    let tmpfs: HashMap<String, String> = cfg
+      .docker
+      .tmpfs
+      .iter()
+      .map(|t| match t.split_once(':') {
+        Some((p, o)) => (p.to_string(), o.to_string()),
+        None => (t.clone(), String::new()),
+      })
+      .collect();
+    let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
+    let host_config = HostConfig {
+      memory: Some(mem),
+      memory_swap: Some(mem),
+      nano_cpus: Some((cfg.limits.cpu_cores * 1e9) as i64),
+      pids_limit: Some(cfg.limits.pids_limit),
+      init: Some(true),
+      readonly_rootfs: Some(cfg.docker.read_only_root),
+      cap_drop: Some(cfg.docker.cap_drop.clone()),
+      security_opt: Some(cfg.docker.security_opt.clone()),
+      tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
+      network_mode: Some(network_mode),
+      mounts: Some(vec![Mount {
+        target: Some(cfg.workdir.clone()),
+        source: Some(volume_name),
+        typ: Some(MountTypeEnum::VOLUME),
+        ..Default::default()
+      }]),
+      device_requests: cfg.gpu.then(|| {
+        vec![DeviceRequest {
+          driver: Some(String::new()),
+          count: Some(-1),
+          capabilities: Some(vec![vec!["gpu".to_string()]]),
+          ..Default::default()
+        }]
+      }),
+      ..Default::default()
+    };
+    let keep_command = cfg.docker.keep_image_command.unwrap_or_else(|| {
+      image.config.as_ref().and_then(|c| c.exposed_ports.as_ref()).map(|p| !p.is_empty()).unwrap_or(false)
+    });
+    let body = ContainerCreateBody {
+      image: Some(cfg.image.clone()),
+      entrypoint: (!keep_command).then(|| vec!["sleep".to_string(), "infinity".to_string()]),
+      env: Some(cfg.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+      working_dir: Some(cfg.workdir.clone()),
+      user: cfg.docker.user.clone(),
+      labels: Some(labels),
+      host_config: Some(host_config),
+      ..Default::default()
+    };
+    let created = docker
+      .create_container(Some(CreateContainerOptions { name: Some(self.id.clone()), ..Default::default() }), body)
+      .await
+      .map_err(|e| match status_of(&e) {
+        Some(404) => SandboxError::new(ErrorCode::ImageNotFound, format!("image {} not found: {e}", cfg.image)),
+        Some(400) => SandboxError::invalid_config(format!("Docker rejected the sandbox configuration: {e}")),
+        _ => SandboxError::provider(format!("could not create the container: {e}")),
+      })?;
+    self.res.lock().unwrap().container = Some(created.id.clone());
+    self.sync_registry();
+    docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(|e| {
+      let msg = e.to_string();
+      if msg.contains("NVIDIA") || msg.contains("could not select device driver") {
+        SandboxError::new(
+          ErrorCode::InsufficientResources,
+          format!("gpu: true needs the NVIDIA container runtime on the Docker host ({msg})"),
+        )
+      } else if msg.contains("Minimum memory limit") || msg.contains("CPUs") {
+        SandboxError::new(ErrorCode::InsufficientResources, format!("the engine refused the limits: {msg}"))
+      } else {
+        SandboxError::provider(format!("could not start the container: {msg}"))
+      }
+    })?;
+    Ok(())
+  }
+
+  async fn ensure_image(&self, docker: &Docker, progress: Option<ProgressFn>) -> Result<bollard::models::ImageInspect> {
+    let image = &self.config.image;
+    match docker.inspect_image(image).await {
+      Ok(i) => return Ok(i),
+      Err(e) if status_of(&e) == Some(404) => {}
+      Err(e) => return Err(SandboxError::provider(format!("could not inspect image {image}: {e}"))),
+    }
+    let (repo, tag) = split_image(image);
+    tracing::info!(image = %image, "pulling image");
+    let creds = self.config.docker.registry_auth.as_ref().map(|a| bollard::auth::DockerCredentials {
+      username: Some(a.username.clone()),
+      password: Some(a.password.clone()),
+      serveraddress: a.serveraddress.clone(),
+      ..Default::default()
+    });
+    let mut stream = docker.create_image(
+      Some(CreateImageOptions {
+        from_image: Some(if tag.is_empty() { repo } else { format!("{repo}:{tag}") }),
+        ..Default::default()
+      }),
+      None,
+      creds,
+    );
+    while let Some(item) = stream.next().await {
+      match item {
+        Ok(info) => {
+          let p = PullProgress {
+            status: info.status.clone().unwrap_or_default(),
+            id: info.id.clone(),
+            progress: info.progress.clone(),
+          };
+          tracing::debug!(image = %image, status = %p.status, id = ?p.id, progress = ?p.progress, "pull");
+          if let Some(cb) = &progress {
+            cb(p);
+          }
+        }
+        Err(e) => {
+          return Err(SandboxError::new(
+            ErrorCode::ImageNotFound,
+            format!("image {image} is not on the Docker engine and could not be pulled ({e}); build or load it locally (see scripts/build-images.sh) or check the name and docker.registryAuth"),
+          ))
+        }
+      }
+    }
+    docker.inspect_image(image).await.map_err(|e| {
+      SandboxError::new(ErrorCode::ImageNotFound, format!("image {image} is still missing after the pull ({e})"))
+    })
+  }
+
+  pub async fn stop(&self) -> Result<()> {
+    let _guard = self.lifecycle.lock().await;
+    if self.state() != State::Running {
+      return Ok(());
+    }
+    let (docker, container) = self.running()?;
+    self.set_state(State::Stopping);
+    let kill = ExecRequest {
+      argv: vec!["/bin/sh".into(), "-c".into(), KILL_ALL_SCRIPT.into(), "stop".into()],
+      env: vec![],
+      workdir: Some("/".into()),
+      user: None,
+      timeout: Duration::from_secs(30),
+      max_output: 4096,
+      stdin: None,
+      wrap: false,
+    };
+    if let Err(e) = exec::run(&docker, &container, kill).await {
+      tracing::warn!(sandbox = %self.id, error = %e, "could not end the sandbox's processes before pausing");
+    }
+    match docker.pause_container(&container).await {
+      Ok(()) => {
+        self.set_state(State::Stopped);
+        Ok(())
+      }
+      Err(e) => {
+        self.set_state(State::Error);
+        Err(SandboxError::provider(format!("could not stop sandbox {}: {e}", self.id)))
+      }
+    }
+  }
+
+  pub async fn destroy(&self) -> Result<()> {
+    let _guard = self.lifecycle.lock().await;
+    self.set_state(State::Destroyed);
+    let owned = self.owned();
+    let docker = self.res.lock().unwrap().docker.clone();
+    if let Some(docker) = docker {
+      remove_owned(&docker, &owned).await?;
+    }
+    let mut r = self.res.lock().unwrap();
+    r.container = None;
+    r.volume = None;
+    r.network = None;
+    drop(r);
+    self.sync_registry();
+    Ok(())
+  }
+
+  // ---------------------------------------------------------------- execution
+
+  pub async fn execute(&self, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
+    if command.is_empty() {
+      return Err(SandboxError::invalid_argument("command must not be empty"));
+    }
+    let timeout = opts.timeout.unwrap_or(self.config.limits.timeout_seconds);
+    if !(timeout.is_finite() && timeout > 0.0) {
+      return Err(SandboxError::invalid_argument(format!("timeout must be a positive number of seconds, got {timeout}")));
+    }
+    let workdir = match &opts.workdir {
+      Some(w) => paths::resolve(&self.config.workdir, w)?,
+      None => self.config.workdir.clone(),
+    };
+    for k in opts.env.keys() {
+      if k.is_empty() || k.contains('=') || k.contains('\0') {
+        return Err(SandboxError::invalid_argument(format!("env key {k:?} is not a valid variable name")));
+      }
+    }
+    let (docker, container) = self.running()?;
+    let mut argv = vec![command.to_string()];
+    argv.extend(args.iter().cloned());
+    let out = exec::run(
+      &docker,
+      &container,
+      ExecRequest {
+        argv,
+        env: opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: Some(workdir),
+        user: self.config.docker.user.clone(),
+        timeout: Duration::from_secs_f64(timeout),
+        max_output: opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT),
+        stdin: None,
+        wrap: true,
+      },
+    )
+    .await?;
+    Ok(ExecResult {
+      exit_code: out.exit_code,
+      stdout: out.stdout,
+      stderr: out.stderr,
+      duration_ms: out.duration.as_secs_f64() * 1000.0,
+      timed_out: out.timed_out,
+      truncated: out.truncated,
+    })
+  }
+
+  /// Run an internal helper script (not the user's command) as the sandbox user.
+  async fn helper(&self, script: &str, args: &[&str], stdin: Option<Vec<u8>>, max_output: usize) -> Result<exec::ExecOutput> {
+    let (docker, container) = self.running()?;
+    let mut argv = vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string(), "agentic-sandbox".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    exec::run(
+      &docker,
+      &container,
+      ExecRequest {
+        argv,
+        env: vec![],
+        workdir: Some("/".into()),
+        user: self.config.docker.user.clone(),
+        timeout: Duration::from_secs(120),
+        max_output,
+        stdin,
+        wrap: false,
+      },
+    )
+    .await
+  }
+
+  fn not_running_op(&self, path: &str) -> Option<FileOp> {
+    let state = self.state();
+    (state != State::Running)
+      .then(|| FileOp::fail(path, format!("Sandbox not running (state: {}); call start() first", state.as_str())))
+  }
+
+  fn failure_text(out: &exec::ExecOutput) -> String {
+    let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if msg.is_empty() {
+      format!("exit code {}", out.exit_code)
+    } else {
+      msg
+    }
+  }
+
+  pub async fn write_file(&self, path: &str, content: Vec<u8>) -> FileOp {
+    let full = match paths::resolve(&self.config.workdir, path) {
+      Ok(p) => p,
+      Err(e) => return FileOp::fail(path, e.message),
+    };
+    if let Some(op) = self.not_running_op(&full) {
+      return op;
+    }
+    match self.helper(WRITE_SCRIPT, &[&full], Some(content), 64 * 1024).await {
+      Ok(out) if out.exit_code == 0 => FileOp::ok(&full, None),
+      Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
+      Err(e) => FileOp::fail(&full, e.message),
+    }
+  }
+
+  pub async fn read_file(&self, path: &str) -> FileOp {
+    let full = match paths::resolve(&self.config.workdir, path) {
+      Ok(p) => p,
+      Err(e) => return FileOp::fail(path, e.message),
+    };
+    if let Some(op) = self.not_running_op(&full) {
+      return op;
+    }
+    match self.helper(READ_SCRIPT, &[&full], None, MAX_READ).await {
+      Ok(out) if out.exit_code == 0 && !out.truncated => FileOp::ok(&full, Some(out.stdout)),
+      Ok(out) if out.truncated => FileOp::fail(&full, format!("file is larger than {} MB; read it in parts with execute()", MAX_READ >> 20)),
+      Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
+      Err(e) => FileOp::fail(&full, e.message),
+    }
+  }
+
+  pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
+    let full = match paths::resolve(&self.config.workdir, path) {
+      Ok(p) => p,
+      Err(e) => return FileOp::fail(path, e.message),
+    };
+    if let Some(op) = self.not_running_op(&full) {
+      return op;
+    }
+    let script = if recursive { r#"exec rm -rf -- "$1""# } else { r#"exec rm -f -- "$1""# };
+    match self.helper(script, &[&full], None, 64 * 1024).await {
+      Ok(out) if out.exit_code == 0 => FileOp::ok(&full, None),
+      Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
+      Err(e) => FileOp::fail(&full, e.message),
+    }
+  }
+
+  /// Entry names of a directory (like `ls -1`: no dotfiles unless `all`). `[]` on any failure.
+  pub async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
+    let full = paths::resolve(&self.config.workdir, path)?;
+    let out = self.helper(LIST_SCRIPT, &[&full, if all { "all" } else { "" }], None, DEFAULT_MAX_OUTPUT).await?;
+    if out.exit_code != 0 {
+      return Err(SandboxError::new(ErrorCode::ExecutionError, Self::failure_text(&out)));
+    }
+    let mut names: Vec<String> =
+      out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+    names.sort();
+    Ok(names)
+  }
+
+  pub async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
+    let full = paths::resolve(&self.config.workdir, path)?;
+    let out = self
+      .helper(LIST_DETAILED_SCRIPT, &[&full, if recursive { "recursive" } else { "" }], None, DEFAULT_MAX_OUTPUT)
+      .await?;
+    if out.exit_code != 0 {
+      return Err(SandboxError::new(ErrorCode::ExecutionError, Self::failure_text(&out)));
+    }
+    let mut v = parse_stat_lines(&String::from_utf8_lossy(&out.stdout));
+    if !all {
+      v.retain(|f| !is_hidden(&f.path));
+    }
+    Ok(v)
+  }
+
+  // ---------------------------------------------------------------- stats and health
+
+  pub async fn stats(&self) -> Result<Stats> {
+    let (docker, container) = self.running()?;
+    let prev = *self.last_cpu.lock().unwrap();
+    let mut stream = docker.stats(&container, Some(StatsOptions { stream: false, one_shot: prev.is_some() }));
+    let s = match stream.next().await {
+      Some(Ok(s)) => s,
+      Some(Err(e)) => return Err(SandboxError::provider(format!("docker stats failed: {e}"))),
+      None => return Err(SandboxError::provider("docker stats returned nothing")),
+    };
+    let mb = |b: u64| (b as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0;
+    let memory = s.memory_stats.as_ref().map(|m| {
+      let usage = m.usage.unwrap_or(0);
+      // like `docker stats`: page cache that can be dropped does not count (v1: total_inactive_file, v2: inactive_file)
+      let inactive = m
+        .stats
+        .as_ref()
+        .and_then(|st| st.get("total_inactive_file").or_else(|| st.get("inactive_file")).copied())
+        .unwrap_or(0);
+      usage.saturating_sub(inactive)
+    });
+    let cur = s.cpu_stats.as_ref().and_then(|c| Some((c.cpu_usage.as_ref()?.total_usage?, c.system_cpu_usage?)));
+    let online = s.cpu_stats.as_ref().and_then(|c| c.online_cpus).unwrap_or(1).max(1) as f64;
+    let base = prev.or_else(|| s.precpu_stats.as_ref().and_then(|c| Some((c.cpu_usage.as_ref()?.total_usage?, c.system_cpu_usage?))));
+    let cpu = match (cur, base) {
+      (Some((c, sys)), Some((pc, psys))) if sys > psys && c >= pc => (c - pc) as f64 / (sys - psys) as f64 * online * 100.0,
+      _ => 0.0,
+    };
+    if let Some(c) = cur {
+      *self.last_cpu.lock().unwrap() = Some(c);
+    }
+    let (rx, tx) = s
+      .networks
+      .as_ref()
+      .map(|n| n.values().fold((0u64, 0u64), |(r, t), v| (r + v.rx_bytes.unwrap_or(0), t + v.tx_bytes.unwrap_or(0))))
+      .unwrap_or((0, 0));
+    let du = self.helper(r#"du -sk -- "$1""#, &[&self.config.workdir], None, 4096).await?;
+    let disk_kb: f64 = String::from_utf8_lossy(&du.stdout).split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    Ok(Stats {
+      memory_usage_mb: mb(memory.unwrap_or(0)),
+      cpu_percent: (cpu * 100.0).round() / 100.0,
+      disk_usage_mb: (disk_kb / 1024.0 * 100.0).round() / 100.0,
+      network_rx_mb: mb(rx),
+      network_tx_mb: mb(tx),
+    })
+  }
+
+  pub async fn health(&self) -> Health {
+    if self.state() != State::Running {
+      return Health { healthy: false, message: Some(format!("Container not running (state: {})", self.state().as_str())) };
+    }
+    let started = Instant::now();
+    let (docker, container) = match self.running() {
+      Ok(x) => x,
+      Err(e) => return Health { healthy: false, message: Some(e.message) },
+    };
+    let probe = ExecRequest {
+      argv: vec!["echo".into(), "health-check".into()],
+      env: vec![],
+      workdir: Some("/".into()),
+      user: self.config.docker.user.clone(),
+      timeout: Duration::from_secs(5),
+      max_output: 4096,
+      stdin: None,
+      wrap: false,
+    };
+    match exec::run(&docker, &container, probe).await {
+      Ok(o) if o.exit_code == 0 && String::from_utf8_lossy(&o.stdout).contains("health-check") => Health {
+        healthy: true,
+        message: Some(format!("responded in {} ms", started.elapsed().as_millis())),
+      },
+      Ok(o) if o.timed_out => Health { healthy: false, message: Some("no answer within 5 s".into()) },
+      Ok(o) => Health { healthy: false, message: Some(format!("probe failed: {}", Self::failure_text(&o))) },
+      Err(e) => Health { healthy: false, message: Some(e.message) },
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn ids_are_docker_16_hex() {
+    let id = new_id();
+    assert!(id.starts_with("docker-"));
+    assert_eq!(id.len(), 7 + 16);
+    assert!(id[7..].chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(id, new_id());
+  }
+
+  #[test]
+  fn image_split() {
+    assert_eq!(split_image("node:20-alpine"), ("node".into(), "20-alpine".into()));
+    assert_eq!(split_image("agentic-sandbox/busybox"), ("agentic-sandbox/busybox".into(), "latest".into()));
+    assert_eq!(split_image("localhost:5000/x/y:2"), ("localhost:5000/x/y".into(), "2".into()));
+    assert_eq!(split_image("localhost:5000/x"), ("localhost:5000/x".into(), "latest".into()));
+    assert_eq!(split_image("a@sha256:abc").1, "");
+  }
+
+  /// The helper scripts are plain POSIX sh: check them against the host's /bin/sh.
+  #[test]
+  fn scripts_work_in_posix_sh() {
+    let dir = std::env::temp_dir().join(format!("sbx-scripts-{}", std::process::id()));
+    let target = dir.join("a/b/c.bin");
+    let sh = |script: &str, args: &[&str], stdin: &[u8]| {
+      use std::io::Write;
+      let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg("t")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+      child.stdin.take().unwrap().write_all(stdin).unwrap();
+      child.wait_with_output().unwrap()
+    };
+    let data: Vec<u8> = (0..=255u8).collect();
+    let w = sh(WRITE_SCRIPT, &[target.to_str().unwrap()], &data);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let r = sh(READ_SCRIPT, &[target.to_str().unwrap()], b"");
+    assert_eq!(r.stdout, data);
+    std::fs::write(dir.join(".hidden"), "x").unwrap();
+    let l = sh(LIST_SCRIPT, &[dir.to_str().unwrap(), ""], b"");
+    assert_eq!(l.stdout, b"a\0");
+    let l = sh(LIST_SCRIPT, &[dir.to_str().unwrap(), "all"], b"");
+    assert_eq!(l.stdout, b"a\0.hidden\0");
+    let d = sh(LIST_DETAILED_SCRIPT, &[dir.to_str().unwrap(), "recursive"], b"");
+    let v = parse_stat_lines(&String::from_utf8_lossy(&d.stdout));
+    assert_eq!(v.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), vec![".hidden", "a", "a/b", "a/b/c.bin"]);
+    assert_eq!(v[3].size, 256.0);
+    let rd = sh(READ_SCRIPT, &[dir.to_str().unwrap()], b"");
+    assert!(!rd.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+  }
+}

@@ -1,0 +1,71 @@
+//! One error type with stable string codes. JS sees them as `err.code`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+  SandboxNotFound,
+  SandboxNotRunning,
+  SandboxDestroyed,
+  ExecutionTimeout,
+  ExecutionError,
+  InsufficientResources,
+  PermissionDenied,
+  QuotaExceeded,
+  InvalidConfig,
+  InvalidArgument,
+  ProviderUnavailable,
+  ImageNotFound,
+  ProviderError,
+}
+
+impl ErrorCode {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      ErrorCode::SandboxNotFound => "SANDBOX_NOT_FOUND",
+      ErrorCode::SandboxNotRunning => "SANDBOX_NOT_RUNNING",
+      ErrorCode::SandboxDestroyed => "SANDBOX_DESTROYED",
+      ErrorCode::ExecutionTimeout => "EXECUTION_TIMEOUT",
+      ErrorCode::ExecutionError => "EXECUTION_ERROR",
+      ErrorCode::InsufficientResources => "INSUFFICIENT_RESOURCES",
+      ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+      ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
+      ErrorCode::InvalidConfig => "INVALID_CONFIG",
+      ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+      ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+      ErrorCode::ImageNotFound => "IMAGE_NOT_FOUND",
+      ErrorCode::ProviderError => "PROVIDER_ERROR",
+    }
+  }
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxError {
+  pub code: ErrorCode,
+  pub message: String,
+}
+
+impl SandboxError {
+  pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    Self { code, message: message.into() }
+  }
+  pub fn invalid_config(message: impl Into<String>) -> Self {
+    Self::new(ErrorCode::InvalidConfig, message)
+  }
+  pub fn invalid_argument(message: impl Into<String>) -> Self {
+    Self::new(ErrorCode::InvalidArgument, message)
+  }
+  pub fn provider(message: impl Into<String>) -> Self {
+    Self::new(ErrorCode::ProviderError, message)
+  }
+}
+
+impl fmt::Display for SandboxError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{}: {}", self.code.as_str(), self.message)
+  }
+}
+
+impl std::error::Error for SandboxError {}
+
+pub type Result<T> = std::result::Result<T, SandboxError>;

@@ -1,0 +1,118 @@
+//! The provider-independent sandbox manager: configuration layers, the sandbox table, and the
+//! operations over all sandboxes.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::config::{self, ProviderKind};
+use crate::docker::DockerSandbox;
+use crate::error::{ErrorCode, Result, SandboxError};
+use crate::types::{Health, Stats};
+
+pub struct Manager {
+  /// defaults < .sandboxrc.json < environment < constructor config
+  defaults: Value,
+  sandboxes: Mutex<Vec<Arc<DockerSandbox>>>,
+}
+
+impl Manager {
+  pub fn new(user_defaults: Option<&Value>) -> Result<Self> {
+    let get = |k: &str| std::env::var(k).ok();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let base = config::base_layers(&get, &cwd)?;
+    let defaults = match user_defaults {
+      Some(v) if !v.is_null() => {
+        if !v.is_object() {
+          return Err(SandboxError::invalid_config("defaultConfig must be an object"));
+        }
+        config::merge(&base, v)
+      }
+      _ => base,
+    };
+    config::resolve(&defaults)?;
+    Ok(Self { defaults, sandboxes: Mutex::new(Vec::new()) })
+  }
+
+  pub fn defaults(&self) -> &Value {
+    &self.defaults
+  }
+
+  pub fn create(&self, config: Option<&Value>) -> Result<Arc<DockerSandbox>> {
+    let merged = match config {
+      Some(v) if !v.is_null() => {
+        if !v.is_object() {
+          return Err(SandboxError::invalid_config("config must be an object"));
+        }
+        config::merge(&self.defaults, v)
+      }
+      _ => self.defaults.clone(),
+    };
+    let cfg = config::resolve(&merged)?;
+    if cfg.provider == ProviderKind::E2b {
+      return Err(SandboxError::new(
+        ErrorCode::ProviderUnavailable,
+        "the e2b provider is not available in this version of agentic-sandbox yet; use provider 'docker'",
+      ));
+    }
+    let sb = Arc::new(DockerSandbox::new(cfg));
+    self.sandboxes.lock().unwrap().push(sb.clone());
+    Ok(sb)
+  }
+
+  pub fn get(&self, id: &str) -> Option<Arc<DockerSandbox>> {
+    self.sandboxes.lock().unwrap().iter().find(|s| s.id == id).cloned()
+  }
+
+  pub fn list(&self) -> Vec<Arc<DockerSandbox>> {
+    self.sandboxes.lock().unwrap().clone()
+  }
+
+  fn forget(&self, id: &str) {
+    self.sandboxes.lock().unwrap().retain(|s| s.id != id);
+  }
+
+  /// Unknown ids resolve (like the proof of concept). A failed destroy keeps the entry.
+  pub async fn destroy(&self, id: &str) -> Result<()> {
+    let Some(sb) = self.get(id) else {
+      tracing::warn!(sandbox = id, "destroySandbox: no such sandbox");
+      return Ok(());
+    };
+    sb.destroy().await?;
+    self.forget(id);
+    Ok(())
+  }
+
+  /// Destroys every sandbox concurrently; all are attempted, failures are reported together.
+  pub async fn destroy_all(&self) -> Result<()> {
+    let all = self.list();
+    let results = futures_util::future::join_all(all.iter().map(|s| async move { (s.id.clone(), s.destroy().await) })).await;
+    let mut failed = Vec::new();
+    for (id, r) in results {
+      match r {
+        Ok(()) => self.forget(&id),
+        Err(e) => failed.push(format!("{id}: {}", e.message)),
+      }
+    }
+    if failed.is_empty() {
+      Ok(())
+    } else {
+      Err(SandboxError::provider(format!("some sandboxes could not be destroyed: {}", failed.join("; "))))
+    }
+  }
+
+  /// Stats of every sandbox; a sandbox that is not running reports zeros (PoC behaviour).
+  pub async fn all_stats(&self) -> Vec<(String, &'static str, Stats)> {
+    let all = self.list();
+    futures_util::future::join_all(all.iter().map(|s| async move {
+      let st = if s.state() == crate::types::State::Running { s.stats().await.unwrap_or_default() } else { Stats::default() };
+      (s.id.clone(), s.config.provider.as_str(), st)
+    }))
+    .await
+  }
+
+  pub async fn health_all(&self) -> Vec<(String, &'static str, Health)> {
+    let all = self.list();
+    futures_util::future::join_all(all.iter().map(|s| async move { (s.id.clone(), s.config.provider.as_str(), s.health().await) })).await
+  }
+}
