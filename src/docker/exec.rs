@@ -30,6 +30,8 @@ pub fn wrapper_script() -> String {
   format!(
     r#"{REAP_GROUP}
 printf '\036agentic-sandbox-pid:%s\036' "$$" >&2
+cd -- "$1" || exit 126
+shift
 "$@"
 rc=$?
 reap "$$" "$$"
@@ -148,6 +150,7 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
     cmd.push("-c".into());
     cmd.push(wrapper_script());
     cmd.push("agentic-sandbox".into());
+    cmd.push(req.workdir.clone().unwrap_or_else(|| "/".into()));
   }
   cmd.extend(req.argv.iter().cloned());
   let created = docker
@@ -156,7 +159,8 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
       CreateExecOptions::<String> {
         cmd: Some(cmd),
         env: if req.env.is_empty() { None } else { Some(req.env.clone()) },
-        working_dir: req.workdir.clone(),
+        // the wrapper changes directory itself, so a missing workdir is reported on stderr
+        working_dir: if req.wrap { Some("/".into()) } else { req.workdir.clone() },
         user: req.user.clone(),
         attach_stdin: Some(req.stdin.is_some()),
         attach_stdout: Some(true),
@@ -298,13 +302,13 @@ mod tests {
   fn wrapper_runs_argv_verbatim_and_keeps_status() {
     // run the wrapper with the host's /bin/sh: argv must reach the command unchanged
     let out = std::process::Command::new("/bin/sh")
-      .args(["-c", &wrapper_script(), "agentic-sandbox", "printf", "%s|", "a b", "$(id)", "x;y"])
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "printf", "%s|", "a b", "$(id)", "x;y"])
       .output()
       .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$(id)|x;y|");
     assert!(out.stderr.starts_with(MARK_PREFIX));
     let st = std::process::Command::new("/bin/sh")
-      .args(["-c", &wrapper_script(), "agentic-sandbox", "sh", "-c", "exit 7"])
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "sh", "-c", "exit 7"])
       .status()
       .unwrap();
     assert_eq!(st.code(), Some(7));
@@ -315,7 +319,7 @@ mod tests {
     // `sleep 300 &` would outlive the command; the wrapper must kill it before returning
     let started = Instant::now();
     let out = std::process::Command::new("setsid")
-      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "sh", "-c", "sleep 300 & echo $!"])
+      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "/", "sh", "-c", "sleep 300 & echo $!"])
       .output()
       .unwrap();
     let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
