@@ -237,7 +237,7 @@ export interface SandboxHealthEntry {
   health: HealthCheckResult
 }
 
-export declare const enum SandboxState {
+export declare enum SandboxState {
   CREATED = 'created',
   STARTING = 'starting',
   RUNNING = 'running',

@@ -107,7 +107,7 @@ pub fn defaults() -> Value {
       "readOnlyRoot": true,
       "capDrop": ["ALL"],
       "securityOpt": ["no-new-privileges"],
-      "tmpfs": ["/tmp:rw,noexec,nosuid,size=100m"]
+      "tmpfs": ["/tmp:rw,noexec,nosuid"]
     }
   })
 }
@@ -153,12 +153,20 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
       .map(Value::Number)
       .ok_or_else(|| SandboxError::invalid_config(format!("environment variable {name}={raw:?} is not a finite number")))
   };
-  if let Some(v) = get("SANDBOX_PROVIDER").filter(|v| !v.is_empty()) {
-    layer.insert("provider".into(), Value::String(v));
-  }
-  if let Some(v) = get("SANDBOX_NETWORK_MODE").filter(|v| !v.is_empty()) {
-    layer.insert("networkMode".into(), Value::String(v));
-  }
+  let one_of = |name: &str, key: &str, allowed: &[&str], layer: &mut Map<String, Value>| -> Result<()> {
+    if let Some(v) = get(name).filter(|v| !v.is_empty()) {
+      if !allowed.contains(&v.as_str()) {
+        return Err(SandboxError::invalid_config(format!(
+          "environment variable {name}={v:?} is not one of {}; fix or unset it",
+          allowed.join(", ")
+        )));
+      }
+      layer.insert(key.into(), Value::String(v));
+    }
+    Ok(())
+  };
+  one_of("SANDBOX_PROVIDER", "provider", &["docker", "e2b"], &mut layer)?;
+  one_of("SANDBOX_NETWORK_MODE", "networkMode", &["none", "isolated", "bridge"], &mut layer)?;
   if let Some(v) = get("DOCKER_IMAGE").filter(|v| !v.is_empty()) {
     layer.insert("image".into(), Value::String(v));
   }
@@ -583,10 +591,11 @@ mod tests {
   }
 
   #[test]
-  fn env_layer_rejects_non_numbers() {
+  fn env_layer_rejects_bad_values_naming_the_variable() {
     let get = |k: &str| (k == "SANDBOX_MEMORY_MB").then(|| "abc".to_string());
-    let e = env_layer(&get).unwrap_err();
-    assert!(e.message.contains("SANDBOX_MEMORY_MB"));
+    assert!(env_layer(&get).unwrap_err().message.contains("SANDBOX_MEMORY_MB"));
+    let get = |k: &str| (k == "SANDBOX_NETWORK_MODE").then(|| "wormhole".to_string());
+    assert!(env_layer(&get).unwrap_err().message.contains("SANDBOX_NETWORK_MODE"));
   }
 
   #[test]

@@ -42,6 +42,28 @@ exit $rc"#
 /// Kill process group `$1` (the wrapper and everything it started).
 pub const KILL_GROUP: &str = r#"kill -s KILL -- "-$1" 2>/dev/null; kill -s KILL "$1" 2>/dev/null; exit 0"#;
 
+/// Kill process group `pid` in `container` with a bare exec (no wrapper, output ignored).
+async fn kill_group(docker: &Docker, container: &str, pid: u32) -> Result<()> {
+  let created = docker
+    .create_exec(
+      container,
+      CreateExecOptions::<String> {
+        cmd: Some(vec!["/bin/sh".into(), "-c".into(), KILL_GROUP.into(), "kill".into(), pid.to_string()]),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+      },
+    )
+    .await
+    .map_err(|e| map_exec_error(container, e))?;
+  if let StartExecResults::Attached { mut output, .. } =
+    docker.start_exec(&created.id, None).await.map_err(|e| map_exec_error(container, e))?
+  {
+    let _ = tokio::time::timeout(Duration::from_secs(10), async { while output.next().await.is_some() {} }).await;
+  }
+  Ok(())
+}
+
 /// Collects one output stream up to a cap, counting what was dropped.
 #[derive(Debug, Default)]
 pub struct Capped {
@@ -197,6 +219,9 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
   }
   let deadline = tokio::time::Instant::now() + req.timeout;
   let mut timed_out = false;
+  // after a timeout the output keeps being drained (a flooding process must not stall the engine
+  // while the kill runs) until the stream ends or this grace period is over
+  let mut grace_until: Option<tokio::time::Instant> = None;
   loop {
     tokio::select! {
       item = output.next() => match item {
@@ -206,37 +231,25 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
         Some(Err(e)) => { tracing::debug!(error = %e, "exec output stream error"); break }
         None => break,
       },
-      _ = tokio::time::sleep_until(deadline), if !timed_out => {
+      _ = tokio::time::sleep_until(grace_until.unwrap_or(deadline)) => {
+        if timed_out {
+          tracing::warn!(container, "output of a timed-out exec did not end within the grace period");
+          break;
+        }
         timed_out = true;
+        grace_until = Some(tokio::time::Instant::now() + Duration::from_secs(5));
         match marker.pid {
           Some(pid) => {
             tracing::debug!(pid, container, "exec timed out; killing its process group");
-            let kill = ExecRequest {
-              argv: vec!["/bin/sh".into(), "-c".into(), KILL_GROUP.into(), "kill".into(), pid.to_string()],
-              env: vec![], workdir: Some("/".into()), user: None, timeout: Duration::from_secs(10),
-              max_output: 4096, stdin: None, wrap: false,
-            };
-            if let Err(e) = Box::pin(run(docker, container, kill)).await {
-              tracing::warn!(error = %e, "could not kill timed-out process group");
-            }
+            let (docker, container) = (docker.clone(), container.to_string());
+            tokio::spawn(async move {
+              if let Err(e) = kill_group(&docker, &container, pid).await {
+                tracing::warn!(error = %e, "could not kill timed-out process group");
+              }
+            });
           }
           None => tracing::warn!(container, "exec timed out before its wrapper reported a pid; it may keep running"),
         }
-        // give the stream a moment to end now that its writers are dead
-        let grace = tokio::time::sleep(Duration::from_secs(3));
-        tokio::pin!(grace);
-        loop {
-          tokio::select! {
-            item = output.next() => match item {
-              Some(Ok(bollard::container::LogOutput::StdOut { message })) => stdout.push(&message),
-              Some(Ok(bollard::container::LogOutput::StdErr { message })) => { let m = marker.feed(&message); stderr.push(&m) }
-              Some(Ok(_)) => {}
-              _ => break,
-            },
-            _ = &mut grace => break,
-          }
-        }
-        break;
       }
     }
   }

@@ -78,6 +78,14 @@ fn new_id() -> String {
   format!("docker-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+fn not_running_message(id: &str, state: State) -> String {
+  match state {
+    State::Destroyed => format!("Sandbox {id} not running: it was destroyed; create a new sandbox"),
+    State::Starting => format!("Sandbox {id} not running yet (state: starting); await start() first"),
+    s => format!("Sandbox {id} not running (state: {}); call start() first", s.as_str()),
+  }
+}
+
 fn status_of(e: &bollard::errors::Error) -> Option<u16> {
   match e {
     bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -94,6 +102,19 @@ fn split_image(image: &str) -> (String, String) {
     Some(i) => (image[..slash + i].to_string(), image[slash + i + 1..].to_string()),
     None => (image.to_string(), "latest".to_string()),
   }
+}
+
+/// `path:options` → (path, options). tmpfs pages count toward the memory limit, so a mount without
+/// an explicit `size=` gets min(100 MB, memoryMB / 2): a full /tmp can then never pin the sandbox at
+/// its memory limit.
+fn tmpfs_entry(spec: &str, memory_mb: f64) -> (String, String) {
+  let (path, opts) = spec.split_once(':').unwrap_or((spec, ""));
+  let mut opts = opts.to_string();
+  if !opts.split(',').any(|o| o.starts_with("size=")) {
+    let size_kb = (memory_mb.min(200.0) / 2.0 * 1024.0) as u64;
+    opts = if opts.is_empty() { format!("size={size_kb}k") } else { format!("{opts},size={size_kb}k") };
+  }
+  (path.to_string(), opts)
 }
 
 impl DockerSandbox {
@@ -138,10 +159,7 @@ impl DockerSandbox {
   fn running(&self) -> Result<(Docker, String)> {
     let state = self.state();
     if state != State::Running {
-      return Err(SandboxError::new(
-        ErrorCode::SandboxNotRunning,
-        format!("sandbox {} is {} , not running; call start() first", self.id, state.as_str()).replace(" ,", ","),
-      ));
+      return Err(SandboxError::new(ErrorCode::SandboxNotRunning, not_running_message(&self.id, state)));
     }
     let r = self.res.lock().unwrap();
     match (&r.docker, &r.container) {
@@ -279,15 +297,7 @@ impl DockerSandbox {
       }
     };
 
-    let tmpfs: HashMap<String, String> = cfg
-      .docker
-      .tmpfs
-      .iter()
-      .map(|t| match t.split_once(':') {
-        Some((p, o)) => (p.to_string(), o.to_string()),
-        None => (t.clone(), String::new()),
-      })
-      .collect();
+    let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
     let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
     let host_config = HostConfig {
       memory: Some(mem),
@@ -524,8 +534,7 @@ impl DockerSandbox {
 
   fn not_running_op(&self, path: &str) -> Option<FileOp> {
     let state = self.state();
-    (state != State::Running)
-      .then(|| FileOp::fail(path, format!("Sandbox not running (state: {}); call start() first", state.as_str())))
+    (state != State::Running).then(|| FileOp::fail(path, not_running_message(&self.id, state)))
   }
 
   fn failure_text(out: &exec::ExecOutput) -> String {
@@ -702,6 +711,14 @@ mod tests {
     assert_eq!(id.len(), 7 + 16);
     assert!(id[7..].chars().all(|c| c.is_ascii_hexdigit()));
     assert_ne!(id, new_id());
+  }
+
+  #[test]
+  fn tmpfs_size_defaults_to_half_the_memory() {
+    assert_eq!(tmpfs_entry("/tmp:rw,noexec", 64.0), ("/tmp".into(), "rw,noexec,size=32768k".into()));
+    assert_eq!(tmpfs_entry("/tmp:rw,noexec", 4096.0), ("/tmp".into(), "rw,noexec,size=102400k".into()));
+    assert_eq!(tmpfs_entry("/run:size=1m", 64.0), ("/run".into(), "size=1m".into()));
+    assert_eq!(tmpfs_entry("/x", 64.0), ("/x".into(), "size=32768k".into()));
   }
 
   #[test]
