@@ -9,6 +9,23 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A process started with `execute(.., { background: true })`. */
+export declare class BackgroundProcess {
+  /** pid inside the sandbox. */
+  get pid(): number
+  get command(): string
+  /** false once the process has ended. */
+  get running(): boolean
+  /** Resolves with the result when the process ends (any number of times). */
+  wait(): Promise<ExecutionResult>
+  /** Sends a signal (default 'SIGKILL') to the process's whole process group. */
+  kill(signal?: string): Promise<void>
+  /** Writes to the process's stdin. */
+  sendStdin(data: string | Buffer | Uint8Array): Promise<void>
+  /** Closes the process's stdin (end of input). */
+  closeStdin(): Promise<void>
+}
+
 /** One sandbox. Get it from `SandboxManager.createSandbox()`. */
 export declare class Sandbox {
   /** 'docker-' followed by 16 hex digits; also the container's name. */
@@ -25,9 +42,14 @@ export declare class Sandbox {
   /**
    * Runs `command` with `args` as a real argv (no shell). Resolves with the result also for
    * non-zero exits and timeouts (`timedOut: true`, exit code 124); rejects with
-   * SANDBOX_NOT_RUNNING when the sandbox is not running.
+   * SANDBOX_NOT_RUNNING when the sandbox is not running and ABORTED when `signal` aborts.
+   * With `{ background: true }` it resolves at once with a `BackgroundProcess`.
    */
-  execute(command: string, args?: string[], options?: ExecuteOptions): Promise<ExecutionResult>
+  execute<O extends ExecuteOptions = ExecuteOptions>(command: string, args?: string[], options?: O): Promise<O extends { background: true } ? BackgroundProcess : ExecutionResult>
+  /** Processes running in the sandbox (not its init, the image's own command or the guest daemon). */
+  listProcesses(): Promise<ProcessInfo[]>
+  /** 'guest' (the in-sandbox daemon) or 'exec' (one `docker exec` per call). Known after start(). */
+  get execEngine(): 'guest' | 'exec'
   /**
    * Writes a file (string or Buffer), creating parent directories; atomic (temp file + rename).
    * Never throws: failures come back as `{ success: false, error }`.
@@ -84,8 +106,35 @@ export declare class SandboxManager {
   destroySandbox(id: string): Promise<void>
   /** Destroys every sandbox of this manager (all are attempted; failures are reported together). */
   destroyAll(): Promise<void>
+  /**
+   * A warm pool of started sandboxes with `config` (filled to `min` before it resolves).
+   * Pools are destroyed with `destroyAll()`.
+   */
+  createPool(config?: SandboxConfig, options?: PoolOptions): Promise<SandboxPool>
   getAllStats(): Promise<Array<SandboxStatsEntry>>
   healthCheckAll(): Promise<Array<SandboxHealthEntry>>
+}
+
+/** A warm pool of started sandboxes (`manager.createPool`). */
+export declare class SandboxPool {
+  /**
+   * A started sandbox: an idle one at once, a new one while below `max`, else waits for a
+   * release (POOL_EXHAUSTED after the acquire timeout). POOL_CLOSED after destroy().
+   */
+  acquire(options?: AcquireOptions): Promise<Sandbox>
+  /**
+   * Gives a sandbox back: its processes are killed and its workspace and /tmp emptied, then it
+   * is reused; when that reset fails it is destroyed and replaced instead.
+   */
+  release(sandbox: Sandbox): Promise<void>
+  /** Destroys every sandbox of the pool, idle or in use. */
+  destroy(): Promise<void>
+  get stats(): PoolStats
+}
+
+export interface AcquireOptions {
+  /** Overrides the pool's acquireTimeoutSeconds for this call. */
+  timeoutSeconds?: number
 }
 
 export interface DeleteFileOptions {
@@ -116,13 +165,29 @@ export interface DockerOptions {
 }
 
 export interface ExecuteOptions {
-  /** Timeout in seconds (default: limits.timeoutSeconds). */
+  /** Timeout in seconds (default: limits.timeoutSeconds; background processes: none). */
   timeout?: number
   env?: Record<string, string>
   /** Working directory; relative paths resolve against the sandbox workdir. */
   workdir?: string
   /** Per-stream output cap in bytes (default 16 MiB); output beyond it is dropped and `truncated` set. */
   maxOutputBytes?: number
+  /** Written to the process's stdin, which is then closed (without it stdin is empty). */
+  stdin?: string | Buffer | Uint8Array
+  /**
+   * Called with each chunk of stdout as it arrives (UTF-8; a character is never split). All
+   * chunks are delivered before the Promise resolves. Must not throw.
+   */
+  onStdout?: (chunk: string) => void
+  /** Like `onStdout`, for stderr. */
+  onStderr?: (chunk: string) => void
+  /** Aborting kills the process group and rejects with `ABORTED`. */
+  signal?: AbortSignal
+  /**
+   * Return a `BackgroundProcess` handle at once instead of waiting; its processes are not killed
+   * when it returns and it has no timeout unless `timeout` is given.
+   */
+  background?: boolean
 }
 
 export interface ExecutionResult {
@@ -134,6 +199,11 @@ export interface ExecutionResult {
   timedOut: boolean
   /** Output beyond `maxOutputBytes` (per stream) was dropped. */
   truncated: boolean
+  /**
+   * The signal that ended the process ('SIGKILL', ...), when one did. The guest engine knows it
+   * exactly; the exec engine infers it from a shell-style status 129–192.
+   */
+  signal?: string
 }
 
 export interface FileInfo {
@@ -168,6 +238,40 @@ export interface ListFilesOptions {
   recursive?: boolean
   /** Include dotfiles. */
   all?: boolean
+}
+
+export interface PoolOptions {
+  /** Sandboxes kept started and idle, ready to hand out (default 1). */
+  min?: number
+  /** Most sandboxes the pool holds at once, in use or idle (default max(min, 4)). */
+  max?: number
+  /** Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never). */
+  idleTimeoutSeconds?: number
+  /** How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30). */
+  acquireTimeoutSeconds?: number
+}
+
+export interface PoolStats {
+  idle: number
+  inUse: number
+  creating: number
+  waiting: number
+  min: number
+  max: number
+}
+
+/** A process in the sandbox (`listProcesses`). */
+export interface ProcessInfo {
+  pid: number
+  ppid: number
+  /** argv[0] ('' for kernel-less entries) */
+  command: string
+  args: Array<string>
+  /** Linux process state letter: R running, S sleeping, T stopped, ... */
+  state: string
+  memoryKB: number
+  /** Started with `execute(.., { background: true })` and still running. */
+  background: boolean
 }
 
 export interface PullProgressEvent {

@@ -835,6 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BackgroundProcess = nativeBinding.BackgroundProcess
 module.exports.Sandbox = nativeBinding.Sandbox
 module.exports.SandboxManager = nativeBinding.SandboxManager
+module.exports.SandboxPool = nativeBinding.SandboxPool
 module.exports.SandboxState = nativeBinding.SandboxState

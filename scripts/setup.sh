@@ -9,6 +9,10 @@ if [ ! -x node_modules/.bin/napi ] || [ package.json -nt node_modules/.package-l
   echo "[setup] npm install ..." >&2
   npm install --no-audit --no-fund >/dev/null
 fi
+# the guest daemon: a static binary that runs inside every sandbox (always an optimized build;
+# it is small, and its own workspace keeps the static-linking flags away from the addon)
+(cd guest && cargo build --release --quiet >&2)
+cp -f guest/target/x86_64-unknown-linux-gnu/release/agentic-sandbox-guest agentic-sandbox-guest
 if [ "${RELEASE:-0}" = 1 ]; then
   npx napi build --platform --release >&2
 else

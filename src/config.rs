@@ -78,6 +78,14 @@ pub struct DockerOptions {
   pub user: Option<String>,
   pub tmpfs: Vec<String>,
   pub keep_image_command: Option<bool>,
+  /// `Guest` (default): the in-sandbox guest daemon, falling back to `Exec` where it cannot run.
+  pub exec_engine: ExecEngine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecEngine {
+  Guest,
+  Exec,
 }
 
 /// A validated, fully defaulted sandbox configuration.
@@ -183,6 +191,14 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   }
   if let Some(v) = get("DOCKER_SOCKET_PATH").filter(|v| !v.is_empty()) {
     docker.insert("socketPath".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_EXEC_ENGINE").filter(|v| !v.is_empty()) {
+    if v != "guest" && v != "exec" {
+      return Err(SandboxError::invalid_config(format!(
+        "environment variable SANDBOX_EXEC_ENGINE={v:?} is not one of guest, exec; fix or unset it"
+      )));
+    }
+    docker.insert("execEngine".into(), Value::String(v));
   }
   if !limits.is_empty() {
     layer.insert("limits".into(), Value::Object(limits));
@@ -479,6 +495,15 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     user: get(d, "user").map(|v| want_str(v, "docker.user")).transpose()?.filter(|u| !u.is_empty()),
     tmpfs: get(d, "tmpfs").map(|v| want_str_list(v, "docker.tmpfs")).transpose()?.unwrap_or_default(),
     keep_image_command: get(d, "keepImageCommand").map(|v| want_bool(v, "docker.keepImageCommand")).transpose()?,
+    exec_engine: match get(d, "execEngine").map(|v| want_str(v, "docker.execEngine")).transpose()?.as_deref() {
+      None | Some("guest") => ExecEngine::Guest,
+      Some("exec") => ExecEngine::Exec,
+      Some(other) => {
+        return Err(SandboxError::invalid_config(format!(
+          "docker.execEngine must be 'guest' or 'exec', got {other:?}"
+        )))
+      }
+    },
   };
   for t in &docker.tmpfs {
     if !t.starts_with('/') {

@@ -17,6 +17,12 @@ pub enum ErrorCode {
   ProviderUnavailable,
   ImageNotFound,
   ProviderError,
+  /// every sandbox of a pool is in use and none was released within the acquire timeout
+  PoolExhausted,
+  /// the pool (or its manager) was destroyed
+  PoolClosed,
+  /// the operation was cancelled through an AbortSignal
+  Aborted,
 }
 
 impl ErrorCode {
@@ -35,6 +41,9 @@ impl ErrorCode {
       ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
       ErrorCode::ImageNotFound => "IMAGE_NOT_FOUND",
       ErrorCode::ProviderError => "PROVIDER_ERROR",
+      ErrorCode::PoolExhausted => "POOL_EXHAUSTED",
+      ErrorCode::PoolClosed => "POOL_CLOSED",
+      ErrorCode::Aborted => "ABORTED",
     }
   }
 }

@@ -8,6 +8,8 @@ pub mod docker;
 pub mod error;
 pub mod manager;
 pub mod paths;
+pub mod pool;
+pub mod guest_protocol;
 pub mod types;
 
 use std::collections::HashMap;
@@ -15,11 +17,12 @@ use std::future::Future;
 use std::sync::{Arc, Once};
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi_derive::napi;
 use serde_json::Value;
 
 use crate::docker::sandbox::{ProgressFn, PullProgress};
+use crate::docker::process::OutStream;
 use crate::docker::DockerSandbox;
 use crate::error::SandboxError;
 
@@ -207,6 +210,9 @@ pub struct ExecutionResult {
   pub timed_out: bool,
   /// Output beyond `maxOutputBytes` (per stream) was dropped.
   pub truncated: bool,
+  /// The signal that ended the process ('SIGKILL', ...), when one did. The guest engine knows it
+  /// exactly; the exec engine infers it from a shell-style status 129–192.
+  pub signal: Option<String>,
 }
 
 #[napi(object)]
@@ -267,15 +273,173 @@ pub struct SandboxHealthEntry {
   pub health: HealthCheckResult,
 }
 
-#[napi(object)]
-pub struct ExecuteOptions {
-  /// Timeout in seconds (default: limits.timeoutSeconds).
+type ChunkFn = ThreadsafeFunction<String, UnknownReturnValue, String, Status, false, true>;
+
+#[napi(object, object_to_js = false)]
+pub struct ExecuteOptions<'a> {
+  /// Timeout in seconds (default: limits.timeoutSeconds; background processes: none).
   pub timeout: Option<f64>,
   pub env: Option<HashMap<String, String>>,
   /// Working directory; relative paths resolve against the sandbox workdir.
   pub workdir: Option<String>,
   /// Per-stream output cap in bytes (default 16 MiB); output beyond it is dropped and `truncated` set.
   pub max_output_bytes: Option<f64>,
+  /// Written to the process's stdin, which is then closed (without it stdin is empty).
+  #[napi(ts_type = "string | Buffer | Uint8Array")]
+  pub stdin: Option<Either<String, Uint8Array>>,
+  /// Called with each chunk of stdout as it arrives (UTF-8; a character is never split). All
+  /// chunks are delivered before the Promise resolves. Must not throw.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stdout: Option<ChunkFn>,
+  /// Like `onStdout`, for stderr.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stderr: Option<ChunkFn>,
+  /// Aborting kills the process group and rejects with `ABORTED`.
+  #[napi(ts_type = "AbortSignal")]
+  pub signal: Option<Object<'a>>,
+  /// Return a `BackgroundProcess` handle at once instead of waiting; its processes are not killed
+  /// when it returns and it has no timeout unless `timeout` is given.
+  pub background: Option<bool>,
+}
+
+/// UTF-8 decoding of a byte stream that arrives in arbitrary chunks.
+#[derive(Default)]
+struct Utf8Chunks {
+  pending: Vec<u8>,
+}
+
+impl Utf8Chunks {
+  fn push(&mut self, bytes: &[u8]) -> String {
+    self.pending.extend_from_slice(bytes);
+    let cut = match std::str::from_utf8(&self.pending) {
+      Ok(_) => self.pending.len(),
+      Err(e) if e.error_len().is_none() => e.valid_up_to(), // an incomplete character at the end
+      Err(_) => self.pending.len(),
+    };
+    let rest = self.pending.split_off(cut);
+    let text = String::from_utf8_lossy(&self.pending).into_owned();
+    self.pending = rest;
+    text
+  }
+}
+
+/// Streams output chunks to the JS callbacks and lets the caller wait until every chunk queued
+/// so far has been delivered (a TSFN queue is FIFO, so counting completions is enough).
+struct ChunkSink {
+  fns: [Option<Arc<ChunkFn>>; 2],
+  decoders: std::sync::Mutex<[Utf8Chunks; 2]>,
+  sent: std::sync::atomic::AtomicU64,
+  delivered: Arc<(std::sync::atomic::AtomicU64, tokio::sync::Notify)>,
+}
+
+impl ChunkSink {
+  fn new(on_stdout: Option<ChunkFn>, on_stderr: Option<ChunkFn>) -> Option<Arc<Self>> {
+    if on_stdout.is_none() && on_stderr.is_none() {
+      return None;
+    }
+    Some(Arc::new(Self {
+      fns: [on_stdout.map(Arc::new), on_stderr.map(Arc::new)],
+      decoders: Default::default(),
+      sent: Default::default(),
+      delivered: Arc::new((Default::default(), tokio::sync::Notify::new())),
+    }))
+  }
+
+  fn push(&self, stream: OutStream, bytes: &[u8]) {
+    let i = if stream == OutStream::Stdout { 0 } else { 1 };
+    let Some(f) = &self.fns[i] else { return };
+    let text = self.decoders.lock().unwrap()[i].push(bytes);
+    if text.is_empty() {
+      return;
+    }
+    self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let delivered = self.delivered.clone();
+    let status = f.call_with_return_value(text, ThreadsafeFunctionCallMode::NonBlocking, move |_ret, _env| {
+      delivered.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+      delivered.1.notify_waiters();
+      Ok(())
+    });
+    if status != Status::Ok {
+      // the environment is shutting down: do not wait for this one
+      self.delivered.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+  }
+
+  fn as_output_sink(self: &Arc<Self>) -> docker::process::OutputSink {
+    let me = self.clone();
+    Arc::new(move |s, b| me.push(s, b))
+  }
+
+  /// Wait (bounded) until every chunk has reached JS.
+  async fn flushed(&self) {
+    let target = self.sent.load(std::sync::atomic::Ordering::SeqCst);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+      loop {
+        let n = self.delivered.1.notified();
+        if self.delivered.0.load(std::sync::atomic::Ordering::SeqCst) >= target {
+          return;
+        }
+        n.await;
+      }
+    })
+    .await;
+  }
+}
+
+fn result_js(r: types::ExecResult) -> ExecutionResult {
+  ExecutionResult {
+    exit_code: r.exit_code as i32,
+    stdout: lossy(r.stdout),
+    stderr: lossy(r.stderr),
+    duration_ms: (r.duration_ms * 100.0).round() / 100.0,
+    timed_out: r.timed_out,
+    truncated: r.truncated,
+    signal: r.signal,
+  }
+}
+
+/// A process in the sandbox (`listProcesses`).
+#[napi(object)]
+pub struct ProcessInfo {
+  pub pid: u32,
+  pub ppid: u32,
+  /// argv[0] ('' for kernel-less entries)
+  pub command: String,
+  pub args: Vec<String>,
+  /// Linux process state letter: R running, S sleeping, T stopped, ...
+  pub state: String,
+  #[napi(js_name = "memoryKB")]
+  pub memory_kb: f64,
+  /// Started with `execute(.., { background: true })` and still running.
+  pub background: bool,
+}
+
+#[napi(object, js_name = "PoolOptions")]
+pub struct PoolOptionsJs {
+  /// Sandboxes kept started and idle, ready to hand out (default 1).
+  pub min: Option<u32>,
+  /// Most sandboxes the pool holds at once, in use or idle (default max(min, 4)).
+  pub max: Option<u32>,
+  /// Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never).
+  pub idle_timeout_seconds: Option<f64>,
+  /// How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30).
+  pub acquire_timeout_seconds: Option<f64>,
+}
+
+#[napi(object)]
+pub struct AcquireOptions {
+  /// Overrides the pool's acquireTimeoutSeconds for this call.
+  pub timeout_seconds: Option<f64>,
+}
+
+#[napi(object, js_name = "PoolStats")]
+pub struct PoolStatsJs {
+  pub idle: u32,
+  pub in_use: u32,
+  pub creating: u32,
+  pub waiting: u32,
+  pub min: u32,
+  pub max: u32,
 }
 
 #[napi(object)]
@@ -415,6 +579,26 @@ impl SandboxManager {
     promise(env, async move { inner.destroy_all().await })
   }
 
+  /// A warm pool of started sandboxes with `config` (filled to `min` before it resolves).
+  /// Pools are destroyed with `destroyAll()`.
+  #[napi(ts_args_type = "config?: SandboxConfig, options?: PoolOptions", ts_return_type = "Promise<SandboxPool>")]
+  pub fn create_pool<'env>(&self, env: &'env Env, config: Option<Value>, options: Option<PoolOptionsJs>) -> Result<PromiseRaw<'env, SandboxPool>> {
+    let inner = self.inner.clone();
+    let o = options.unwrap_or(PoolOptionsJs { min: None, max: None, idle_timeout_seconds: None, acquire_timeout_seconds: None });
+    let min = o.min.unwrap_or(1) as usize;
+    let opts = pool::PoolOptions {
+      min,
+      max: o.max.map(|m| m as usize).unwrap_or(min.max(4)),
+      idle_timeout: match o.idle_timeout_seconds {
+        Some(t) if t <= 0.0 => None,
+        Some(t) => Some(std::time::Duration::from_secs_f64(t)),
+        None => Some(std::time::Duration::from_secs(300)),
+      },
+      acquire_timeout: std::time::Duration::from_secs_f64(o.acquire_timeout_seconds.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(30.0)),
+    };
+    promise(env, async move { inner.create_pool(config, opts).await.map(|p| SandboxPool { inner: p }) })
+  }
+
   #[napi(ts_return_type = "Promise<Array<SandboxStatsEntry>>")]
   pub fn get_all_stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<SandboxStatsEntry>>> {
     let inner = self.inner.clone();
@@ -481,33 +665,118 @@ impl Sandbox {
 
   /// Runs `command` with `args` as a real argv (no shell). Resolves with the result also for
   /// non-zero exits and timeouts (`timedOut: true`, exit code 124); rejects with
-  /// SANDBOX_NOT_RUNNING when the sandbox is not running.
-  #[napi(ts_args_type = "command: string, args?: string[], options?: ExecuteOptions", ts_return_type = "Promise<ExecutionResult>")]
+  /// SANDBOX_NOT_RUNNING when the sandbox is not running and ABORTED when `signal` aborts.
+  /// With `{ background: true }` it resolves at once with a `BackgroundProcess`.
+  #[napi(
+    ts_generic_types = "O extends ExecuteOptions = ExecuteOptions",
+    ts_args_type = "command: string, args?: string[], options?: O",
+    ts_return_type = "Promise<O extends { background: true } ? BackgroundProcess : ExecutionResult>"
+  )]
   pub fn execute<'env>(
     &self,
     env: &'env Env,
     command: String,
     args: Option<Vec<String>>,
-    options: Option<ExecuteOptions>,
-  ) -> Result<PromiseRaw<'env, ExecutionResult>> {
+    options: Option<ExecuteOptions<'env>>,
+  ) -> Result<PromiseRaw<'env, Either<ExecutionResult, BackgroundProcess>>> {
     let inner = self.inner.clone();
-    let opts = options.map(|o| types::ExecOptions {
+    let args = args.unwrap_or_default();
+    let Some(o) = options else {
+      return promise(env, async move { Ok(Either::A(result_js(inner.execute(&command, &args, Default::default()).await?))) });
+    };
+    let opts = types::ExecOptions {
       timeout: o.timeout,
       env: o.env.unwrap_or_default().into_iter().collect(),
       workdir: o.workdir,
       max_output_bytes: o.max_output_bytes.map(|n| n.max(0.0) as usize),
-    });
+      stdin: o.stdin.map(|s| match s {
+        Either::A(s) => s.into_bytes(),
+        Either::B(b) => b.to_vec(),
+      }),
+    };
+    let sink = ChunkSink::new(o.on_stdout, o.on_stderr);
+    let abort = match o.signal {
+      None => None,
+      Some(sig) => {
+        if sig.get_named_property::<bool>("aborted").unwrap_or(false) {
+          let e = SandboxError::new(error::ErrorCode::Aborted, format!("{command} was not started: its AbortSignal was already aborted"));
+          return promise(env, async move { Err(e) });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let tx = std::cell::RefCell::new(Some(tx));
+        let signal = unsafe { AbortSignal::from_napi_value(env.raw(), sig.raw())? };
+        signal.on_abort(move || {
+          if let Some(tx) = tx.borrow_mut().take() {
+            let _ = tx.send(());
+          }
+        });
+        Some(rx)
+      }
+    };
+    if o.background.unwrap_or(false) {
+      return promise(env, async move {
+        let out_sink = sink.as_ref().map(|s| s.as_output_sink());
+        let p = inner.spawn(&command, &args, &opts, true, true, out_sink).await?;
+        if let Some(data) = opts.stdin.clone() {
+          let _ = p.stdin(data);
+        }
+        let (sb, watcher, pid) = (inner.clone(), p.clone(), p.pid);
+        tokio::spawn(async move {
+          let _ = watcher.wait().await;
+          sb.background_ended(pid);
+        });
+        if let Some(abort) = abort {
+          let killer = p.clone();
+          tokio::spawn(async move {
+            if abort.await.is_ok() {
+              let _ = killer.signal(9);
+            }
+          });
+        }
+        Ok(Either::B(BackgroundProcess { proc: p, command, sink }))
+      });
+    }
     promise(env, async move {
-      let r = inner.execute(&command, &args.unwrap_or_default(), opts.unwrap_or_default()).await?;
-      Ok(ExecutionResult {
-        exit_code: r.exit_code as i32,
-        stdout: lossy(r.stdout),
-        stderr: lossy(r.stderr),
-        duration_ms: (r.duration_ms * 100.0).round() / 100.0,
-        timed_out: r.timed_out,
-        truncated: r.truncated,
-      })
+      let out_sink = sink.as_ref().map(|s| s.as_output_sink());
+      let r = inner.execute_with(&command, &args, opts, out_sink, abort).await;
+      if let Some(s) = &sink {
+        s.flushed().await;
+      }
+      Ok(Either::A(result_js(r?)))
     })
+  }
+
+  /// Processes running in the sandbox (not its init, the image's own command or the guest daemon).
+  #[napi(ts_return_type = "Promise<ProcessInfo[]>")]
+  pub fn list_processes<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<ProcessInfo>>> {
+    let inner = self.inner.clone();
+    promise(env, async move {
+      Ok(
+        inner
+          .processes()
+          .await?
+          .into_iter()
+          .map(|p| {
+            let mut argv = p.cmdline.into_iter();
+            ProcessInfo {
+              pid: p.pid,
+              ppid: p.ppid,
+              command: argv.next().unwrap_or_default(),
+              args: argv.collect(),
+              state: p.state,
+              memory_kb: p.rss_kb as f64,
+              background: inner.is_background(p.pid),
+            }
+          })
+          .collect(),
+      )
+    })
+  }
+
+  /// 'guest' (the in-sandbox daemon) or 'exec' (one `docker exec` per call). Known after start().
+  #[napi(getter, ts_return_type = "'guest' | 'exec'")]
+  pub fn exec_engine(&self) -> String {
+    self.inner.engine_name().to_string()
   }
 
   /// Writes a file (string or Buffer), creating parent directories; atomic (temp file + rename).
@@ -618,6 +887,139 @@ impl Sandbox {
   pub fn health_check<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, HealthCheckResult>> {
     let inner = self.inner.clone();
     promise(env, async move { Ok(health_js(inner.health().await)) })
+  }
+}
+
+/// A process started with `execute(.., { background: true })`.
+#[napi]
+pub struct BackgroundProcess {
+  proc: docker::process::Spawned,
+  command: String,
+  sink: Option<Arc<ChunkSink>>,
+}
+
+#[napi]
+impl BackgroundProcess {
+  /// pid inside the sandbox.
+  #[napi(getter)]
+  pub fn pid(&self) -> u32 {
+    self.proc.pid
+  }
+
+  #[napi(getter)]
+  pub fn command(&self) -> String {
+    self.command.clone()
+  }
+
+  /// false once the process has ended.
+  #[napi(getter)]
+  pub fn running(&self) -> bool {
+    !self.proc.is_done()
+  }
+
+  /// Resolves with the result when the process ends (any number of times).
+  #[napi(ts_return_type = "Promise<ExecutionResult>")]
+  pub fn wait<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ExecutionResult>> {
+    let (p, sink) = (self.proc.clone(), self.sink.clone());
+    promise(env, async move {
+      let out = p.wait().await?;
+      if let Some(s) = &sink {
+        s.flushed().await;
+      }
+      Ok(result_js(types::ExecResult {
+        exit_code: out.exit_code,
+        stdout: out.stdout,
+        stderr: out.stderr,
+        duration_ms: out.duration.as_secs_f64() * 1000.0,
+        timed_out: out.timed_out,
+        truncated: out.truncated,
+        signal: out.signal,
+      }))
+    })
+  }
+
+  /// Sends a signal (default 'SIGKILL') to the process's whole process group.
+  #[napi(ts_args_type = "signal?: string", ts_return_type = "Promise<void>")]
+  pub fn kill<'env>(&self, env: &'env Env, signal: Option<String>) -> Result<PromiseRaw<'env, ()>> {
+    let p = self.proc.clone();
+    let sig = signal.unwrap_or_else(|| "SIGKILL".into());
+    promise(env, async move {
+      let n = docker::process::signal_number(&sig)
+        .ok_or_else(|| SandboxError::invalid_argument(format!("unknown signal {sig:?}; use a name like 'SIGTERM' or a number")))?;
+      if p.is_done() {
+        return Ok(());
+      }
+      p.signal(n).or(Ok(()))
+    })
+  }
+
+  /// Writes to the process's stdin.
+  #[napi(ts_args_type = "data: string | Buffer | Uint8Array", ts_return_type = "Promise<void>")]
+  pub fn send_stdin<'env>(&self, env: &'env Env, data: Either<String, Uint8Array>) -> Result<PromiseRaw<'env, ()>> {
+    let p = self.proc.clone();
+    let bytes = match data {
+      Either::A(s) => s.into_bytes(),
+      Either::B(b) => b.to_vec(),
+    };
+    promise(env, async move {
+      if p.is_done() {
+        return Err(SandboxError::new(error::ErrorCode::ExecutionError, "the process has already exited; its stdin is closed"));
+      }
+      p.stdin(bytes)
+    })
+  }
+
+  /// Closes the process's stdin (end of input).
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn close_stdin<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+    let p = self.proc.clone();
+    promise(env, async move { p.close_stdin().or(Ok(())) })
+  }
+}
+
+/// A warm pool of started sandboxes (`manager.createPool`).
+#[napi]
+pub struct SandboxPool {
+  inner: Arc<manager::SandboxPool>,
+}
+
+#[napi]
+impl SandboxPool {
+  /// A started sandbox: an idle one at once, a new one while below `max`, else waits for a
+  /// release (POOL_EXHAUSTED after the acquire timeout). POOL_CLOSED after destroy().
+  #[napi(ts_args_type = "options?: AcquireOptions", ts_return_type = "Promise<Sandbox>")]
+  pub fn acquire<'env>(&self, env: &'env Env, options: Option<AcquireOptions>) -> Result<PromiseRaw<'env, Sandbox>> {
+    let pool = self.inner.clone();
+    let timeout = options.and_then(|o| o.timeout_seconds).filter(|t| t.is_finite() && *t >= 0.0).map(std::time::Duration::from_secs_f64);
+    promise(env, async move { pool.acquire(timeout).await.map(|s| Sandbox { inner: s }) })
+  }
+
+  /// Gives a sandbox back: its processes are killed and its workspace and /tmp emptied, then it
+  /// is reused; when that reset fails it is destroyed and replaced instead.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn release<'env>(&self, env: &'env Env, sandbox: &Sandbox) -> Result<PromiseRaw<'env, ()>> {
+    let (pool, sb) = (self.inner.clone(), sandbox.inner.clone());
+    promise(env, async move { pool.release(sb).await })
+  }
+
+  /// Destroys every sandbox of the pool, idle or in use.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn destroy<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+    let pool = self.inner.clone();
+    promise(env, async move { pool.destroy().await })
+  }
+
+  #[napi(getter)]
+  pub fn stats(&self) -> PoolStatsJs {
+    let s = self.inner.stats();
+    PoolStatsJs {
+      idle: s.idle as u32,
+      in_use: s.in_use as u32,
+      creating: s.creating as u32,
+      waiting: s.waiting as u32,
+      min: s.min as u32,
+      max: s.max as u32,
+    }
   }
 }
 

@@ -8,13 +8,17 @@ use serde_json::Value;
 use crate::config::{self, ProviderKind};
 use crate::docker::DockerSandbox;
 use crate::error::{ErrorCode, Result, SandboxError};
+use crate::pool::{Pool, PoolHooks, PoolOptions};
 use crate::types::{Health, Stats};
 
 pub struct Manager {
   /// defaults < .sandboxrc.json < environment < constructor config
   defaults: Value,
   sandboxes: Mutex<Vec<Arc<DockerSandbox>>>,
+  pools: Mutex<Vec<Arc<Pool<DockerSandbox>>>>,
 }
+
+pub type SandboxPool = Pool<DockerSandbox>;
 
 impl Manager {
   pub fn new(user_defaults: Option<&Value>) -> Result<Self> {
@@ -31,7 +35,7 @@ impl Manager {
       _ => base,
     };
     config::resolve(&defaults)?;
-    Ok(Self { defaults, sandboxes: Mutex::new(Vec::new()) })
+    Ok(Self { defaults, sandboxes: Mutex::new(Vec::new()), pools: Mutex::new(Vec::new()) })
   }
 
   pub fn defaults(&self) -> &Value {
@@ -83,8 +87,55 @@ impl Manager {
     Ok(())
   }
 
-  /// Destroys every sandbox concurrently; all are attempted, failures are reported together.
+  /// A warm pool of started sandboxes with `config`, filled to `min` before it resolves. Its
+  /// sandboxes are ordinary managed sandboxes (listed, destroyed by destroyAll, which also
+  /// destroys the pool).
+  pub async fn create_pool(self: &Arc<Self>, config: Option<Value>, opts: PoolOptions) -> Result<Arc<SandboxPool>> {
+    // validate the configuration now rather than on the first acquire
+    let probe = self.create(config.as_ref())?;
+    self.forget(&probe.id);
+    let weak = Arc::downgrade(self);
+    let create_weak = weak.clone();
+    let hooks = PoolHooks {
+      create: Arc::new(move || {
+        let (weak, config) = (create_weak.clone(), config.clone());
+        Box::pin(async move {
+          let m = weak.upgrade().ok_or_else(|| SandboxError::new(ErrorCode::PoolClosed, "the pool's manager is gone"))?;
+          let sb = m.create(config.as_ref())?;
+          if let Err(e) = sb.start(None).await {
+            m.forget(&sb.id);
+            return Err(e);
+          }
+          Ok(sb)
+        })
+      }),
+      reset: Arc::new(|sb: Arc<DockerSandbox>| Box::pin(async move { sb.reset().await })),
+      destroy: Arc::new(move |sb: Arc<DockerSandbox>| {
+        let weak = weak.clone();
+        Box::pin(async move {
+          sb.destroy().await?;
+          if let Some(m) = weak.upgrade() {
+            m.forget(&sb.id);
+          }
+          Ok(())
+        })
+      }),
+      id: Arc::new(|sb: &DockerSandbox| sb.id.clone()),
+    };
+    let pool = Pool::new(opts, hooks)?;
+    pool.fill().await?;
+    self.pools.lock().unwrap().push(pool.clone());
+    Ok(pool)
+  }
+
+  /// Destroys every pool and every sandbox concurrently; all are attempted, failures are reported together.
   pub async fn destroy_all(&self) -> Result<()> {
+    let pools: Vec<_> = std::mem::take(&mut *self.pools.lock().unwrap());
+    for p in pools {
+      if let Err(e) = p.destroy().await {
+        tracing::warn!(error = %e, "pool destroy incomplete");
+      }
+    }
     let all = self.list();
     let results = futures_util::future::join_all(all.iter().map(|s| async move { (s.id.clone(), s.destroy().await) })).await;
     let mut failed = Vec::new();

@@ -34,6 +34,8 @@ pub struct ExecOptions {
   pub env: BTreeMap<String, String>,
   pub workdir: Option<String>,
   pub max_output_bytes: Option<usize>,
+  /// written to the process's stdin, which is then closed
+  pub stdin: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,7 @@ pub struct ExecResult {
   pub duration_ms: f64,
   pub timed_out: bool,
   pub truncated: bool,
+  pub signal: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

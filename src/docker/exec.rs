@@ -16,7 +16,10 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot, watch};
 
+pub use super::process::ExecOutput;
+use super::process::{signal_name, Control, OutStream, OutputSink, Outcome, Spawned};
 use crate::error::{ErrorCode, Result, SandboxError};
 
 const MARK: u8 = 0x1e;
@@ -31,24 +34,26 @@ pub fn wrapper_script() -> String {
     r#"{REAP_GROUP}
 printf '\036agentic-sandbox-pid:%s\036' "$$" >&2
 cd -- "$1" || exit 126
-shift
+mode=$2
+shift 2
 "$@"
 rc=$?
-reap "$$" "$$"
+[ "$mode" = bg ] || reap "$$" "$$"
 exit $rc"#
   )
 }
 
-/// Kill process group `$1` (the wrapper and everything it started).
-pub const KILL_GROUP: &str = r#"kill -s KILL -- "-$1" 2>/dev/null; kill -s KILL "$1" 2>/dev/null; exit 0"#;
+/// Send signal `$2` to process group `$1` (the wrapper and everything it started).
+pub const SIGNAL_GROUP: &str = r#"kill -"$2" -- "-$1" 2>/dev/null || kill -"$2" "$1" 2>/dev/null; exit 0"#;
 
-/// Kill process group `pid` in `container` with a bare exec (no wrapper, output ignored).
-async fn kill_group(docker: &Docker, container: &str, pid: u32) -> Result<()> {
+/// Signal process group `pid` in `container` with a bare exec (no wrapper, output ignored).
+async fn signal_group(docker: &Docker, container: &str, pid: u32, sig: i32) -> Result<()> {
+  let name = sig.to_string();
   let created = docker
     .create_exec(
       container,
       CreateExecOptions::<String> {
-        cmd: Some(vec!["/bin/sh".into(), "-c".into(), KILL_GROUP.into(), "kill".into(), pid.to_string()]),
+        cmd: Some(vec!["/bin/sh".into(), "-c".into(), SIGNAL_GROUP.into(), "kill".into(), pid.to_string(), name]),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         ..Default::default()
@@ -132,21 +137,15 @@ pub struct ExecRequest {
   pub env: Vec<String>,
   pub workdir: Option<String>,
   pub user: Option<String>,
-  pub timeout: Duration,
+  /// `None`: no limit (background processes)
+  pub timeout: Option<Duration>,
   pub max_output: usize,
-  pub stdin: Option<Vec<u8>>,
+  /// attach stdin (data and close come through `Spawned::control`)
+  pub open_stdin: bool,
   /// wrap in the process-group wrapper (user commands); internal helper scripts run bare
   pub wrap: bool,
-}
-
-#[derive(Debug)]
-pub struct ExecOutput {
-  pub exit_code: i64,
-  pub stdout: Vec<u8>,
-  pub stderr: Vec<u8>,
-  pub duration: Duration,
-  pub timed_out: bool,
-  pub truncated: bool,
+  /// a background process keeps what it leaves behind (the wrapper does not reap its group)
+  pub background: bool,
 }
 
 pub fn map_exec_error(container: &str, e: bollard::errors::Error) -> SandboxError {
@@ -163,8 +162,20 @@ pub fn map_exec_error(container: &str, e: bollard::errors::Error) -> SandboxErro
   }
 }
 
-/// Run one command through `docker exec` and collect its output.
-pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<ExecOutput> {
+/// Run one command through `docker exec`, feed it `stdin` (if any) and collect its output.
+pub async fn run(docker: &Docker, container: &str, req: ExecRequest, stdin: Option<Vec<u8>>) -> Result<ExecOutput> {
+  let req = ExecRequest { open_stdin: stdin.is_some(), ..req };
+  let p = spawn(docker, container, req, None).await?;
+  if let Some(data) = stdin {
+    let _ = p.stdin(data);
+    let _ = p.close_stdin();
+  }
+  p.wait().await
+}
+
+/// Start one command through `docker exec`. Output is streamed to `sink` and collected (capped)
+/// into the result; stdin and signals go through the returned control channel.
+pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Option<OutputSink>) -> Result<Spawned> {
   let started = Instant::now();
   let mut cmd: Vec<String> = Vec::with_capacity(req.argv.len() + 4);
   if req.wrap {
@@ -173,6 +184,7 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
     cmd.push(wrapper_script());
     cmd.push("agentic-sandbox".into());
     cmd.push(req.workdir.clone().unwrap_or_else(|| "/".into()));
+    cmd.push(if req.background { "bg" } else { "fg" }.into());
   }
   cmd.extend(req.argv.iter().cloned());
   let created = docker
@@ -184,7 +196,7 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
         // the wrapper changes directory itself, so a missing workdir is reported on stderr
         working_dir: if req.wrap { Some("/".into()) } else { req.workdir.clone() },
         user: req.user.clone(),
-        attach_stdin: Some(req.stdin.is_some()),
+        attach_stdin: Some(req.open_stdin),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         tty: Some(false),
@@ -198,81 +210,139 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest) -> Result<E
     .start_exec(&exec_id, Some(StartExecOptions { detach: false, tty: false, output_capacity: Some(64 * 1024) }))
     .await
     .map_err(|e| map_exec_error(container, e))?;
-  let (mut output, mut input) = match started_exec {
+  let (mut output, input) = match started_exec {
     StartExecResults::Attached { output, input } => (output, input),
     StartExecResults::Detached => return Err(SandboxError::provider("docker exec unexpectedly detached")),
   };
+  let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
+  let (done_tx, done_rx) = watch::channel::<Outcome>(None);
+  let (pid_tx, pid_rx) = oneshot::channel::<u32>();
   // stdin is written from its own task so a command that does not read it cannot stall output
-  let stdin_task = req.stdin.clone().map(|data| {
-    tokio::spawn(async move {
-      let _ = input.write_all(&data).await;
-      let _ = input.flush().await;
-      let _ = input.shutdown().await;
-    })
-  });
-
-  let mut stdout = Capped::new(req.max_output);
-  let mut stderr = Capped::new(req.max_output);
-  let mut marker = PidMarker::default();
-  if !req.wrap {
-    marker.done_without_marker();
-  }
-  let deadline = tokio::time::Instant::now() + req.timeout;
-  let mut timed_out = false;
-  // after a timeout the output keeps being drained (a flooding process must not stall the engine
-  // while the kill runs) until the stream ends or this grace period is over
-  let mut grace_until: Option<tokio::time::Instant> = None;
-  loop {
-    tokio::select! {
-      item = output.next() => match item {
-        Some(Ok(bollard::container::LogOutput::StdOut { message })) => stdout.push(&message),
-        Some(Ok(bollard::container::LogOutput::StdErr { message })) => { let m = marker.feed(&message); stderr.push(&m) }
-        Some(Ok(_)) => {}
-        Some(Err(e)) => { tracing::debug!(error = %e, "exec output stream error"); break }
-        None => break,
-      },
-      _ = tokio::time::sleep_until(grace_until.unwrap_or(deadline)) => {
-        if timed_out {
-          tracing::warn!(container, "output of a timed-out exec did not end within the grace period");
-          break;
-        }
-        timed_out = true;
-        grace_until = Some(tokio::time::Instant::now() + Duration::from_secs(5));
-        match marker.pid {
-          Some(pid) => {
-            tracing::debug!(pid, container, "exec timed out; killing its process group");
-            let (docker, container) = (docker.clone(), container.to_string());
-            tokio::spawn(async move {
-              if let Err(e) = kill_group(&docker, &container, pid).await {
-                tracing::warn!(error = %e, "could not kill timed-out process group");
-              }
-            });
+  let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+  let stdin_task = tokio::spawn(async move {
+    let mut input = input;
+    while let Some(item) = stdin_rx.recv().await {
+      match item {
+        Some(data) => {
+          if input.write_all(&data).await.is_err() || input.flush().await.is_err() {
+            break;
           }
-          None => tracing::warn!(container, "exec timed out before its wrapper reported a pid; it may keep running"),
+        }
+        None => break,
+      }
+    }
+    let _ = input.shutdown().await;
+  });
+  let docker = docker.clone();
+  let container = container.to_string();
+  let wrap = req.wrap;
+  tokio::spawn(async move {
+    let mut pid_tx = Some(pid_tx);
+    let mut stdout = Capped::new(req.max_output);
+    let mut stderr = Capped::new(req.max_output);
+    let mut marker = PidMarker::default();
+    if !wrap {
+      marker.done_without_marker();
+      let _ = pid_tx.take().map(|t| t.send(0));
+    }
+    let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+    let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t).unwrap_or(far);
+    let mut timed_out = false;
+    let mut ctl_open = true;
+    // after a timeout the output keeps being drained (a flooding process must not stall the engine
+    // while the kill runs) until the stream ends or this grace period is over
+    let mut grace_until: Option<tokio::time::Instant> = None;
+    loop {
+      tokio::select! {
+        item = output.next() => match item {
+          Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
+            if let Some(s) = &sink { s(OutStream::Stdout, &message) }
+            stdout.push(&message)
+          }
+          Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
+            let m = marker.feed(&message);
+            if let Some(pid) = marker.pid { if let Some(t) = pid_tx.take() { let _ = t.send(pid); } }
+            if !m.is_empty() { if let Some(s) = &sink { s(OutStream::Stderr, &m) } }
+            stderr.push(&m)
+          }
+          Some(Ok(_)) => {}
+          Some(Err(e)) => { tracing::debug!(error = %e, "exec output stream error"); break }
+          None => break,
+        },
+        ctl = ctl_rx.recv(), if ctl_open => match ctl {
+          Some(Control::Stdin(data)) => { let _ = stdin_tx.send(Some(data)); }
+          Some(Control::CloseStdin) => { let _ = stdin_tx.send(None); }
+          Some(Control::Signal(sig)) => match marker.pid {
+            Some(pid) => {
+              let (docker, container) = (docker.clone(), container.clone());
+              tokio::spawn(async move {
+                if let Err(e) = signal_group(&docker, &container, pid, sig).await {
+                  tracing::warn!(error = %e, "could not signal a process group");
+                }
+              });
+            }
+            None => tracing::warn!("cannot signal an exec whose pid is unknown"),
+          },
+          None => ctl_open = false,
+        },
+        _ = tokio::time::sleep_until(grace_until.unwrap_or(deadline)) => {
+          if timed_out {
+            tracing::warn!(container, "output of a timed-out exec did not end within the grace period");
+            break;
+          }
+          timed_out = true;
+          grace_until = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+          match marker.pid {
+            Some(pid) => {
+              tracing::debug!(pid, container, "exec timed out; killing its process group");
+              let (docker, container) = (docker.clone(), container.clone());
+              tokio::spawn(async move {
+                if let Err(e) = signal_group(&docker, &container, pid, 9).await {
+                  tracing::warn!(error = %e, "could not kill timed-out process group");
+                }
+              });
+            }
+            None => tracing::warn!(container, "exec timed out before its wrapper reported a pid; it may keep running"),
+          }
         }
       }
     }
-  }
-  if let Some(t) = stdin_task {
-    t.abort();
-  }
-  let duration = started.elapsed();
-  let truncated = stdout.dropped > 0 || stderr.dropped > 0;
-  if timed_out {
-    return Ok(ExecOutput { exit_code: 124, stdout: stdout.data, stderr: stderr.data, duration, timed_out, truncated });
-  }
-  // the stream ended; the exit code may take a moment to be recorded
-  let mut exit_code = None;
+    stdin_task.abort();
+    drop(pid_tx);
+    let duration = started.elapsed();
+    let truncated = stdout.dropped > 0 || stderr.dropped > 0;
+    let result = if timed_out {
+      Ok(ExecOutput { exit_code: 124, stdout: stdout.data, stderr: stderr.data, duration, timed_out, truncated, signal: Some("SIGKILL".into()) })
+    } else {
+      exit_code_of(&docker, &container, &exec_id).await.map(|exit_code| ExecOutput {
+        exit_code,
+        stdout: stdout.data,
+        stderr: stderr.data,
+        duration,
+        timed_out: false,
+        truncated,
+        // shells report a death by signal N as 128 + N; that is all docker exec tells us
+        signal: (wrap && (129..=192).contains(&exit_code)).then(|| signal_name((exit_code - 128) as i32)),
+      })
+    };
+    let _ = done_tx.send(Some(result));
+  });
+  let pid = pid_rx.await.unwrap_or(0);
+  Ok(Spawned { pid, control: ctl_tx, done: done_rx })
+}
+
+/// The stream ended; the exit code may take a moment to be recorded.
+async fn exit_code_of(docker: &Docker, container: &str, exec_id: &str) -> Result<i64> {
   for attempt in 0..50 {
-    let info = docker.inspect_exec(&exec_id).await.map_err(|e| map_exec_error(container, e))?;
+    let info = docker.inspect_exec(exec_id).await.map_err(|e| map_exec_error(container, e))?;
     if info.running != Some(true) {
-      exit_code = info.exit_code;
-      break;
+      if let Some(c) = info.exit_code {
+        return Ok(c);
+      }
     }
     tokio::time::sleep(Duration::from_millis(if attempt < 10 { 2 } else { 20 })).await;
   }
-  let exit_code = exit_code.ok_or_else(|| SandboxError::provider("docker did not report an exit code for the exec"))?;
-  Ok(ExecOutput { exit_code, stdout: stdout.data, stderr: stderr.data, duration, timed_out: false, truncated })
+  Err(SandboxError::provider("docker did not report an exit code for the exec"))
 }
 
 impl PidMarker {
@@ -315,13 +385,13 @@ mod tests {
   fn wrapper_runs_argv_verbatim_and_keeps_status() {
     // run the wrapper with the host's /bin/sh: argv must reach the command unchanged
     let out = std::process::Command::new("/bin/sh")
-      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "printf", "%s|", "a b", "$(id)", "x;y"])
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "printf", "%s|", "a b", "$(id)", "x;y"])
       .output()
       .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$(id)|x;y|");
     assert!(out.stderr.starts_with(MARK_PREFIX));
     let st = std::process::Command::new("/bin/sh")
-      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "sh", "-c", "exit 7"])
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "sh", "-c", "exit 7"])
       .status()
       .unwrap();
     assert_eq!(st.code(), Some(7));
@@ -332,7 +402,7 @@ mod tests {
     // `sleep 300 &` would outlive the command; the wrapper must kill it before returning
     let started = Instant::now();
     let out = std::process::Command::new("setsid")
-      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "/", "sh", "-c", "sleep 300 & echo $!"])
+      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "sh", "-c", "sleep 300 & echo $!"])
       .output()
       .unwrap();
     let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();

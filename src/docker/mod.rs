@@ -2,6 +2,8 @@
 //! resource reaper and the synchronous exit cleanup.
 
 pub mod exec;
+pub mod guest;
+pub mod process;
 pub mod sandbox;
 
 use std::collections::HashMap;
@@ -167,6 +169,8 @@ pub struct Owned {
   pub socket_path: Option<String>,
   pub container: Option<String>,
   pub volume: Option<String>,
+  /// holds the uploaded guest binary when the engine cannot bind-mount it (remote engines)
+  pub guest_volume: Option<String>,
   pub network: Option<String>,
 }
 
@@ -177,7 +181,7 @@ fn registry() -> &'static Mutex<HashMap<String, Owned>> {
 
 pub fn record(sandbox_id: &str, owned: Owned) {
   let mut reg = registry().lock().unwrap();
-  if owned.container.is_none() && owned.volume.is_none() && owned.network.is_none() {
+  if owned.container.is_none() && owned.volume.is_none() && owned.guest_volume.is_none() && owned.network.is_none() {
     reg.remove(sandbox_id);
   } else {
     reg.insert(sandbox_id.to_string(), owned);
@@ -197,7 +201,7 @@ pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
       }
     }
   }
-  if let Some(v) = &owned.volume {
+  for v in owned.volume.iter().chain(owned.guest_volume.iter()) {
     // a just-removed container can hold its volume for a moment
     for attempt in 0..20 {
       match docker.remove_volume(v, None::<bollard::query_parameters::RemoveVolumeOptions>).await {

@@ -6,18 +6,24 @@
 //! container (`docker pause`), keeping the workspace; `start()` after `stop()` thaws it.
 //! `destroy()` removes the container, then the volume, then the network.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountTypeEnum, NetworkCreateRequest, VolumeCreateOptions};
-use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions, StatsOptions};
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+  ContainerCreateBody, DeviceRequest, HostConfig, HostConfigLogConfig, Mount, MountTypeEnum, NetworkCreateRequest, VolumeCreateOptions,
+};
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions, CreateImageOptions, StatsOptions, UploadToContainerOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::exec::{self, ExecRequest};
+use super::guest::{self, GuestConn, GUEST_DIR, GUEST_PATH};
+use super::process::{ExecOutput, OutputSink, Spawned};
 use super::{labels, record, remove_owned, Owned};
-use crate::config::{NetworkMode, SandboxConfig};
+use crate::config::{ExecEngine, NetworkMode, SandboxConfig};
+use crate::guest_protocol::{ProcessEntry, Reply, Request};
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::paths;
 use crate::types::*;
@@ -56,12 +62,70 @@ for sig in STOP KILL KILL; do for f in /proc/[0-9]*/stat; do p=${f#/proc/}; p=${
 read -r l < "$f" 2>/dev/null || continue; r=${l##*") "}; set -- $r
 [ "$4" = "$s1" ] && continue; kill -s $sig "$p" 2>/dev/null; done; done; exit 0"#;
 
+/// The exec engine's process listing: first line is the shell's own pid, then one record per
+/// process: `pid ppid state rssKB` NUL cmdline-with-NULs-as-\x01 newline.
+const PROCESSES_SCRIPT: &str = r#"echo $$; read -r l < /proc/1/stat; r=${l##*") "}; set -- $r; s1=$4
+for f in /proc/[0-9]*/stat; do p=${f#/proc/}; p=${p%/stat}; [ "$p" = 1 ] && continue
+read -r l < "$f" 2>/dev/null || continue; r=${l##*") "}; set -- $r
+[ "$4" = "$s1" ] && continue; [ "$1" = Z ] && continue
+rss=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$p/status 2>/dev/null)
+printf '%s %s %s %s\0' "$p" "$2" "$1" "${rss:-0}"; tr '\0\n' '\001\002' < /proc/$p/cmdline 2>/dev/null; echo; done"#;
+
+fn parse_processes(out: &[u8]) -> Vec<ProcessEntry> {
+  let mut v = Vec::new();
+  for line in out.split(|b| *b == b'\n').skip(1) {
+    let Some(nul) = line.iter().position(|b| *b == 0) else { continue };
+    let head = String::from_utf8_lossy(&line[..nul]);
+    let f: Vec<&str> = head.split(' ').collect();
+    let (Some(pid), Some(ppid)) = (f.first().and_then(|x| x.parse().ok()), f.get(1).and_then(|x| x.parse().ok())) else { continue };
+    let cmdline = line[nul + 1..].split(|b| *b == 1).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).replace('\u{2}', "\n")).collect();
+    v.push(ProcessEntry {
+      pid,
+      ppid,
+      state: f.get(2).unwrap_or(&"").to_string(),
+      cmdline,
+      request: None,
+      rss_kb: f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
+    });
+  }
+  v.sort_by_key(|p| p.pid);
+  v
+}
+
+fn to_result(out: ExecOutput) -> ExecResult {
+  ExecResult {
+    exit_code: out.exit_code,
+    stdout: out.stdout,
+    stderr: out.stderr,
+    duration_ms: out.duration.as_secs_f64() * 1000.0,
+    timed_out: out.timed_out,
+    truncated: out.truncated,
+    signal: out.signal,
+  }
+}
+
 #[derive(Debug, Default)]
 struct Resources {
   docker: Option<Docker>,
   container: Option<String>,
   volume: Option<String>,
+  guest_volume: Option<String>,
   network: Option<String>,
+}
+
+/// How the guest daemon reaches the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+  /// bind-mount the host's binary (the engine runs on this machine)
+  Bind,
+  /// upload it into a small volume with put_archive (a remote engine)
+  Upload,
+}
+
+/// Which engine runs a call.
+enum Engine {
+  Guest(Arc<GuestConn>),
+  Exec(Docker, String),
 }
 
 pub struct DockerSandbox {
@@ -71,6 +135,14 @@ pub struct DockerSandbox {
   lifecycle: tokio::sync::Mutex<()>,
   res: Mutex<Resources>,
   last_cpu: Mutex<Option<(u64, u64)>>,
+  guest: Mutex<Option<Arc<GuestConn>>>,
+  /// the guest was attached with `docker exec` (the image keeps its own command), so a dead guest
+  /// can be restarted; as the container's command its death stops the container
+  guest_by_exec: Mutex<bool>,
+  guest_cpu: Mutex<Option<(u64, Instant)>>,
+  reattach: tokio::sync::Mutex<()>,
+  /// pids of background processes started through `execute(.., { background: true })`
+  background: Mutex<HashSet<u32>>,
 }
 
 fn new_id() -> String {
@@ -129,6 +201,11 @@ impl DockerSandbox {
       lifecycle: tokio::sync::Mutex::new(()),
       res: Mutex::new(Resources::default()),
       last_cpu: Mutex::new(None),
+      guest: Mutex::new(None),
+      guest_by_exec: Mutex::new(false),
+      guest_cpu: Mutex::new(None),
+      reattach: tokio::sync::Mutex::new(()),
+      background: Mutex::new(HashSet::new()),
     }
   }
 
@@ -147,6 +224,7 @@ impl DockerSandbox {
       socket_path: self.config.docker.socket_path.clone(),
       container: r.container.clone(),
       volume: r.volume.clone(),
+      guest_volume: r.guest_volume.clone(),
       network: r.network.clone(),
     }
   }
@@ -197,6 +275,7 @@ impl DockerSandbox {
             let mut r = self.res.lock().unwrap();
             r.container = None;
             r.volume = None;
+            r.guest_volume = None;
             r.network = None;
           }
         }
@@ -234,6 +313,7 @@ impl DockerSandbox {
     self.res.lock().unwrap().docker = Some(docker.clone());
     let image = self.ensure_image(&docker, progress).await?;
     let labels = labels(&self.id);
+    let guest_plan = self.guest_plan(&image);
 
     // workspace: a tmpfs-backed volume capped at diskMB
     let volume_name = format!("agentic-sandbox-{}-workspace", self.id);
@@ -297,6 +377,32 @@ impl DockerSandbox {
       }
     };
 
+    let mut mounts = vec![Mount {
+      target: Some(cfg.workdir.clone()),
+      source: Some(volume_name),
+      typ: Some(MountTypeEnum::VOLUME),
+      ..Default::default()
+    }];
+    match &guest_plan {
+      Some((path, Delivery::Bind)) => mounts.push(Mount {
+        target: Some(GUEST_PATH.into()),
+        source: Some(path.to_string_lossy().into_owned()),
+        typ: Some(MountTypeEnum::BIND),
+        read_only: Some(true),
+        ..Default::default()
+      }),
+      Some((_, Delivery::Upload)) => {
+        let name = format!("agentic-sandbox-{}-guest", self.id);
+        docker
+          .create_volume(VolumeCreateOptions { name: Some(name.clone()), labels: Some(labels.clone()), ..Default::default() })
+          .await
+          .map_err(|e| SandboxError::provider(format!("could not create the guest volume: {e}")))?;
+        self.res.lock().unwrap().guest_volume = Some(name.clone());
+        self.sync_registry();
+        mounts.push(Mount { target: Some(GUEST_DIR.into()), source: Some(name), typ: Some(MountTypeEnum::VOLUME), ..Default::default() });
+      }
+      None => {}
+    }
     let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
     let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
     let host_config = HostConfig {
@@ -310,12 +416,7 @@ impl DockerSandbox {
       security_opt: Some(cfg.docker.security_opt.clone()),
       tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
       network_mode: Some(network_mode),
-      mounts: Some(vec![Mount {
-        target: Some(cfg.workdir.clone()),
-        source: Some(volume_name),
-        typ: Some(MountTypeEnum::VOLUME),
-        ..Default::default()
-      }]),
+      mounts: Some(mounts),
       device_requests: cfg.gpu.then(|| {
         vec![DeviceRequest {
           driver: Some(String::new()),
@@ -329,9 +430,31 @@ impl DockerSandbox {
     let keep_command = cfg.docker.keep_image_command.unwrap_or_else(|| {
       image.config.as_ref().and_then(|c| c.exposed_ports.as_ref()).map(|p| !p.is_empty()).unwrap_or(false)
     });
+    // the guest is the container's command unless the image's own command must keep running;
+    // then it is attached with one `docker exec` after the start
+    let guest_is_command = guest_plan.is_some() && !keep_command;
+    let mut host_config = host_config;
+    if guest_is_command {
+      // its stdout carries our frames: nothing to keep in a log file
+      host_config.log_config = Some(HostConfigLogConfig { typ: Some("none".into()), config: None });
+    }
+    let entrypoint = if keep_command {
+      None
+    } else if guest_is_command {
+      Some(vec![GUEST_PATH.to_string()])
+    } else {
+      Some(vec!["sleep".to_string(), "infinity".to_string()])
+    };
     let body = ContainerCreateBody {
       image: Some(cfg.image.clone()),
-      entrypoint: (!keep_command).then(|| vec!["sleep".to_string(), "infinity".to_string()]),
+      entrypoint,
+      open_stdin: guest_is_command.then_some(true),
+      // when the addon goes away the guest sees end of input and stops the container
+      stdin_once: guest_is_command.then_some(true),
+      attach_stdin: guest_is_command.then_some(true),
+      attach_stdout: guest_is_command.then_some(true),
+      attach_stderr: guest_is_command.then_some(true),
+      tty: Some(false),
       env: Some(cfg.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
       working_dir: Some(cfg.workdir.clone()),
       user: cfg.docker.user.clone(),
@@ -349,6 +472,30 @@ impl DockerSandbox {
       })?;
     self.res.lock().unwrap().container = Some(created.id.clone());
     self.sync_registry();
+    if let Some((path, Delivery::Upload)) = &guest_plan {
+      let data = std::fs::read(path).map_err(|e| SandboxError::provider(format!("cannot read the guest binary {}: {e}", path.display())))?;
+      let tar = guest::single_file_tar(guest::GUEST_FILE, &data, 0o755);
+      docker
+        .upload_to_container(
+          &created.id,
+          Some(UploadToContainerOptions { path: GUEST_DIR.into(), ..Default::default() }),
+          bollard::body_full(bytes::Bytes::from(tar)),
+        )
+        .await
+        .map_err(|e| SandboxError::provider(format!("could not upload the guest daemon: {e}")))?;
+    }
+    let attached = if guest_is_command {
+      let a = docker
+        .attach_container(
+          &created.id,
+          Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
+        )
+        .await
+        .map_err(|e| SandboxError::provider(format!("could not attach to the container: {e}")))?;
+      Some(a)
+    } else {
+      None
+    };
     docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(|e| {
       let msg = e.to_string();
       if msg.contains("NVIDIA") || msg.contains("could not select device driver") {
@@ -362,7 +509,99 @@ impl DockerSandbox {
         SandboxError::provider(format!("could not start the container: {msg}"))
       }
     })?;
+    if let Some(a) = attached {
+      let conn = GuestConn::connect(a.output, a.input, self.id.clone()).await?;
+      *self.guest.lock().unwrap() = Some(conn);
+    } else if guest_plan.is_some() {
+      let conn = self.attach_guest_by_exec(&docker, &created.id).await?;
+      *self.guest.lock().unwrap() = Some(conn);
+      *self.guest_by_exec.lock().unwrap() = true;
+    }
+    tracing::debug!(sandbox = %self.id, engine = self.engine_name(), "started");
     Ok(())
+  }
+
+  /// Whether (and how) the guest daemon can run in this sandbox; `None` means the exec engine.
+  fn guest_plan(&self, image: &bollard::models::ImageInspect) -> Option<(std::path::PathBuf, Delivery)> {
+    if self.config.docker.exec_engine == ExecEngine::Exec {
+      return None;
+    }
+    let Some(path) = guest::binary_path() else {
+      tracing::warn!(sandbox = %self.id, "guest daemon binary not found next to the addon (set AGENTIC_SANDBOX_GUEST); using the docker exec engine");
+      return None;
+    };
+    let (os, arch) = (image.os.as_deref().unwrap_or("linux"), image.architecture.as_deref().unwrap_or("amd64"));
+    if os != "linux" || arch != "amd64" {
+      tracing::warn!(sandbox = %self.id, os, arch, "the guest daemon is built for linux/amd64 only; using the docker exec engine");
+      return None;
+    }
+    let host = self.config.docker.socket_path.clone().or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_default();
+    let local = host.is_empty() || host.starts_with('/') || host.starts_with("unix://");
+    let delivery = match std::env::var("AGENTIC_SANDBOX_GUEST_DELIVERY").as_deref() {
+      Ok("upload") => Delivery::Upload,
+      Ok("bind") => Delivery::Bind,
+      _ if local => Delivery::Bind,
+      _ => Delivery::Upload,
+    };
+    Some((path, delivery))
+  }
+
+  /// Start the guest with one attached `docker exec` (images that keep their own command).
+  async fn attach_guest_by_exec(&self, docker: &Docker, container: &str) -> Result<Arc<GuestConn>> {
+    let created = docker
+      .create_exec(
+        container,
+        CreateExecOptions::<String> {
+          cmd: Some(vec![GUEST_PATH.into()]),
+          user: self.config.docker.user.clone(),
+          working_dir: Some("/".into()),
+          attach_stdin: Some(true),
+          attach_stdout: Some(true),
+          attach_stderr: Some(true),
+          tty: Some(false),
+          ..Default::default()
+        },
+      )
+      .await
+      .map_err(|e| exec::map_exec_error(container, e))?;
+    match docker.start_exec(&created.id, None).await.map_err(|e| exec::map_exec_error(container, e))? {
+      StartExecResults::Attached { output, input } => GuestConn::connect(output, input, self.id.clone()).await,
+      StartExecResults::Detached => Err(SandboxError::provider("docker exec unexpectedly detached")),
+    }
+  }
+
+  /// 'guest' or 'exec': the engine that runs this sandbox's calls.
+  pub fn engine_name(&self) -> &'static str {
+    if self.guest.lock().unwrap().is_some() {
+      "guest"
+    } else {
+      "exec"
+    }
+  }
+
+  /// The engine for the next call. A dead guest attached by exec is restarted; a dead guest that
+  /// was the container's command took the container with it, which is reported.
+  async fn engine(&self) -> Result<Engine> {
+    let (docker, container) = self.running()?;
+    let conn = self.guest.lock().unwrap().clone();
+    let Some(conn) = conn else { return Ok(Engine::Exec(docker, container)) };
+    let Some(reason) = conn.dead() else { return Ok(Engine::Guest(conn)) };
+    if *self.guest_by_exec.lock().unwrap() {
+      let _g = self.reattach.lock().await;
+      let current = self.guest.lock().unwrap().clone();
+      if let Some(c) = current.filter(|c| c.dead().is_none()) {
+        return Ok(Engine::Guest(c));
+      }
+      tracing::warn!(sandbox = %self.id, reason = %reason, "guest daemon lost; restarting it");
+      let fresh = self.attach_guest_by_exec(&docker, &container).await?;
+      *self.guest.lock().unwrap() = Some(fresh.clone());
+      return Ok(Engine::Guest(fresh));
+    }
+    self.set_state(State::Error);
+    Err(SandboxError::new(
+      ErrorCode::SandboxNotRunning,
+      format!("sandbox {}: {reason}, and the container stopped with it (was it killed from inside the sandbox?); destroy this sandbox and create a new one", self.id),
+    ))
   }
 
   async fn ensure_image(&self, docker: &Docker, progress: Option<ProgressFn>) -> Result<bollard::models::ImageInspect> {
@@ -420,20 +659,10 @@ impl DockerSandbox {
       return Ok(());
     }
     let (docker, container) = self.running()?;
-    self.set_state(State::Stopping);
-    let kill = ExecRequest {
-      argv: vec!["/bin/sh".into(), "-c".into(), KILL_ALL_SCRIPT.into(), "stop".into()],
-      env: vec![],
-      workdir: Some("/".into()),
-      user: None,
-      timeout: Duration::from_secs(30),
-      max_output: 4096,
-      stdin: None,
-      wrap: false,
-    };
-    if let Err(e) = exec::run(&docker, &container, kill).await {
+    if let Err(e) = self.kill_all().await {
       tracing::warn!(sandbox = %self.id, error = %e, "could not end the sandbox's processes before pausing");
     }
+    self.set_state(State::Stopping);
     match docker.pause_container(&container).await {
       Ok(()) => {
         self.set_state(State::Stopped);
@@ -449,6 +678,7 @@ impl DockerSandbox {
   pub async fn destroy(&self) -> Result<()> {
     let _guard = self.lifecycle.lock().await;
     self.set_state(State::Destroyed);
+    self.guest.lock().unwrap().take();
     let owned = self.owned();
     let docker = self.res.lock().unwrap().docker.clone();
     if let Some(docker) = docker {
@@ -457,6 +687,7 @@ impl DockerSandbox {
     let mut r = self.res.lock().unwrap();
     r.container = None;
     r.volume = None;
+    r.guest_volume = None;
     r.network = None;
     drop(r);
     self.sync_registry();
@@ -466,12 +697,61 @@ impl DockerSandbox {
   // ---------------------------------------------------------------- execution
 
   pub async fn execute(&self, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
+    self.execute_with(command, args, opts, None, None).await
+  }
+
+  /// Run a command to its end, streaming output to `sink`; `abort` kills its process group and
+  /// rejects with ABORTED.
+  pub async fn execute_with(
+    &self,
+    command: &str,
+    args: &[String],
+    mut opts: ExecOptions,
+    sink: Option<OutputSink>,
+    abort: Option<tokio::sync::oneshot::Receiver<()>>,
+  ) -> Result<ExecResult> {
+    let stdin = opts.stdin.take();
+    let p = self.spawn(command, args, &opts, false, stdin.is_some(), sink).await?;
+    if let Some(data) = stdin {
+      let _ = p.stdin(data);
+      let _ = p.close_stdin();
+    }
+    let out = match abort {
+      None => p.wait().await?,
+      Some(abort) => {
+        tokio::select! {
+          r = p.wait() => r?,
+          Ok(()) = abort => {
+            let _ = p.signal(9);
+            let _ = tokio::time::timeout(Duration::from_secs(10), p.wait()).await;
+            return Err(SandboxError::new(ErrorCode::Aborted, format!("{command} was aborted by its AbortSignal; its process group was killed")));
+          }
+        }
+      }
+    };
+    Ok(to_result(out))
+  }
+
+  /// Start a command and return at once (for `background: true` and for foreground calls).
+  /// Foreground calls default to `limits.timeoutSeconds`; background ones run until they end,
+  /// are killed, or their own `timeout` passes.
+  pub async fn spawn(
+    &self,
+    command: &str,
+    args: &[String],
+    opts: &ExecOptions,
+    background: bool,
+    open_stdin: bool,
+    sink: Option<OutputSink>,
+  ) -> Result<Spawned> {
     if command.is_empty() {
       return Err(SandboxError::invalid_argument("command must not be empty"));
     }
-    let timeout = opts.timeout.unwrap_or(self.config.limits.timeout_seconds);
-    if !(timeout.is_finite() && timeout > 0.0) {
-      return Err(SandboxError::invalid_argument(format!("timeout must be a positive number of seconds, got {timeout}")));
+    let timeout = if background { opts.timeout } else { Some(opts.timeout.unwrap_or(self.config.limits.timeout_seconds)) };
+    if let Some(t) = timeout {
+      if !(t.is_finite() && t > 0.0) {
+        return Err(SandboxError::invalid_argument(format!("timeout must be a positive number of seconds, got {t}")));
+      }
     }
     let workdir = match &opts.workdir {
       Some(w) => paths::resolve(&self.config.workdir, w)?,
@@ -482,36 +762,47 @@ impl DockerSandbox {
         return Err(SandboxError::invalid_argument(format!("env key {k:?} is not a valid variable name")));
       }
     }
-    let (docker, container) = self.running()?;
     let mut argv = vec![command.to_string()];
     argv.extend(args.iter().cloned());
-    let out = exec::run(
-      &docker,
-      &container,
-      ExecRequest {
-        argv,
-        env: opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        workdir: Some(workdir),
-        user: self.config.docker.user.clone(),
-        timeout: Duration::from_secs_f64(timeout),
-        max_output: opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT),
-        stdin: None,
-        wrap: true,
-      },
-    )
-    .await?;
-    Ok(ExecResult {
-      exit_code: out.exit_code,
-      stdout: out.stdout,
-      stderr: out.stderr,
-      duration_ms: out.duration.as_secs_f64() * 1000.0,
-      timed_out: out.timed_out,
-      truncated: out.truncated,
-    })
+    let timeout = timeout.map(Duration::from_secs_f64);
+    let max_output = opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT);
+    let p = match self.engine().await? {
+      Engine::Guest(conn) => {
+        let env = opts.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        conn.spawn(argv, env, workdir, timeout, max_output, background, open_stdin, sink).await?
+      }
+      Engine::Exec(docker, container) => {
+        let req = ExecRequest {
+          argv,
+          env: opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+          workdir: Some(workdir),
+          user: self.config.docker.user.clone(),
+          timeout,
+          max_output,
+          open_stdin,
+          wrap: true,
+          background,
+        };
+        exec::spawn(&docker, &container, req, sink).await?
+      }
+    };
+    if background && p.pid != 0 {
+      self.background.lock().unwrap().insert(p.pid);
+    }
+    Ok(p)
+  }
+
+  /// Forget a background process once it ended (for `listProcesses`).
+  pub fn background_ended(&self, pid: u32) {
+    self.background.lock().unwrap().remove(&pid);
+  }
+
+  pub fn is_background(&self, pid: u32) -> bool {
+    self.background.lock().unwrap().contains(&pid)
   }
 
   /// Run an internal helper script (not the user's command) as the sandbox user.
-  async fn helper(&self, script: &str, args: &[&str], stdin: Option<Vec<u8>>, max_output: usize) -> Result<exec::ExecOutput> {
+  async fn helper(&self, script: &str, args: &[&str], stdin: Option<Vec<u8>>, max_output: usize) -> Result<ExecOutput> {
     let (docker, container) = self.running()?;
     let mut argv = vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string(), "agentic-sandbox".to_string()];
     argv.extend(args.iter().map(|s| s.to_string()));
@@ -523,11 +814,13 @@ impl DockerSandbox {
         env: vec![],
         workdir: Some("/".into()),
         user: self.config.docker.user.clone(),
-        timeout: Duration::from_secs(120),
+        timeout: Some(Duration::from_secs(120)),
         max_output,
-        stdin,
+        open_stdin: false,
         wrap: false,
+        background: false,
       },
+      stdin,
     )
     .await
   }
@@ -537,7 +830,7 @@ impl DockerSandbox {
     (state != State::Running).then(|| FileOp::fail(path, not_running_message(&self.id, state)))
   }
 
-  fn failure_text(out: &exec::ExecOutput) -> String {
+  fn failure_text(out: &ExecOutput) -> String {
     let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
     if msg.is_empty() {
       format!("exit code {}", out.exit_code)
@@ -554,6 +847,16 @@ impl DockerSandbox {
     if let Some(op) = self.not_running_op(&full) {
       return op;
     }
+    let engine = match self.engine().await {
+      Ok(e) => e,
+      Err(e) => return FileOp::fail(&full, e.message),
+    };
+    if let Engine::Guest(conn) = engine {
+      return match conn.write_file(&full, &content).await {
+        Ok(()) => FileOp::ok(&full, None),
+        Err(e) => FileOp::fail(&full, e.message),
+      };
+    }
     match self.helper(WRITE_SCRIPT, &[&full], Some(content), 64 * 1024).await {
       Ok(out) if out.exit_code == 0 => FileOp::ok(&full, None),
       Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
@@ -568,6 +871,16 @@ impl DockerSandbox {
     };
     if let Some(op) = self.not_running_op(&full) {
       return op;
+    }
+    let engine = match self.engine().await {
+      Ok(e) => e,
+      Err(e) => return FileOp::fail(&full, e.message),
+    };
+    if let Engine::Guest(conn) = engine {
+      return match conn.read_file(&full, MAX_READ as u64).await {
+        Ok(data) => FileOp::ok(&full, Some(data)),
+        Err(e) => FileOp::fail(&full, e.message),
+      };
     }
     match self.helper(READ_SCRIPT, &[&full], None, MAX_READ).await {
       Ok(out) if out.exit_code == 0 && !out.truncated => FileOp::ok(&full, Some(out.stdout)),
@@ -585,6 +898,16 @@ impl DockerSandbox {
     if let Some(op) = self.not_running_op(&full) {
       return op;
     }
+    let engine = match self.engine().await {
+      Ok(e) => e,
+      Err(e) => return FileOp::fail(&full, e.message),
+    };
+    if let Engine::Guest(conn) = engine {
+      return match conn.request(Request::Remove { path: full.clone(), recursive }).await {
+        Ok(_) => FileOp::ok(&full, None),
+        Err(e) => FileOp::fail(&full, e.message),
+      };
+    }
     let script = if recursive { r#"exec rm -rf -- "$1""# } else { r#"exec rm -f -- "$1""# };
     match self.helper(script, &[&full], None, 64 * 1024).await {
       Ok(out) if out.exit_code == 0 => FileOp::ok(&full, None),
@@ -596,6 +919,11 @@ impl DockerSandbox {
   /// Entry names of a directory (like `ls -1`: no dotfiles unless `all`). `[]` on any failure.
   pub async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
     let full = paths::resolve(&self.config.workdir, path)?;
+    if let Engine::Guest(conn) = self.engine().await? {
+      let mut names: Vec<String> = conn.list(&full, false, all).await?.into_iter().map(|e| e.path).collect();
+      names.sort();
+      return Ok(names);
+    }
     let out = self.helper(LIST_SCRIPT, &[&full, if all { "all" } else { "" }], None, DEFAULT_MAX_OUTPUT).await?;
     if out.exit_code != 0 {
       return Err(SandboxError::new(ErrorCode::ExecutionError, Self::failure_text(&out)));
@@ -608,6 +936,28 @@ impl DockerSandbox {
 
   pub async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
     let full = paths::resolve(&self.config.workdir, path)?;
+    if let Engine::Guest(conn) = self.engine().await? {
+      return Ok(
+        conn
+          .list(&full, recursive, all)
+          .await?
+          .into_iter()
+          .map(|e| FileInfo {
+            name: e.path.rsplit('/').next().unwrap_or(&e.path).to_string(),
+            kind: match e.kind.as_str() {
+              "file" => "file",
+              "directory" => "directory",
+              "symlink" => "symlink",
+              _ => "other",
+            },
+            size: e.size as f64,
+            mtime_ms: e.mtime_ms,
+            permissions: format!("{:o}", e.mode),
+            path: e.path,
+          })
+          .collect(),
+      );
+    }
     let out = self
       .helper(LIST_DETAILED_SCRIPT, &[&full, if recursive { "recursive" } else { "" }], None, DEFAULT_MAX_OUTPUT)
       .await?;
@@ -624,6 +974,9 @@ impl DockerSandbox {
   // ---------------------------------------------------------------- stats and health
 
   pub async fn stats(&self) -> Result<Stats> {
+    if let Engine::Guest(conn) = self.engine().await? {
+      return self.guest_stats(&conn).await;
+    }
     let (docker, container) = self.running()?;
     let prev = *self.last_cpu.lock().unwrap();
     let mut stream = docker.stats(&container, Some(StatsOptions { stream: false, one_shot: prev.is_some() }));
@@ -669,11 +1022,117 @@ impl DockerSandbox {
     })
   }
 
+  async fn guest_stats(&self, conn: &Arc<GuestConn>) -> Result<Stats> {
+    let sample = || async {
+      match conn.request(Request::Stats { disk_path: self.config.workdir.clone() }).await? {
+        r @ Reply::Stats { .. } => Ok((r, Instant::now())),
+        other => Err(SandboxError::provider(format!("unexpected stats reply {other:?}"))),
+      }
+    };
+    let prev = *self.guest_cpu.lock().unwrap();
+    let prev = match prev {
+      Some(p) => p,
+      None => {
+        // first call: a short sample so cpuPercent means something
+        let (r, at) = sample().await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match r {
+          Reply::Stats { cpu_usage_ns, .. } => (cpu_usage_ns, at),
+          _ => unreachable!(),
+        }
+      }
+    };
+    let (r, at) = sample().await?;
+    let Reply::Stats { memory_bytes, cpu_usage_ns, disk_bytes, net_rx_bytes, net_tx_bytes, .. } = r else { unreachable!() };
+    *self.guest_cpu.lock().unwrap() = Some((cpu_usage_ns, at));
+    let wall = at.duration_since(prev.1).as_nanos() as f64;
+    let cpu = if wall > 0.0 { cpu_usage_ns.saturating_sub(prev.0) as f64 / wall * 100.0 } else { 0.0 };
+    let mb = |b: u64| (b as f64 / (1024.0 * 1024.0) * 100.0).round() / 100.0;
+    Ok(Stats {
+      memory_usage_mb: mb(memory_bytes),
+      cpu_percent: (cpu * 100.0).round() / 100.0,
+      disk_usage_mb: mb(disk_bytes),
+      network_rx_mb: mb(net_rx_bytes),
+      network_tx_mb: mb(net_tx_bytes),
+    })
+  }
+
+  /// Kill every process started in the sandbox (not the init, the image's own command, or the guest).
+  pub async fn kill_all(&self) -> Result<()> {
+    self.background.lock().unwrap().clear();
+    match self.engine().await? {
+      Engine::Guest(conn) => conn.request(Request::KillAll).await.map(|_| ()),
+      Engine::Exec(docker, container) => {
+        let kill = ExecRequest {
+          argv: vec!["/bin/sh".into(), "-c".into(), KILL_ALL_SCRIPT.into(), "stop".into()],
+          env: vec![],
+          workdir: Some("/".into()),
+          user: None,
+          timeout: Some(Duration::from_secs(30)),
+          max_output: 4096,
+          open_stdin: false,
+          wrap: false,
+          background: false,
+        };
+        exec::run(&docker, &container, kill, None).await.map(|_| ())
+      }
+    }
+  }
+
+  /// The sandbox's processes (not the init, the image's own command, or the guest).
+  pub async fn processes(&self) -> Result<Vec<ProcessEntry>> {
+    match self.engine().await? {
+      Engine::Guest(conn) => conn.processes().await,
+      Engine::Exec(..) => {
+        let out = self.helper(PROCESSES_SCRIPT, &[], None, DEFAULT_MAX_OUTPUT).await?;
+        let me = out.stdout.split(|b| *b == b'\n').next().and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<u32>().ok());
+        let all: Vec<ProcessEntry> = parse_processes(&out.stdout).into_iter().filter(|p| Some(p.pid) != me && Some(p.ppid) != me).collect();
+        // hide our exec wrappers; the command a background wrapper runs counts as background
+        let is_wrapper = |p: &ProcessEntry| p.cmdline.len() >= 4 && p.cmdline[0] == "/bin/sh" && p.cmdline[3] == "agentic-sandbox";
+        let wrappers: HashSet<u32> = all.iter().filter(|p| is_wrapper(p)).map(|p| p.pid).collect();
+        let mut bg = self.background.lock().unwrap();
+        for p in &all {
+          if wrappers.contains(&p.ppid) && bg.contains(&p.ppid) {
+            bg.insert(p.pid);
+          }
+        }
+        drop(bg);
+        Ok(all.into_iter().filter(|p| !wrappers.contains(&p.pid)).collect())
+      }
+    }
+  }
+
+  /// Back to a clean sandbox for the next user of a pool: processes killed, workspace and /tmp emptied.
+  pub async fn reset(&self) -> Result<()> {
+    self.kill_all().await?;
+    for dir in [self.config.workdir.clone(), "/tmp".to_string()] {
+      for name in self.list_files(&dir, true).await.unwrap_or_default() {
+        let op = self.delete_file(&format!("{}/{name}", dir.trim_end_matches('/')), true).await;
+        if !op.success {
+          return Err(SandboxError::new(ErrorCode::ExecutionError, format!("reset could not clear {dir}/{name}: {}", op.error.unwrap_or_default())));
+        }
+      }
+    }
+    *self.guest_cpu.lock().unwrap() = None;
+    Ok(())
+  }
+
   pub async fn health(&self) -> Health {
     if self.state() != State::Running {
       return Health { healthy: false, message: Some(format!("Container not running (state: {})", self.state().as_str())) };
     }
     let started = Instant::now();
+    match self.engine().await {
+      Ok(Engine::Guest(conn)) => {
+        return match tokio::time::timeout(Duration::from_secs(5), conn.request(Request::Stat { path: "/".into() })).await {
+          Ok(Ok(_)) => Health { healthy: true, message: Some(format!("responded in {} ms", started.elapsed().as_millis())) },
+          Ok(Err(e)) => Health { healthy: false, message: Some(e.message) },
+          Err(_) => Health { healthy: false, message: Some("no answer within 5 s".into()) },
+        }
+      }
+      Ok(Engine::Exec(..)) => {}
+      Err(e) => return Health { healthy: false, message: Some(e.message) },
+    }
     let (docker, container) = match self.running() {
       Ok(x) => x,
       Err(e) => return Health { healthy: false, message: Some(e.message) },
@@ -683,12 +1142,13 @@ impl DockerSandbox {
       env: vec![],
       workdir: Some("/".into()),
       user: self.config.docker.user.clone(),
-      timeout: Duration::from_secs(5),
+      timeout: Some(Duration::from_secs(5)),
       max_output: 4096,
-      stdin: None,
+      open_stdin: false,
       wrap: false,
+      background: false,
     };
-    match exec::run(&docker, &container, probe).await {
+    match exec::run(&docker, &container, probe, None).await {
       Ok(o) if o.exit_code == 0 && String::from_utf8_lossy(&o.stdout).contains("health-check") => Health {
         healthy: true,
         message: Some(format!("responded in {} ms", started.elapsed().as_millis())),
