@@ -8,5 +8,8 @@ echo "== cargo test" >&2
 cargo test 2>&1
 echo "== tsc (types of index.d.ts, examples, tests)" >&2
 npx tsc -p .
-echo "== vitest" >&2
+echo "== vitest (guest engine, the default)" >&2
 npx vitest run "$@"
+# the same suites on the docker-exec fallback engine (guest.spec.ts is about the guest itself)
+echo "== vitest (exec engine: SANDBOX_EXEC_ENGINE=exec)" >&2
+SANDBOX_EXEC_ENGINE=exec npx vitest run --exclude '__test__/guest.spec.ts' "$@"
