@@ -926,15 +926,7 @@ impl BackgroundProcess {
       if let Some(s) = &sink {
         s.flushed().await;
       }
-      Ok(result_js(types::ExecResult {
-        exit_code: out.exit_code,
-        stdout: out.stdout,
-        stderr: out.stderr,
-        duration_ms: out.duration.as_secs_f64() * 1000.0,
-        timed_out: out.timed_out,
-        truncated: out.truncated,
-        signal: out.signal,
-      }))
+      Ok(result_js(docker::sandbox::to_result(out)))
     })
   }
 

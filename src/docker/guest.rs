@@ -151,7 +151,7 @@ impl GuestConn {
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => break format!("the connection to the guest daemon failed ({e})"),
-            None => break "the guest daemon exited".to_string(),
+            None => break "the sandbox's guest daemon exited".to_string(),
           }
         };
         let reason = if last_log.is_empty() { reason } else { format!("{reason}; its last message: {last_log}") };

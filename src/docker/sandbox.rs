@@ -92,7 +92,7 @@ fn parse_processes(out: &[u8]) -> Vec<ProcessEntry> {
   v
 }
 
-fn to_result(out: ExecOutput) -> ExecResult {
+pub fn to_result(out: ExecOutput) -> ExecResult {
   ExecResult {
     exit_code: out.exit_code,
     stdout: out.stdout,
@@ -154,6 +154,7 @@ fn not_running_message(id: &str, state: State) -> String {
   match state {
     State::Destroyed => format!("Sandbox {id} not running: it was destroyed; create a new sandbox"),
     State::Starting => format!("Sandbox {id} not running yet (state: starting); await start() first"),
+    State::Error => format!("Sandbox {id} not running (state: error: its start failed or its container stopped); call start() to start it afresh (the workspace is lost) or destroy it"),
     s => format!("Sandbox {id} not running (state: {}); call start() first", s.as_str()),
   }
 }
@@ -256,6 +257,8 @@ impl DockerSandbox {
         return Err(SandboxError::new(ErrorCode::SandboxDestroyed, format!("sandbox {} was destroyed; create a new one", self.id)))
       }
       State::Stopped => return self.resume().await,
+      // whatever is left of the previous container goes; this start begins afresh
+      State::Error => self.release_resources().await?,
       _ => {}
     }
     self.set_state(State::Starting);
@@ -266,20 +269,9 @@ impl DockerSandbox {
       }
       Err(e) => {
         // roll back whatever was created, so a failed start leaks nothing
-        let owned = self.owned();
-        let docker = self.res.lock().unwrap().docker.clone();
-        if let Some(d) = docker {
-          if let Err(ce) = remove_owned(&d, &owned).await {
-            tracing::warn!(sandbox = %self.id, error = %ce, "rollback after failed start incomplete");
-          } else {
-            let mut r = self.res.lock().unwrap();
-            r.container = None;
-            r.volume = None;
-            r.guest_volume = None;
-            r.network = None;
-          }
+        if let Err(ce) = self.release_resources().await {
+          tracing::warn!(sandbox = %self.id, error = %ce, "rollback after failed start incomplete");
         }
-        self.sync_registry();
         self.set_state(State::Error);
         Err(e)
       }
@@ -600,7 +592,7 @@ impl DockerSandbox {
     self.set_state(State::Error);
     Err(SandboxError::new(
       ErrorCode::SandboxNotRunning,
-      format!("sandbox {}: {reason}, and the container stopped with it (was it killed from inside the sandbox?); destroy this sandbox and create a new one", self.id),
+      format!("sandbox {}: {reason}, and its container stopped with it (was it killed from inside the sandbox?); the workspace is lost: call start() to start afresh, or destroy the sandbox", self.id),
     ))
   }
 
@@ -675,10 +667,10 @@ impl DockerSandbox {
     }
   }
 
-  pub async fn destroy(&self) -> Result<()> {
-    let _guard = self.lifecycle.lock().await;
-    self.set_state(State::Destroyed);
+  /// Drop the guest connection and remove container, volumes and network.
+  async fn release_resources(&self) -> Result<()> {
     self.guest.lock().unwrap().take();
+    *self.guest_by_exec.lock().unwrap() = false;
     let owned = self.owned();
     let docker = self.res.lock().unwrap().docker.clone();
     if let Some(docker) = docker {
@@ -691,6 +683,13 @@ impl DockerSandbox {
     r.network = None;
     drop(r);
     self.sync_registry();
+    Ok(())
+  }
+
+  pub async fn destroy(&self) -> Result<()> {
+    let _guard = self.lifecycle.lock().await;
+    self.set_state(State::Destroyed);
+    self.release_resources().await?;
     Ok(())
   }
 
