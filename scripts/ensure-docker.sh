@@ -27,7 +27,8 @@ fi
 
 echo "[ensure-docker] starting dockerd ..." >&2
 mkdir -p /var/log
-nohup dockerd >/var/log/agentic-sandbox-dockerd.log 2>&1 &
+# its own session: a job runner that kills our process group must not take the engine with it
+setsid nohup dockerd >/var/log/agentic-sandbox-dockerd.log 2>&1 < /dev/null &
 for _ in $(seq 1 60); do
   if docker_ok; then echo "[ensure-docker] engine is up" >&2; exit 0; fi
   sleep 1
