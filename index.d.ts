@@ -243,7 +243,7 @@ export interface ListFilesOptions {
 export interface PoolOptions {
   /** Sandboxes kept started and idle, ready to hand out (default 1). */
   min?: number
-  /** Most sandboxes the pool holds at once, in use or idle (default max(min, 4)). */
+  /** Most sandboxes the pool holds at once, in use or idle (default max(min, 4); at most 1000). */
   max?: number
   /** Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never). */
   idleTimeoutSeconds?: number

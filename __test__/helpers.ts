@@ -160,3 +160,14 @@ export function hostIPv4s(): string[] {
   }
   return [...out]
 }
+
+/** Resolves with p's value, or rejects when p has not settled within ms (proves "did not hang"). */
+export function within(p: Promise<any>, ms: number, what: string): Promise<any> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+    }),
+  ])
+}

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== cargo test" >&2
 cargo test 2>&1
+(cd guest && cargo test 2>&1)
 echo "== tsc (types of index.d.ts, examples, tests)" >&2
 npx tsc -p .
 echo "== vitest (guest engine, the default)" >&2

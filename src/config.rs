@@ -18,6 +18,22 @@ use crate::error::{Result, SandboxError};
 pub const DEFAULT_IMAGE: &str = "node:20-alpine";
 pub const DEFAULT_WORKDIR: &str = "/workspace";
 pub const RC_FILE: &str = ".sandboxrc.json";
+/// The longest time span any option accepts (365 days): longer spans overflow clock arithmetic and
+/// mean "no limit" in practice; leave the option out (where allowed) for no limit.
+pub const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// Validates a span of seconds from the JS side (`what` names the option in the message).
+/// `zero_ok` allows 0 (e.g. "never" or "do not wait").
+pub fn seconds(what: &str, v: f64, zero_ok: bool) -> Result<std::time::Duration> {
+  let ok = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) && v <= MAX_SECONDS;
+  if !ok {
+    let least = if zero_ok { "0" } else { "more than 0" };
+    return Err(SandboxError::invalid_argument(format!(
+      "{what} must be a number of seconds from {least} to {MAX_SECONDS} (365 days), got {v}"
+    )));
+  }
+  Ok(std::time::Duration::from_secs_f64(v))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -421,6 +437,12 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     timeout_seconds: num_or("timeoutSeconds", 300.0, " of seconds")?,
     pids_limit: pids as i64,
   };
+  if limits.timeout_seconds > MAX_SECONDS {
+    return Err(SandboxError::invalid_config(format!(
+      "limits.timeoutSeconds must be at most {MAX_SECONDS} (365 days), got {}",
+      limits.timeout_seconds
+    )));
+  }
   for k in lim.keys() {
     if !["memoryMB", "cpuCores", "diskMB", "networkMbps", "timeoutSeconds", "pidsLimit"].contains(&k.as_str()) {
       return Err(SandboxError::invalid_config(format!(

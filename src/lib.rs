@@ -417,9 +417,9 @@ pub struct ProcessInfo {
 #[napi(object, js_name = "PoolOptions")]
 pub struct PoolOptionsJs {
   /// Sandboxes kept started and idle, ready to hand out (default 1).
-  pub min: Option<u32>,
-  /// Most sandboxes the pool holds at once, in use or idle (default max(min, 4)).
-  pub max: Option<u32>,
+  pub min: Option<f64>,
+  /// Most sandboxes the pool holds at once, in use or idle (default max(min, 4); at most 1000).
+  pub max: Option<f64>,
   /// Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never).
   pub idle_timeout_seconds: Option<f64>,
   /// How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30).
@@ -430,6 +430,35 @@ pub struct PoolOptionsJs {
 pub struct AcquireOptions {
   /// Overrides the pool's acquireTimeoutSeconds for this call.
   pub timeout_seconds: Option<f64>,
+}
+
+/// Most sandboxes one pool may hold (a guard against a typo starting thousands of containers).
+const POOL_MAX_LIMIT: f64 = 1000.0;
+
+fn pool_options(o: Option<PoolOptionsJs>) -> std::result::Result<pool::PoolOptions, SandboxError> {
+  let o = o.unwrap_or(PoolOptionsJs { min: None, max: None, idle_timeout_seconds: None, acquire_timeout_seconds: None });
+  let count = |what: &str, v: f64| -> std::result::Result<usize, SandboxError> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= POOL_MAX_LIMIT {
+      Ok(v as usize)
+    } else {
+      Err(SandboxError::invalid_argument(format!("pool {what} must be a whole number from 0 to {POOL_MAX_LIMIT}, got {v}")))
+    }
+  };
+  let min = o.min.map(|m| count("min", m)).transpose()?.unwrap_or(1);
+  Ok(pool::PoolOptions {
+    min,
+    max: o.max.map(|m| count("max", m)).transpose()?.unwrap_or(min.max(4)),
+    idle_timeout: match o.idle_timeout_seconds {
+      Some(t) if t == 0.0 => None,
+      Some(t) => Some(config::seconds("pool idleTimeoutSeconds", t, true)?),
+      None => Some(std::time::Duration::from_secs(300)),
+    },
+    acquire_timeout: o
+      .acquire_timeout_seconds
+      .map(|t| config::seconds("pool acquireTimeoutSeconds", t, true))
+      .transpose()?
+      .unwrap_or(std::time::Duration::from_secs(30)),
+  })
 }
 
 #[napi(object, js_name = "PoolStats")]
@@ -584,19 +613,8 @@ impl SandboxManager {
   #[napi(ts_args_type = "config?: SandboxConfig, options?: PoolOptions", ts_return_type = "Promise<SandboxPool>")]
   pub fn create_pool<'env>(&self, env: &'env Env, config: Option<Value>, options: Option<PoolOptionsJs>) -> Result<PromiseRaw<'env, SandboxPool>> {
     let inner = self.inner.clone();
-    let o = options.unwrap_or(PoolOptionsJs { min: None, max: None, idle_timeout_seconds: None, acquire_timeout_seconds: None });
-    let min = o.min.unwrap_or(1) as usize;
-    let opts = pool::PoolOptions {
-      min,
-      max: o.max.map(|m| m as usize).unwrap_or(min.max(4)),
-      idle_timeout: match o.idle_timeout_seconds {
-        Some(t) if t <= 0.0 => None,
-        Some(t) => Some(std::time::Duration::from_secs_f64(t)),
-        None => Some(std::time::Duration::from_secs(300)),
-      },
-      acquire_timeout: std::time::Duration::from_secs_f64(o.acquire_timeout_seconds.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(30.0)),
-    };
-    promise(env, async move { inner.create_pool(config, opts).await.map(|p| SandboxPool { inner: p }) })
+    let opts = pool_options(options);
+    promise(env, async move { inner.create_pool(config, opts?).await.map(|p| SandboxPool { inner: p }) })
   }
 
   #[napi(ts_return_type = "Promise<Array<SandboxStatsEntry>>")]
@@ -982,8 +1000,8 @@ impl SandboxPool {
   #[napi(ts_args_type = "options?: AcquireOptions", ts_return_type = "Promise<Sandbox>")]
   pub fn acquire<'env>(&self, env: &'env Env, options: Option<AcquireOptions>) -> Result<PromiseRaw<'env, Sandbox>> {
     let pool = self.inner.clone();
-    let timeout = options.and_then(|o| o.timeout_seconds).filter(|t| t.is_finite() && *t >= 0.0).map(std::time::Duration::from_secs_f64);
-    promise(env, async move { pool.acquire(timeout).await.map(|s| Sandbox { inner: s }) })
+    let timeout = options.and_then(|o| o.timeout_seconds).map(|t| config::seconds("acquire timeoutSeconds", t, true));
+    promise(env, async move { pool.acquire(timeout.transpose()?).await.map(|s| Sandbox { inner: s }) })
   }
 
   /// Gives a sandbox back: its processes are killed and its workspace and /tmp emptied, then it

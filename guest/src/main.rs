@@ -357,7 +357,8 @@ fn spawn(
   let stdout = child.stdout.take().unwrap();
   let stderr = child.stderr.take().unwrap();
   let (out, procs) = (out.clone(), procs.clone());
-  let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+  // a deadline beyond what the clock can hold means no deadline
+  let deadline = timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
   std::thread::spawn(move || {
     let exit = supervise(id, pid, stdout, stderr, deadline, max_output, background, &out);
     procs.lock().unwrap().remove(&id);

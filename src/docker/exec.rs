@@ -36,9 +36,10 @@ printf '\036agentic-sandbox-pid:%s\036' "$$" >&2
 cd -- "$1" || exit 126
 mode=$2
 shift 2
+[ "$mode" = bg ] && exec "$@"
 "$@"
 rc=$?
-[ "$mode" = bg ] || reap "$$" "$$"
+reap "$$" "$$"
 exit $rc"#
   )
 }
@@ -81,11 +82,14 @@ impl Capped {
   pub fn new(cap: usize) -> Self {
     Self { data: Vec::new(), cap, dropped: 0 }
   }
-  pub fn push(&mut self, bytes: &[u8]) {
+  /// Keeps what fits under the cap and returns it (the part a streaming callback may see: it never
+  /// gets more than the final result holds).
+  pub fn push<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
     let room = self.cap.saturating_sub(self.data.len());
     let take = room.min(bytes.len());
     self.data.extend_from_slice(&bytes[..take]);
     self.dropped += (bytes.len() - take) as u64;
+    &bytes[..take]
   }
 }
 
@@ -246,7 +250,7 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
       let _ = pid_tx.take().map(|t| t.send(0));
     }
     let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
-    let deadline = req.timeout.map(|t| tokio::time::Instant::now() + t).unwrap_or(far);
+    let deadline = req.timeout.and_then(|t| tokio::time::Instant::now().checked_add(t)).unwrap_or(far);
     let mut timed_out = false;
     let mut ctl_open = true;
     // after a timeout the output keeps being drained (a flooding process must not stall the engine
@@ -256,14 +260,14 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
       tokio::select! {
         item = output.next() => match item {
           Some(Ok(bollard::container::LogOutput::StdOut { message })) => {
-            if let Some(s) = &sink { s(OutStream::Stdout, &message) }
-            stdout.push(&message)
+            let kept = stdout.push(&message);
+            if let (Some(s), false) = (&sink, kept.is_empty()) { s(OutStream::Stdout, kept) }
           }
           Some(Ok(bollard::container::LogOutput::StdErr { message })) => {
             let m = marker.feed(&message);
             if let Some(pid) = marker.pid { if let Some(t) = pid_tx.take() { let _ = t.send(pid); } }
-            if !m.is_empty() { if let Some(s) = &sink { s(OutStream::Stderr, &m) } }
-            stderr.push(&m)
+            let kept = stderr.push(&m);
+            if let (Some(s), false) = (&sink, kept.is_empty()) { s(OutStream::Stderr, kept) }
           }
           Some(Ok(_)) => {}
           Some(Err(e)) => { tracing::debug!(error = %e, "exec output stream error"); break }
@@ -358,10 +362,11 @@ mod tests {
   #[test]
   fn capped_counts_dropped() {
     let mut c = Capped::new(5);
-    c.push(b"abc");
-    c.push(b"defg");
+    assert_eq!(c.push(b"abc"), b"abc");
+    assert_eq!(c.push(b"defg"), b"de");
+    assert_eq!(c.push(b"h"), b"");
     assert_eq!(c.data, b"abcde");
-    assert_eq!(c.dropped, 2);
+    assert_eq!(c.dropped, 3);
   }
 
   #[test]

@@ -586,6 +586,12 @@ impl DockerSandbox {
       }
       tracing::warn!(sandbox = %self.id, reason = %reason, "guest daemon lost; restarting it");
       let fresh = self.attach_guest_by_exec(&docker, &container).await?;
+      // what the lost guest started can no longer be waited for, streamed or signalled through
+      // a handle: kill it rather than leave orphans running (the image's own command is spared)
+      self.background.lock().unwrap().clear();
+      if let Err(e) = fresh.request(Request::KillAll).await {
+        tracing::warn!(sandbox = %self.id, error = %e, "could not kill the lost guest's processes");
+      }
       *self.guest.lock().unwrap() = Some(fresh.clone());
       return Ok(Engine::Guest(fresh));
     }
@@ -747,11 +753,7 @@ impl DockerSandbox {
       return Err(SandboxError::invalid_argument("command must not be empty"));
     }
     let timeout = if background { opts.timeout } else { Some(opts.timeout.unwrap_or(self.config.limits.timeout_seconds)) };
-    if let Some(t) = timeout {
-      if !(t.is_finite() && t > 0.0) {
-        return Err(SandboxError::invalid_argument(format!("timeout must be a positive number of seconds, got {t}")));
-      }
-    }
+    let timeout = timeout.map(|t| crate::config::seconds("timeout", t, false)).transpose()?;
     let workdir = match &opts.workdir {
       Some(w) => paths::resolve(&self.config.workdir, w)?,
       None => self.config.workdir.clone(),
@@ -763,7 +765,6 @@ impl DockerSandbox {
     }
     let mut argv = vec![command.to_string()];
     argv.extend(args.iter().cloned());
-    let timeout = timeout.map(Duration::from_secs_f64);
     let max_output = opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT);
     let p = match self.engine().await? {
       Engine::Guest(conn) => {
@@ -1086,16 +1087,10 @@ impl DockerSandbox {
         let out = self.helper(PROCESSES_SCRIPT, &[], None, DEFAULT_MAX_OUTPUT).await?;
         let me = out.stdout.split(|b| *b == b'\n').next().and_then(|l| std::str::from_utf8(l).ok()?.trim().parse::<u32>().ok());
         let all: Vec<ProcessEntry> = parse_processes(&out.stdout).into_iter().filter(|p| Some(p.pid) != me && Some(p.ppid) != me).collect();
-        // hide our exec wrappers; the command a background wrapper runs counts as background
+        // hide the wrappers of foreground commands (a background command replaces its wrapper,
+        // keeping its pid, so the pid a BackgroundProcess reports is the listed one)
         let is_wrapper = |p: &ProcessEntry| p.cmdline.len() >= 4 && p.cmdline[0] == "/bin/sh" && p.cmdline[3] == "agentic-sandbox";
         let wrappers: HashSet<u32> = all.iter().filter(|p| is_wrapper(p)).map(|p| p.pid).collect();
-        let mut bg = self.background.lock().unwrap();
-        for p in &all {
-          if wrappers.contains(&p.ppid) && bg.contains(&p.ppid) {
-            bg.insert(p.pid);
-          }
-        }
-        drop(bg);
         Ok(all.into_iter().filter(|p| !wrappers.contains(&p.pid)).collect())
       }
     }
