@@ -159,7 +159,7 @@ class Bench {
   }
 
   /** Runs fn for every selected path with an open target; errors become n/a cells. */
-  private async perPath(label: string, fn: (t: Target) => Promise<Cell>, paths: PathName[] = this.opts.paths): Promise<Record<string, Cell>> {
+  private async perPath(label: string, fn: (t: Target) => Promise<Cell>, paths: PathName[] = this.opts.paths, unit = 'ms'): Promise<Record<string, Cell>> {
     const cells: Record<string, Cell> = {}
     for (const p of paths) {
       const t = this.targets[p]
@@ -172,7 +172,7 @@ class Bench {
           cells[p] = errorCell(e)
         }
       }
-      log(`${label} ${p}: ${describe(cells[p])}`)
+      log(`${label} ${p}: ${describe(cells[p], unit)}`)
     }
     return cells
   }
@@ -288,6 +288,7 @@ class Bench {
         return okCell(single(found[0].kb), `pid ${found[0].pid}${found.length > 1 ? `; also ${found.slice(1).map((f) => `pid ${f.pid} ${f.kb} KB`).join(', ')}` : ''}`)
       },
       this.opts.paths.filter((p) => p === 'addon-guest'),
+      'KB',
     )
     this.add({ key: 'rss', title: 'guest daemon memory (VmRSS)', unit: 'KB', baseline: 'none', cells })
   }
