@@ -9,6 +9,34 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Counters and facts of one run; handlers may change them (`context.metadata.filesCreated++`). */
+export declare class AgentMetadata {
+  get agentName(): string
+  set agentName(v: string)
+  /** ms since the Unix epoch. */
+  get startTime(): number
+  get commandsExecuted(): number
+  set commandsExecuted(v: number)
+  get filesCreated(): number
+  set filesCreated(v: number)
+  get errors(): number
+  set errors(v: number)
+  /** A plain copy (what `JSON.stringify` and `console.log` show). */
+  toJSON(): { agentName: string; startTime: number; commandsExecuted: number; filesCreated: number; errors: number }
+}
+
+/**
+ * The sandboxed, intercepted tools, for an agent written in JS (`config.agent`). Each method
+ * runs the same tool the built-in model loop would, through the interceptors, and resolves with
+ * what the model would see (it never rejects for a tool failure: see `isError`).
+ */
+export declare class AgentTools {
+  /** The tools' names, descriptions and JSON schemas (to declare them to another agent framework). */
+  get definitions(): Array<ToolDefinition>
+  /** Calls a tool by name (`'Bash'`, `'Read'`, `'Write'`, `'Edit'`, `'Glob'`, `'Grep'`, `'LS'`). */
+  call(name: string, params: Record<string, any>): Promise<ToolCallResult>
+}
+
 /** A process started with `execute(.., { background: true })`. */
 export declare class BackgroundProcess {
   /** pid inside the sandbox. */
@@ -89,6 +117,39 @@ export declare class Sandbox {
   healthCheck(): Promise<HealthCheckResult>
 }
 
+/** What an interceptor or a JS agent gets as `context`, and what `getContext()` returns. */
+export declare class SandboxedAgentContext {
+  /** The task's live sandbox: its methods may be called from inside a handler. */
+  get sandbox(): Sandbox
+  get workspacePath(): string
+  get metadata(): AgentMetadata
+}
+
+/**
+ * Runs agents whose tools execute inside sandboxes. `execute` and `executeParallel` never reject
+ * for a failed task: the result has `exitCode` ≠ 0 and `error`.
+ */
+export declare class SandboxedAgentExecutor {
+  /**
+   * Uses `sandboxManager` for the tasks' sandboxes, or a new `SandboxManager()` (defaults from
+   * `.sandboxrc.json` and the environment).
+   */
+  constructor(sandboxManager?: SandboxManager | undefined | null)
+  /** Runs one agent task in a new sandbox. Resolves with the result also when the task fails. */
+  execute(task: string, config: SandboxedAgentConfig): Promise<SandboxedExecutionResult>
+  /**
+   * Runs tasks in parallel sandboxes, at most `concurrency` (default 4) at once; results come in
+   * input order, and one failure does not stop the others.
+   */
+  executeParallel(tasks: Array<AgentTask>, options?: ParallelOptions | undefined | null): Promise<Array<SandboxedExecutionResult>>
+  /** Destroys every sandbox this executor holds: running tasks' and those kept by `autoCleanup: false`. */
+  cleanupAll(): Promise<void>
+  /** The context of a running task (or of a kept sandbox), by sandbox id; `undefined` if none. */
+  getContext(sandboxId: string): SandboxedAgentContext | undefined
+  /** Contexts of the running tasks and kept sandboxes, oldest first. */
+  listActive(): Array<SandboxedAgentContext>
+}
+
 /**
  * Creates, tracks and destroys sandboxes. Configuration precedence: built-in defaults <
  * `.sandboxrc.json` < `SANDBOX_*` environment variables < `defaultConfig` < `createSandbox(config)`.
@@ -135,6 +196,51 @@ export declare class SandboxPool {
 export interface AcquireOptions {
   /** Overrides the pool's acquireTimeoutSeconds for this call. */
   timeoutSeconds?: number
+}
+
+export interface AgentRunError {
+  message: string
+  code: string
+}
+
+export interface AgentRunStats {
+  commandsExecuted: number
+  filesCreated: number
+  /** At the end of the run, from the sandbox's cgroup. */
+  memoryUsageMB: number
+  /** Average over the run. */
+  cpuPercent: number
+  errors: number
+  turns: number
+  toolCalls: number
+  blockedCalls: number
+  inputTokens: number
+  outputTokens: number
+}
+
+export interface AgentTask {
+  task: string
+  config: SandboxedAgentConfig
+}
+
+/** What the wrapper resolves with. */
+export interface CallbackOutcome {
+  ok: boolean
+  kind?: string
+  text?: string
+  bytes?: Buffer
+  json?: string
+  message?: string
+}
+
+export interface CapturedFileJs {
+  /** Relative to the workspace. */
+  path: string
+  content: string
+  encoding: 'utf8' | 'base64'
+  size: number
+  /** Why the content is empty (too large, unreadable). */
+  skipped?: string
 }
 
 export interface DeleteFileOptions {
@@ -240,6 +346,25 @@ export interface ListFilesOptions {
   all?: boolean
 }
 
+/** The model an agent talks to. Defaults come from the environment (see the README). */
+export interface ModelOptions {
+  /** 'anthropic' (Messages API) or 'openai' (chat completions; also Ollama, vLLM, llama.cpp server). */
+  provider?: 'anthropic' | 'openai'
+  name?: string
+  apiKey?: string
+  baseURL?: string
+  maxTokens?: number
+  temperature?: number
+  /** retries on 429, 5xx and connection errors (default 3) */
+  maxRetries?: number
+  requestTimeoutSeconds?: number
+}
+
+export interface ParallelOptions {
+  /** Most tasks running at once (default 4). */
+  concurrency?: number
+}
+
 export interface PoolOptions {
   /** Sandboxes kept started and idle, ready to hand out (default 1). */
   min?: number
@@ -335,6 +460,52 @@ export interface SandboxConfig {
   docker?: DockerOptions
 }
 
+export interface SandboxedAgentConfig {
+  /** Name for logs and `context.metadata.agentName` (default 'agent'). */
+  agentName?: string
+  /** Sent to the model as its system prompt (followed by a note on the sandbox). */
+  systemPrompt?: string
+  /** Configuration of the task's sandbox (merged over the manager's defaults). */
+  sandboxConfig?: SandboxConfig
+  /** Where the tools work (default '/workspace'). */
+  workspacePath?: string
+  interceptors?: Array<ToolCallInterceptor>
+  /** Destroy the sandbox after the run, also after a failure (default true). */
+  autoCleanup?: boolean
+  captureFiles?: boolean
+  /** Globs over workspace-relative paths; no `/` matches the base name at any depth (default: all files). */
+  capturePatterns?: Array<string>
+  /** Also capture dotfiles and files in dot-directories (default false). */
+  captureDotfiles?: boolean
+  /** Larger files are listed with `skipped` and no content (default 1048576). */
+  captureMaxFileBytes?: number
+  /** Most files captured (default 1000). */
+  captureMaxFiles?: number
+  model?: ModelOptions
+  /** Most model turns (default 25). */
+  maxTurns?: number
+  /** Limit for the whole run in seconds (default 600). */
+  timeoutSeconds?: number
+  /**
+   * Bring your own agent: drives the same sandboxed, intercepted tools instead of the built-in
+   * model loop; its return value is the run's `output`.
+   */
+  agent?: (task: string, tools: AgentTools, context: SandboxedAgentContext) => string | Promise<string>
+}
+
+export interface SandboxedExecutionResult {
+  /** The agent's final answer. */
+  output: string
+  /** 0 on success, 124 when the run timed out, 1 for any other failure (see `error`). */
+  exitCode: number
+  durationMs: number
+  stats: AgentRunStats
+  files: Array<CapturedFileJs>
+  error?: AgentRunError
+  sandboxId?: string
+  agentName: string
+}
+
 export interface SandboxHealthEntry {
   id: string
   provider: string
@@ -360,4 +531,22 @@ export interface SandboxStatsEntry {
 export interface StartOptions {
   /** Image pull progress (only called when the image is missing and gets pulled). */
   onProgress?: (event: PullProgressEvent) => void
+}
+
+/** An interceptor: `handler(params, context)` runs before (or instead of) the built-in tool. */
+export interface ToolCallInterceptor {
+  /** Tool name or glob (`'Bash'`, `'*'`, `'{Read,Write}'`). */
+  toolName: string
+  handler: (params: any, context: SandboxedAgentContext) => any
+}
+
+export interface ToolCallResult {
+  content: string
+  isError: boolean
+}
+
+export interface ToolDefinition {
+  name: string
+  description: string
+  inputSchema: any
 }

@@ -835,8 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.AgentMetadata = nativeBinding.AgentMetadata
+module.exports.AgentTools = nativeBinding.AgentTools
 module.exports.BackgroundProcess = nativeBinding.BackgroundProcess
 module.exports.Sandbox = nativeBinding.Sandbox
+module.exports.SandboxedAgentContext = nativeBinding.SandboxedAgentContext
+module.exports.SandboxedAgentExecutor = nativeBinding.SandboxedAgentExecutor
 module.exports.SandboxManager = nativeBinding.SandboxManager
 module.exports.SandboxPool = nativeBinding.SandboxPool
 module.exports.SandboxState = nativeBinding.SandboxState

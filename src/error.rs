@@ -23,6 +23,10 @@ pub enum ErrorCode {
   PoolClosed,
   /// the operation was cancelled through an AbortSignal
   Aborted,
+  /// a model API (Anthropic, OpenAI-compatible) failed: HTTP error after retries, bad response
+  ModelError,
+  /// an agent run used `maxTurns` model turns without finishing
+  MaxTurnsExceeded,
 }
 
 impl ErrorCode {
@@ -44,6 +48,8 @@ impl ErrorCode {
       ErrorCode::PoolExhausted => "POOL_EXHAUSTED",
       ErrorCode::PoolClosed => "POOL_CLOSED",
       ErrorCode::Aborted => "ABORTED",
+      ErrorCode::ModelError => "MODEL_ERROR",
+      ErrorCode::MaxTurnsExceeded => "MAX_TURNS_EXCEEDED",
     }
   }
 }

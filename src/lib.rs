@@ -6,6 +6,8 @@
 pub mod config;
 pub mod docker;
 pub mod error;
+pub mod executor;
+mod executor_js;
 pub mod manager;
 pub mod paths;
 pub mod pool;
@@ -449,7 +451,7 @@ fn pool_options(o: Option<PoolOptionsJs>) -> std::result::Result<pool::PoolOptio
     min,
     max: o.max.map(|m| count("max", m)).transpose()?.unwrap_or(min.max(4)),
     idle_timeout: match o.idle_timeout_seconds {
-      Some(t) if t == 0.0 => None,
+      Some(0.0) => None,
       Some(t) => Some(config::seconds("pool idleTimeoutSeconds", t, true)?),
       None => Some(std::time::Duration::from_secs(300)),
     },
