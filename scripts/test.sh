@@ -14,3 +14,9 @@ npx vitest run "$@"
 # the same suites on the docker-exec fallback engine (guest.spec.ts is about the guest itself)
 echo "== vitest (exec engine: SANDBOX_EXEC_ENGINE=exec)" >&2
 SANDBOX_EXEC_ENGINE=exec npx vitest run --exclude '__test__/guest.spec.ts' "$@"
+# the agent examples, against the scripted model server (every tool call runs in a real sandbox)
+echo "== examples (agent, --mock)" >&2
+for e in agent-level2 agent-single agent-swarm agent-interceptors; do
+  out=$(npx tsx "examples/$e.ts" --mock 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts --mock failed" >&2; exit 1; }
+  echo "examples/$e.ts --mock: ok" >&2
+done

@@ -8,7 +8,6 @@
 //! never reaches Node's uncaught-exception handler; the wrapper is then called from Rust through a
 //! ThreadsafeFunction.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -109,6 +108,21 @@ pub struct ModelOptions {
   /// retries on 429, 5xx and connection errors (default 3)
   pub max_retries: Option<u32>,
   pub request_timeout_seconds: Option<f64>,
+}
+
+impl From<ModelOptions> for ModelSettings {
+  fn from(m: ModelOptions) -> Self {
+    ModelSettings {
+      provider: m.provider,
+      name: m.name,
+      api_key: m.api_key,
+      base_url: m.base_url,
+      max_tokens: m.max_tokens,
+      temperature: m.temperature,
+      max_retries: m.max_retries,
+      request_timeout_seconds: m.request_timeout_seconds,
+    }
+  }
 }
 
 #[napi(object, object_to_js = false)]
@@ -384,34 +398,12 @@ impl SandboxedAgentExecutor {
       interceptor_fns.push((i.tool_name, wrap::<FnArgs<(Value, SandboxedAgentContext)>>(env, i.handler)?));
     }
     let agent = c.agent.map(|f| wrap::<FnArgs<(String, AgentTools, SandboxedAgentContext)>>(env, f)).transpose()?;
-    let settings = |c: Option<ModelOptions>| {
-      let m = c.unwrap_or(ModelOptions {
-        provider: None,
-        name: None,
-        api_key: None,
-        base_url: None,
-        max_tokens: None,
-        temperature: None,
-        max_retries: None,
-        request_timeout_seconds: None,
-      });
-      ModelSettings {
-        provider: m.provider,
-        name: m.name,
-        api_key: m.api_key,
-        base_url: m.base_url,
-        max_tokens: m.max_tokens,
-        temperature: m.temperature,
-        max_retries: m.max_retries,
-        request_timeout_seconds: m.request_timeout_seconds,
-      }
-    };
-    let model = c.model;
+    let model = c.model.map(ModelSettings::from).unwrap_or_default();
     let build = move || -> std::result::Result<run::TaskSpec, SandboxError> {
       let driver = match agent {
         Some(f) => Driver::Agent(agent_fn(Arc::new(f))),
         None => {
-          let cfg = ModelConfig::resolve(&settings(model), &|k| std::env::var(k).ok())?;
+          let cfg = ModelConfig::resolve(&model, &|k| std::env::var(k).ok())?;
           Driver::Model(Arc::new(ModelClient::new(cfg)?))
         }
       };
@@ -609,6 +601,3 @@ impl SandboxedAgentExecutor {
     self.inner.list_active().into_iter().map(|active| SandboxedAgentContext { active }).collect()
   }
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: HashMap<(), ()>) {}
