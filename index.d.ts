@@ -456,8 +456,14 @@ export interface SandboxConfig {
   /** Request all GPUs (needs the NVIDIA container runtime on the Docker host). */
   gpu?: boolean
   metadata?: Record<string, any>
-  e2B?: { apiKey?: string; templateId?: string; region?: string }
+  /** E2B options (see README "The E2B provider"); `region` is informational. */
+  e2B?: { apiKey?: string; templateId?: string; region?: string; domain?: string }
   docker?: DockerOptions
+  /**
+   * Providers to try, in order, when `start()` cannot get a sandbox from `provider` for
+   * availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
+   */
+  fallbackProviders?: Array<'docker' | 'e2b'>
 }
 
 export interface SandboxedAgentConfig {

@@ -116,6 +116,11 @@ pub struct SandboxConfig {
   pub gpu: bool,
   pub metadata: Option<Value>,
   pub docker: DockerOptions,
+  /// the `e2b` object as given (validated with the environment by the E2B provider)
+  pub e2b: Option<Value>,
+  /// providers tried, in order, when `start` cannot get a sandbox from `provider` for
+  /// availability reasons (unreachable, 5xx, capacity or rate limits)
+  pub fallback_providers: Vec<ProviderKind>,
 }
 
 /// The built-in defaults (the proof of concept's, plus the hardening defaults).
@@ -330,8 +335,20 @@ pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<V
   Ok(merge(&base, &env_layer(get)?))
 }
 
-const TOP_KEYS: [&str; 11] =
-  ["provider", "image", "limits", "networkMode", "env", "workdir", "gpu", "metadata", "docker", "e2b", "autoCleanup"];
+const TOP_KEYS: [&str; 12] = [
+  "provider",
+  "image",
+  "limits",
+  "networkMode",
+  "env",
+  "workdir",
+  "gpu",
+  "metadata",
+  "docker",
+  "e2b",
+  "autoCleanup",
+  "fallbackProviders",
+];
 // keys some seed examples pass that have no effect here; accepted silently
 const IGNORED_KEYS: [&str; 4] = ["debug", "verbose", "network", "template"];
 
@@ -535,7 +552,26 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     }
   }
 
-  Ok(SandboxConfig { provider, image, limits, network_mode, env, workdir, gpu, metadata, docker })
+  let e2b = get(o, "e2b").cloned();
+  let mut fallback_providers = Vec::new();
+  if let Some(v) = get(o, "fallbackProviders") {
+    for p in want_str_list(v, "fallbackProviders")? {
+      let kind = match p.as_str() {
+        "docker" => ProviderKind::Docker,
+        "e2b" => ProviderKind::E2b,
+        other => {
+          return Err(SandboxError::invalid_config(format!(
+            "fallbackProviders entries must be 'docker' or 'e2b', got {other:?}"
+          )))
+        }
+      };
+      if kind != provider && !fallback_providers.contains(&kind) {
+        fallback_providers.push(kind);
+      }
+    }
+  }
+
+  Ok(SandboxConfig { provider, image, limits, network_mode, env, workdir, gpu, metadata, docker, e2b, fallback_providers })
 }
 
 /// Turn a typed config back into the JS shape (used for `sandbox.limits` and `manager.defaultConfig`).

@@ -11,6 +11,7 @@ mod executor_js;
 pub mod manager;
 pub mod paths;
 pub mod pool;
+pub mod sandbox;
 pub mod guest_protocol;
 pub mod types;
 
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 use crate::docker::sandbox::{ProgressFn, PullProgress};
 use crate::docker::process::OutStream;
-use crate::docker::DockerSandbox;
+use crate::sandbox::AnySandbox;
 use crate::error::SandboxError;
 
 // ------------------------------------------------------------------ errors, logging, exit hooks
@@ -197,9 +198,14 @@ pub struct SandboxConfig {
   pub gpu: Option<bool>,
   #[napi(ts_type = "Record<string, any>")]
   pub metadata: Option<Value>,
-  #[napi(ts_type = "{ apiKey?: string; templateId?: string; region?: string }")]
+  /// E2B options (see README "The E2B provider"); `region` is informational.
+  #[napi(ts_type = "{ apiKey?: string; templateId?: string; region?: string; domain?: string }")]
   pub e2b: Option<Value>,
   pub docker: Option<DockerOptions>,
+  /// Providers to try, in order, when `start()` cannot get a sandbox from `provider` for
+  /// availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
+  #[napi(ts_type = "Array<'docker' | 'e2b'>")]
+  pub fallback_providers: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -639,7 +645,7 @@ impl SandboxManager {
 /// One sandbox. Get it from `SandboxManager.createSandbox()`.
 #[napi]
 pub struct Sandbox {
-  inner: Arc<DockerSandbox>,
+  inner: Arc<AnySandbox>,
 }
 
 #[napi]
@@ -647,12 +653,12 @@ impl Sandbox {
   /// 'docker-' followed by 16 hex digits; also the container's name.
   #[napi(getter)]
   pub fn id(&self) -> String {
-    self.inner.id.clone()
+    self.inner.id().to_string()
   }
 
   #[napi(getter, ts_return_type = "'docker' | 'e2b'")]
   pub fn provider(&self) -> String {
-    self.inner.config.provider.as_str().to_string()
+    self.inner.config().provider.as_str().to_string()
   }
 
   #[napi(getter)]
@@ -662,7 +668,7 @@ impl Sandbox {
 
   #[napi(getter)]
   pub fn limits(&self) -> ResourceLimits {
-    limits_js(&self.inner.config.limits)
+    limits_js(&self.inner.config().limits)
   }
 
   /// Starts the sandbox (pulls the image if missing, creates volume, network and container), or
@@ -842,7 +848,7 @@ impl Sandbox {
         inner.list_files(&path, all).await
       };
       Ok(r.unwrap_or_else(|e| {
-        tracing::debug!(sandbox = %inner.id, error = %e, "listFiles failed");
+        tracing::debug!(sandbox = %inner.id(), error = %e, "listFiles failed");
         Vec::new()
       }))
     })

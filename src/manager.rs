@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::config::{self, ProviderKind};
-use crate::docker::DockerSandbox;
+use crate::config;
+use crate::sandbox::AnySandbox;
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::pool::{Pool, PoolHooks, PoolOptions};
 use crate::types::{Health, Stats};
@@ -14,11 +14,11 @@ use crate::types::{Health, Stats};
 pub struct Manager {
   /// defaults < .sandboxrc.json < environment < constructor config
   defaults: Value,
-  sandboxes: Mutex<Vec<Arc<DockerSandbox>>>,
-  pools: Mutex<Vec<Arc<Pool<DockerSandbox>>>>,
+  sandboxes: Mutex<Vec<Arc<AnySandbox>>>,
+  pools: Mutex<Vec<Arc<Pool<AnySandbox>>>>,
 }
 
-pub type SandboxPool = Pool<DockerSandbox>;
+pub type SandboxPool = Pool<AnySandbox>;
 
 impl Manager {
   pub fn new(user_defaults: Option<&Value>) -> Result<Self> {
@@ -42,7 +42,7 @@ impl Manager {
     &self.defaults
   }
 
-  pub fn create(&self, config: Option<&Value>) -> Result<Arc<DockerSandbox>> {
+  pub fn create(&self, config: Option<&Value>) -> Result<Arc<AnySandbox>> {
     let merged = match config {
       Some(v) if !v.is_null() => {
         if !v.is_object() {
@@ -53,27 +53,21 @@ impl Manager {
       _ => self.defaults.clone(),
     };
     let cfg = config::resolve(&merged)?;
-    if cfg.provider == ProviderKind::E2b {
-      return Err(SandboxError::new(
-        ErrorCode::ProviderUnavailable,
-        "the e2b provider is not available in this version of agentic-sandbox yet; use provider 'docker'",
-      ));
-    }
-    let sb = Arc::new(DockerSandbox::new(cfg));
+    let sb = Arc::new(AnySandbox::new(&cfg)?);
     self.sandboxes.lock().unwrap().push(sb.clone());
     Ok(sb)
   }
 
-  pub fn get(&self, id: &str) -> Option<Arc<DockerSandbox>> {
-    self.sandboxes.lock().unwrap().iter().find(|s| s.id == id).cloned()
+  pub fn get(&self, id: &str) -> Option<Arc<AnySandbox>> {
+    self.sandboxes.lock().unwrap().iter().find(|s| s.id() == id).cloned()
   }
 
-  pub fn list(&self) -> Vec<Arc<DockerSandbox>> {
+  pub fn list(&self) -> Vec<Arc<AnySandbox>> {
     self.sandboxes.lock().unwrap().clone()
   }
 
   fn forget(&self, id: &str) {
-    self.sandboxes.lock().unwrap().retain(|s| s.id != id);
+    self.sandboxes.lock().unwrap().retain(|s| s.id() != id);
   }
 
   /// Unknown ids resolve (like the proof of concept). A failed destroy keeps the entry.
@@ -93,7 +87,7 @@ impl Manager {
   pub async fn create_pool(self: &Arc<Self>, config: Option<Value>, opts: PoolOptions) -> Result<Arc<SandboxPool>> {
     // validate the configuration now rather than on the first acquire
     let probe = self.create(config.as_ref())?;
-    self.forget(&probe.id);
+    self.forget(probe.id());
     let weak = Arc::downgrade(self);
     let create_weak = weak.clone();
     let hooks = PoolHooks {
@@ -103,24 +97,24 @@ impl Manager {
           let m = weak.upgrade().ok_or_else(|| SandboxError::new(ErrorCode::PoolClosed, "the pool's manager is gone"))?;
           let sb = m.create(config.as_ref())?;
           if let Err(e) = sb.start(None).await {
-            m.forget(&sb.id);
+            m.forget(sb.id());
             return Err(e);
           }
           Ok(sb)
         })
       }),
-      reset: Arc::new(|sb: Arc<DockerSandbox>| Box::pin(async move { sb.reset().await })),
-      destroy: Arc::new(move |sb: Arc<DockerSandbox>| {
+      reset: Arc::new(|sb: Arc<AnySandbox>| Box::pin(async move { sb.reset().await })),
+      destroy: Arc::new(move |sb: Arc<AnySandbox>| {
         let weak = weak.clone();
         Box::pin(async move {
           sb.destroy().await?;
           if let Some(m) = weak.upgrade() {
-            m.forget(&sb.id);
+            m.forget(sb.id());
           }
           Ok(())
         })
       }),
-      id: Arc::new(|sb: &DockerSandbox| sb.id.clone()),
+      id: Arc::new(|sb: &AnySandbox| sb.id().to_string()),
     };
     let pool = Pool::new(opts, hooks)?;
     pool.fill().await?;
@@ -137,7 +131,7 @@ impl Manager {
       }
     }
     let all = self.list();
-    let results = futures_util::future::join_all(all.iter().map(|s| async move { (s.id.clone(), s.destroy().await) })).await;
+    let results = futures_util::future::join_all(all.iter().map(|s| async move { (s.id().to_string(), s.destroy().await) })).await;
     let mut failed = Vec::new();
     for (id, r) in results {
       match r {
@@ -157,13 +151,13 @@ impl Manager {
     let all = self.list();
     futures_util::future::join_all(all.iter().map(|s| async move {
       let st = if s.state() == crate::types::State::Running { s.stats().await.unwrap_or_default() } else { Stats::default() };
-      (s.id.clone(), s.config.provider.as_str(), st)
+      (s.id().to_string(), s.config().provider.as_str(), st)
     }))
     .await
   }
 
   pub async fn health_all(&self) -> Vec<(String, &'static str, Health)> {
     let all = self.list();
-    futures_util::future::join_all(all.iter().map(|s| async move { (s.id.clone(), s.config.provider.as_str(), s.health().await) })).await
+    futures_util::future::join_all(all.iter().map(|s| async move { (s.id().to_string(), s.config().provider.as_str(), s.health().await) })).await
   }
 }

@@ -141,8 +141,6 @@ pub struct DockerSandbox {
   guest_by_exec: Mutex<bool>,
   guest_cpu: Mutex<Option<(u64, Instant)>>,
   reattach: tokio::sync::Mutex<()>,
-  /// pids of background processes started through `execute(.., { background: true })`
-  background: Mutex<HashSet<u32>>,
 }
 
 fn new_id() -> String {
@@ -206,7 +204,6 @@ impl DockerSandbox {
       guest_by_exec: Mutex::new(false),
       guest_cpu: Mutex::new(None),
       reattach: tokio::sync::Mutex::new(()),
-      background: Mutex::new(HashSet::new()),
     }
   }
 
@@ -588,7 +585,6 @@ impl DockerSandbox {
       let fresh = self.attach_guest_by_exec(&docker, &container).await?;
       // what the lost guest started can no longer be waited for, streamed or signalled through
       // a handle: kill it rather than leave orphans running (the image's own command is spared)
-      self.background.lock().unwrap().clear();
       if let Err(e) = fresh.request(Request::KillAll).await {
         tracing::warn!(sandbox = %self.id, error = %e, "could not kill the lost guest's processes");
       }
@@ -701,42 +697,6 @@ impl DockerSandbox {
 
   // ---------------------------------------------------------------- execution
 
-  pub async fn execute(&self, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
-    self.execute_with(command, args, opts, None, None).await
-  }
-
-  /// Run a command to its end, streaming output to `sink`; `abort` kills its process group and
-  /// rejects with ABORTED.
-  pub async fn execute_with(
-    &self,
-    command: &str,
-    args: &[String],
-    mut opts: ExecOptions,
-    sink: Option<OutputSink>,
-    abort: Option<tokio::sync::oneshot::Receiver<()>>,
-  ) -> Result<ExecResult> {
-    let stdin = opts.stdin.take();
-    let p = self.spawn(command, args, &opts, false, stdin.is_some(), sink).await?;
-    if let Some(data) = stdin {
-      let _ = p.stdin(data);
-      let _ = p.close_stdin();
-    }
-    let out = match abort {
-      None => p.wait().await?,
-      Some(abort) => {
-        tokio::select! {
-          r = p.wait() => r?,
-          Ok(()) = abort => {
-            let _ = p.signal(9);
-            let _ = tokio::time::timeout(Duration::from_secs(10), p.wait()).await;
-            return Err(SandboxError::new(ErrorCode::Aborted, format!("{command} was aborted by its AbortSignal; its process group was killed")));
-          }
-        }
-      }
-    };
-    Ok(to_result(out))
-  }
-
   /// Start a command and return at once (for `background: true` and for foreground calls).
   /// Foreground calls default to `limits.timeoutSeconds`; background ones run until they end,
   /// are killed, or their own `timeout` passes.
@@ -786,20 +746,9 @@ impl DockerSandbox {
         exec::spawn(&docker, &container, req, sink).await?
       }
     };
-    if background && p.pid != 0 {
-      self.background.lock().unwrap().insert(p.pid);
-    }
     Ok(p)
   }
 
-  /// Forget a background process once it ended (for `listProcesses`).
-  pub fn background_ended(&self, pid: u32) {
-    self.background.lock().unwrap().remove(&pid);
-  }
-
-  pub fn is_background(&self, pid: u32) -> bool {
-    self.background.lock().unwrap().contains(&pid)
-  }
 
   /// Run an internal helper script (not the user's command) as the sandbox user.
   async fn helper(&self, script: &str, args: &[&str], stdin: Option<Vec<u8>>, max_output: usize) -> Result<ExecOutput> {
@@ -1059,7 +1008,6 @@ impl DockerSandbox {
 
   /// Kill every process started in the sandbox (not the init, the image's own command, or the guest).
   pub async fn kill_all(&self) -> Result<()> {
-    self.background.lock().unwrap().clear();
     match self.engine().await? {
       Engine::Guest(conn) => conn.request(Request::KillAll).await.map(|_| ()),
       Engine::Exec(docker, container) => {

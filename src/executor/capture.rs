@@ -16,7 +16,7 @@ use base64::Engine as _;
 use globset::{GlobSet, GlobSetBuilder};
 
 use super::tools;
-use crate::docker::DockerSandbox;
+use crate::sandbox::AnySandbox;
 use crate::error::{Result, SandboxError};
 
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -65,7 +65,7 @@ pub fn encode(data: &[u8]) -> (String, &'static str) {
   }
 }
 
-pub async fn capture(sb: &Arc<DockerSandbox>, workspace: &str, spec: &CaptureSpec) -> Result<Vec<CapturedFile>> {
+pub async fn capture(sb: &Arc<AnySandbox>, workspace: &str, spec: &CaptureSpec) -> Result<Vec<CapturedFile>> {
   let set = match &spec.patterns {
     Some(p) if p.is_empty() => return Ok(Vec::new()),
     Some(p) => Some(matcher(p)?),

@@ -35,7 +35,7 @@ use serde_json::Value;
 use super::capture::{self, CaptureSpec, CapturedFile};
 use super::model::{Block, Message, ModelClient, StopReason, ToolResult};
 use super::tools::{self, Effect, ToolOutcome, TOOL_NAMES};
-use crate::docker::DockerSandbox;
+use crate::sandbox::AnySandbox;
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::manager::Manager;
 use crate::types::ExecOptions;
@@ -161,7 +161,7 @@ pub struct CallCounts {
 
 /// The intercepted tools of one run.
 pub struct ToolRunner {
-  pub sandbox: Arc<DockerSandbox>,
+  pub sandbox: Arc<AnySandbox>,
   pub workspace: String,
   pub metadata: SharedMetadata,
   pub interceptors: Vec<Interceptor>,
@@ -169,7 +169,7 @@ pub struct ToolRunner {
 }
 
 impl ToolRunner {
-  pub fn new(sandbox: Arc<DockerSandbox>, workspace: String, metadata: SharedMetadata, interceptors: Vec<Interceptor>) -> Self {
+  pub fn new(sandbox: Arc<AnySandbox>, workspace: String, metadata: SharedMetadata, interceptors: Vec<Interceptor>) -> Self {
     Self { sandbox, workspace, metadata, interceptors, counts: Mutex::new(CallCounts::default()) }
   }
 
@@ -240,7 +240,7 @@ impl ToolRunner {
 /// A JS agent: `(task, tools, context) => string`, given the run's tool runner.
 pub type AgentFn = Arc<dyn Fn(String, Arc<ToolRunner>) -> BoxFuture<Result<String>> + Send + Sync>;
 /// Builds the interceptors once the sandbox exists (their JS context holds the sandbox).
-pub type InterceptorFactory = Box<dyn FnOnce(&Arc<DockerSandbox>, &SharedMetadata, &str) -> Result<Vec<Interceptor>> + Send + Sync>;
+pub type InterceptorFactory = Box<dyn FnOnce(&Arc<AnySandbox>, &SharedMetadata, &str) -> Result<Vec<Interceptor>> + Send + Sync>;
 
 pub enum Driver {
   Model(Arc<ModelClient>),
@@ -290,7 +290,7 @@ pub struct RunResult {
 /// A sandbox an agent is using, or kept after its run (`autoCleanup: false`).
 #[derive(Clone)]
 pub struct Active {
-  pub sandbox: Arc<DockerSandbox>,
+  pub sandbox: Arc<AnySandbox>,
   pub workspace: String,
   pub metadata: SharedMetadata,
 }
@@ -366,9 +366,9 @@ impl Executor {
         return self.fail(result, e, started);
       }
     };
-    result.sandbox_id = Some(sandbox.id.clone());
+    result.sandbox_id = Some(sandbox.id().to_string());
     self.active.lock().unwrap().insert(
-      sandbox.id.clone(),
+      sandbox.id().to_string(),
       Active { sandbox: sandbox.clone(), workspace: spec.workspace.clone(), metadata: metadata.clone() },
     );
     let _ = sandbox.stats().await; // first CPU sample: the one at the end measures the run
@@ -379,8 +379,8 @@ impl Executor {
     let runner = match interceptors {
       Ok(i) => Arc::new(ToolRunner::new(sandbox.clone(), spec.workspace.clone(), metadata.clone(), i)),
       Err(e) => {
-        self.active.lock().unwrap().remove(&sandbox.id);
-        let _ = self.manager.destroy(&sandbox.id).await;
+        self.active.lock().unwrap().remove(sandbox.id());
+        let _ = self.manager.destroy(sandbox.id()).await;
         result.stats.errors = 1;
         return self.fail(result, e, started);
       }
@@ -421,7 +421,7 @@ impl Executor {
       match capture::capture(&sandbox, &spec.workspace, c).await {
         Ok(files) => result.files = files,
         Err(e) => {
-          tracing::warn!(sandbox = %sandbox.id, error = %e, "file capture failed");
+          tracing::warn!(sandbox = %sandbox.id(), error = %e, "file capture failed");
           if error.is_none() {
             metadata.lock().unwrap().errors += 1;
           }
@@ -435,9 +435,9 @@ impl Executor {
       result.stats.errors = m.errors;
     }
     if spec.auto_cleanup {
-      self.active.lock().unwrap().remove(&sandbox.id);
-      if let Err(e) = self.manager.destroy(&sandbox.id).await {
-        tracing::warn!(sandbox = %sandbox.id, error = %e, "could not destroy the agent's sandbox");
+      self.active.lock().unwrap().remove(sandbox.id());
+      if let Err(e) = self.manager.destroy(sandbox.id()).await {
+        tracing::warn!(sandbox = %sandbox.id(), error = %e, "could not destroy the agent's sandbox");
       }
     }
     match error {
@@ -459,12 +459,12 @@ impl Executor {
     result
   }
 
-  async fn start_sandbox(&self, spec: &TaskSpec) -> Result<Arc<DockerSandbox>> {
+  async fn start_sandbox(&self, spec: &TaskSpec) -> Result<Arc<AnySandbox>> {
     let sandbox = self.manager.create(spec.sandbox_config.as_ref())?;
     let started = async {
       sandbox.start(None).await?;
       // the workspace must exist (it is the sandbox's workdir unless workspacePath says otherwise)
-      if spec.workspace != sandbox.config.workdir {
+      if spec.workspace != sandbox.config().workdir {
         let r = sandbox
           .execute("mkdir", &["-p".to_string(), "--".to_string(), spec.workspace.clone()], ExecOptions::default())
           .await?;
@@ -479,7 +479,7 @@ impl Executor {
       Ok(())
     };
     if let Err(e) = started.await {
-      let _ = self.manager.destroy(&sandbox.id).await;
+      let _ = self.manager.destroy(sandbox.id()).await;
       return Err(e);
     }
     Ok(sandbox)

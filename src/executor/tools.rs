@@ -14,7 +14,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde_json::{json, Map, Value};
 
 use super::model::ToolSpec;
-use crate::docker::DockerSandbox;
+use crate::sandbox::AnySandbox;
 use crate::paths;
 use crate::types::{ExecOptions, ExecResult};
 
@@ -232,7 +232,7 @@ fn str_of<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 /// Runs a built-in tool with (normalized) parameters inside `sb`, with paths relative to `workspace`.
-pub async fn run(sb: &Arc<DockerSandbox>, workspace: &str, tool: &str, p: &Value) -> ToolOutcome {
+pub async fn run(sb: &Arc<AnySandbox>, workspace: &str, tool: &str, p: &Value) -> ToolOutcome {
   let abs = |rel: &str| -> Result<String, String> { paths::resolve(workspace, rel).map_err(|e| e.message) };
   match tool {
     "Bash" => {
@@ -452,13 +452,13 @@ pub fn bash_outcome(r: &ExecResult) -> ToolOutcome {
   o
 }
 
-async fn exists(sb: &Arc<DockerSandbox>, path: &str) -> bool {
+async fn exists(sb: &Arc<AnySandbox>, path: &str) -> bool {
   let (dir, name) = path.rsplit_once('/').unwrap_or(("/", path));
   let dir = if dir.is_empty() { "/" } else { dir };
   sb.list_files(dir, true).await.map(|names| names.iter().any(|n| n == name)).unwrap_or(false)
 }
 
-async fn ensure_parent(sb: &Arc<DockerSandbox>, path: &str) -> Result<(), String> {
+async fn ensure_parent(sb: &Arc<AnySandbox>, path: &str) -> Result<(), String> {
   let Some((dir, _)) = path.rsplit_once('/') else { return Ok(()) };
   if dir.is_empty() || exists_dir(sb, dir).await {
     return Ok(());
@@ -473,7 +473,7 @@ async fn ensure_parent(sb: &Arc<DockerSandbox>, path: &str) -> Result<(), String
   Ok(())
 }
 
-async fn exists_dir(sb: &Arc<DockerSandbox>, dir: &str) -> bool {
+async fn exists_dir(sb: &Arc<AnySandbox>, dir: &str) -> bool {
   sb.list_files(dir, true).await.is_ok()
 }
 
