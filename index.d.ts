@@ -56,7 +56,10 @@ export declare class BackgroundProcess {
 
 /** One sandbox. Get it from `SandboxManager.createSandbox()`. */
 export declare class Sandbox {
-  /** 'docker-' followed by 16 hex digits; also the container's name. */
+  /**
+   * 'docker-' or 'e2b-' followed by 16 hex digits (for Docker also the container's name). It
+   * never changes: after a provider fallback it keeps the first provider's form.
+   */
   get id(): string
   get provider(): 'docker' | 'e2b'
   get state(): SandboxState
@@ -457,7 +460,7 @@ export interface SandboxConfig {
   gpu?: boolean
   metadata?: Record<string, any>
   /** E2B options (see README "The E2B provider"); `region` is informational. */
-  e2B?: { apiKey?: string; templateId?: string; region?: string; domain?: string }
+  e2b?: { apiKey?: string; templateId?: string; region?: string; domain?: string; apiUrl?: string; sandboxUrl?: string }
   docker?: DockerOptions
   /**
    * Providers to try, in order, when `start()` cannot get a sandbox from `provider` for

@@ -261,19 +261,25 @@ describe('provider and image errors', () => {
     }
   })
 
-  it("provider 'e2b' -> PROVIDER_UNAVAILABLE", async () => {
-    let manager: any
+  it.skipIf(!!process.env.E2B_API_KEY)("provider 'e2b' without a key, or with a malformed one -> INVALID_CONFIG before any request", async () => {
+    const manager: any = new SandboxManager({ provider: 'e2b' } as any)
     try {
-      await expectCode(
-        (async () => {
-          manager = new SandboxManager({ provider: 'e2b' } as any)
-          const sb: any = await manager.createSandbox()
-          await sb.start()
-        })(),
-        'PROVIDER_UNAVAILABLE',
-      )
+      const err = await expectCode(manager.createSandbox(), 'INVALID_CONFIG')
+      expect(err.message).toMatch(/E2B_API_KEY/)
+      const bad = await expectCode(manager.createSandbox({ e2b: { apiKey: 'not-a-key' } }), 'INVALID_CONFIG')
+      expect(bad.message).not.toContain('not-a-key')
+      expect(manager.listSandboxes()).toHaveLength(0)
     } finally {
-      await manager?.destroyAll()
+      await manager.destroyAll()
+    }
+  })
+
+  it('fallbackProviders must name providers', async () => {
+    const manager: any = new SandboxManager({ image: BUSYBOX })
+    try {
+      await expectCode(manager.createSandbox({ fallbackProviders: ['kubernetes'] }), 'INVALID_CONFIG')
+    } finally {
+      await manager.destroyAll()
     }
   })
 

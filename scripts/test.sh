@@ -11,12 +11,19 @@ echo "== tsc (types of index.d.ts, examples, tests)" >&2
 npx tsc -p .
 echo "== vitest (guest engine, the default)" >&2
 npx vitest run "$@"
-# the same suites on the docker-exec fallback engine (guest.spec.ts is about the guest itself)
+# the same suites on the docker-exec fallback engine (guest.spec.ts is about the guest itself;
+# the E2B suites do not run commands through Docker's engines)
 echo "== vitest (exec engine: SANDBOX_EXEC_ENGINE=exec)" >&2
-SANDBOX_EXEC_ENGINE=exec npx vitest run --exclude '__test__/guest.spec.ts' "$@"
+SANDBOX_EXEC_ENGINE=exec npx vitest run --exclude '__test__/guest.spec.ts' --exclude '__test__/e2b*.spec.ts' "$@"
 # the agent examples, against the scripted model server (every tool call runs in a real sandbox)
 echo "== examples (agent, --mock)" >&2
 for e in agent-level2 agent-single agent-swarm agent-interceptors; do
   out=$(npx tsx "examples/$e.ts" --mock 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts --mock failed" >&2; exit 1; }
   echo "examples/$e.ts --mock: ok" >&2
+done
+# the E2B examples, against the local fake E2B (real containers behind E2B's wire protocol)
+echo "== examples (E2B, local fake)" >&2
+for e in e2b-quick-start e2b-python-analysis e2b-production; do
+  out=$(env -u E2B_API_KEY npx tsx "examples/$e.ts" 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts failed" >&2; exit 1; }
+  echo "examples/$e.ts: ok" >&2
 done

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod docker;
+pub mod e2b;
 pub mod error;
 pub mod executor;
 mod executor_js;
@@ -92,6 +93,7 @@ fn install_exit_hooks(env: &Env) -> Result<()> {
   }
   let cleanup = env.create_function_from_closure::<(), (), _>("agenticSandboxCleanup", |_ctx| {
     docker::cleanup_all_sync();
+    e2b::kill_all_sync();
     Ok(())
   })?;
   let install: Function<Function<(), ()>, ()> = env.run_script(EXIT_HOOK_JS)?;
@@ -199,7 +201,7 @@ pub struct SandboxConfig {
   #[napi(ts_type = "Record<string, any>")]
   pub metadata: Option<Value>,
   /// E2B options (see README "The E2B provider"); `region` is informational.
-  #[napi(ts_type = "{ apiKey?: string; templateId?: string; region?: string; domain?: string }")]
+  #[napi(js_name = "e2b", ts_type = "{ apiKey?: string; templateId?: string; region?: string; domain?: string; apiUrl?: string; sandboxUrl?: string }")]
   pub e2b: Option<Value>,
   pub docker: Option<DockerOptions>,
   /// Providers to try, in order, when `start()` cannot get a sandbox from `provider` for
@@ -650,7 +652,8 @@ pub struct Sandbox {
 
 #[napi]
 impl Sandbox {
-  /// 'docker-' followed by 16 hex digits; also the container's name.
+  /// 'docker-' or 'e2b-' followed by 16 hex digits (for Docker also the container's name). It
+  /// never changes: after a provider fallback it keeps the first provider's form.
   #[napi(getter)]
   pub fn id(&self) -> String {
     self.inner.id().to_string()

@@ -11,6 +11,7 @@ use crate::config::{ProviderKind, SandboxConfig};
 use crate::docker::process::{OutputSink, Spawned};
 use crate::docker::sandbox::{to_result, ProgressFn};
 use crate::docker::DockerSandbox;
+use crate::e2b::{E2bOptions, E2bSandbox};
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::guest_protocol::ProcessEntry;
 use crate::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, State, Stats};
@@ -18,6 +19,7 @@ use crate::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, State, Sta
 #[derive(Clone)]
 pub enum Backend {
   Docker(Arc<DockerSandbox>),
+  E2b(Arc<E2bSandbox>),
 }
 
 pub struct AnySandbox {
@@ -34,8 +36,36 @@ macro_rules! each {
   ($self:ident, $s:ident => $e:expr) => {
     match $self.backend() {
       Backend::Docker($s) => $e,
+      Backend::E2b($s) => $e,
     }
   };
+}
+
+/// What every provider checks before starting a command: a command, a valid timeout (foreground
+/// calls default to `limits.timeoutSeconds`; background ones have none unless given), the working
+/// directory (relative to `workdir`), and valid environment names. Returns (timeout, directory).
+pub fn prepare_spawn(
+  config: &SandboxConfig,
+  workdir: &str,
+  command: &str,
+  opts: &ExecOptions,
+  background: bool,
+) -> Result<(Option<Duration>, String)> {
+  if command.is_empty() {
+    return Err(SandboxError::invalid_argument("command must not be empty"));
+  }
+  let timeout = if background { opts.timeout } else { Some(opts.timeout.unwrap_or(config.limits.timeout_seconds)) };
+  let timeout = timeout.map(|t| crate::config::seconds("timeout", t, false)).transpose()?;
+  let dir = match &opts.workdir {
+    Some(w) => crate::paths::resolve(workdir, w)?,
+    None => workdir.to_string(),
+  };
+  for k in opts.env.keys() {
+    if k.is_empty() || k.contains('=') || k.contains('\0') {
+      return Err(SandboxError::invalid_argument(format!("env key {k:?} is not a valid variable name")));
+    }
+  }
+  Ok((timeout, dir))
 }
 
 /// Errors that mean "this provider cannot give us a sandbox now", not "the request is wrong".
@@ -47,10 +77,10 @@ fn is_availability(e: &SandboxError) -> bool {
 pub fn make_backend(config: &SandboxConfig) -> Result<Backend> {
   match config.provider {
     ProviderKind::Docker => Ok(Backend::Docker(Arc::new(DockerSandbox::new(config.clone())))),
-    ProviderKind::E2b => Err(SandboxError::new(
-      ErrorCode::ProviderUnavailable,
-      "the e2b provider is not available in this version of agentic-sandbox yet; use provider 'docker'",
-    )),
+    ProviderKind::E2b => {
+      let opts = E2bOptions::resolve(config.e2b.as_ref(), &|k| std::env::var(k).ok())?;
+      Ok(Backend::E2b(Arc::new(E2bSandbox::new(config.clone(), opts))))
+    }
   }
 }
 
@@ -60,6 +90,7 @@ impl AnySandbox {
     let backend = make_backend(config)?;
     let id = match &backend {
       Backend::Docker(s) => s.id.clone(),
+      Backend::E2b(s) => s.id.clone(),
     };
     Ok(Self { id, backend: RwLock::new(backend), background: Mutex::new(HashSet::new()) })
   }
@@ -82,7 +113,10 @@ impl AnySandbox {
 
   /// The directory relative paths resolve against (the provider may map the configured one).
   pub fn workdir(&self) -> String {
-    each!(self, s => s.config.workdir.clone())
+    match self.backend() {
+      Backend::Docker(s) => s.config.workdir.clone(),
+      Backend::E2b(s) => s.workdir(),
+    }
   }
 
   pub fn state(&self) -> State {
@@ -91,7 +125,10 @@ impl AnySandbox {
 
   /// How commands run: 'guest' or 'exec' for Docker.
   pub fn engine_name(&self) -> &'static str {
-    each!(self, s => s.engine_name())
+    match self.backend() {
+      Backend::Docker(s) => s.engine_name(),
+      Backend::E2b(_) => "e2b",
+    }
   }
 
   /// Starts the sandbox. When the provider cannot provide one for availability reasons (its
@@ -100,7 +137,7 @@ impl AnySandbox {
   /// the provider that runs it.
   pub async fn start(&self, progress: Option<ProgressFn>) -> Result<()> {
     let first_start = self.state() == State::Created;
-    let err = match each!(self, s => s.start(progress.clone()).await) {
+    let err = match self.start_backend(progress.clone()).await {
       Ok(()) => return Ok(()),
       Err(e) => e,
     };
@@ -120,12 +157,19 @@ impl AnySandbox {
         }
       };
       *self.backend.write().unwrap() = backend;
-      match each!(self, s => s.start(progress.clone()).await) {
+      match self.start_backend(progress.clone()).await {
         Ok(()) => return Ok(()),
         Err(e) => tried.push(format!("{}: {}", kind.as_str(), e.message)),
       }
     }
     Err(SandboxError::new(err.code, format!("no provider could start the sandbox ({})", tried.join("; "))))
+  }
+
+  async fn start_backend(&self, progress: Option<ProgressFn>) -> Result<()> {
+    match self.backend() {
+      Backend::Docker(s) => s.start(progress).await,
+      Backend::E2b(s) => s.start().await,
+    }
   }
 
   pub async fn stop(&self) -> Result<()> {

@@ -709,20 +709,7 @@ impl DockerSandbox {
     open_stdin: bool,
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
-    if command.is_empty() {
-      return Err(SandboxError::invalid_argument("command must not be empty"));
-    }
-    let timeout = if background { opts.timeout } else { Some(opts.timeout.unwrap_or(self.config.limits.timeout_seconds)) };
-    let timeout = timeout.map(|t| crate::config::seconds("timeout", t, false)).transpose()?;
-    let workdir = match &opts.workdir {
-      Some(w) => paths::resolve(&self.config.workdir, w)?,
-      None => self.config.workdir.clone(),
-    };
-    for k in opts.env.keys() {
-      if k.is_empty() || k.contains('=') || k.contains('\0') {
-        return Err(SandboxError::invalid_argument(format!("env key {k:?} is not a valid variable name")));
-      }
-    }
+    let (timeout, workdir) = crate::sandbox::prepare_spawn(&self.config, &self.config.workdir, command, opts, background)?;
     let mut argv = vec![command.to_string()];
     argv.extend(args.iter().cloned());
     let max_output = opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT);
