@@ -914,6 +914,20 @@ describe('no model key or endpoint', () => {
       expect(dockerLabelled(mine)).toEqual(before)
     }
   })
+
+  it('bad numbers in the model options fail with INVALID_CONFIG naming the option', async () => {
+    const base = { provider: 'anthropic' as const, apiKey: 'k', baseURL: 'http://127.0.0.1:9' }
+    for (const [model, name] of [
+      [{ ...base, maxTokens: -1 }, 'maxTokens'],
+      [{ ...base, maxTokens: 1.5 }, 'maxTokens'],
+      [{ ...base, maxRetries: -2 }, 'maxRetries'],
+    ] as const) {
+      const r = await executor.execute('bad numbers', { model })
+      expect(r.exitCode).toBe(1)
+      expect(r.error?.code).toBe('INVALID_CONFIG')
+      expect(r.error?.message).toContain(name)
+    }
+  })
 })
 
 // ================================================================ 8. executeParallel

@@ -103,25 +103,27 @@ pub struct ModelOptions {
   pub api_key: Option<String>,
   #[napi(js_name = "baseURL")]
   pub base_url: Option<String>,
-  pub max_tokens: Option<u32>,
+  pub max_tokens: Option<f64>,
   pub temperature: Option<f64>,
   /// retries on 429, 5xx and connection errors (default 3)
-  pub max_retries: Option<u32>,
+  pub max_retries: Option<f64>,
   pub request_timeout_seconds: Option<f64>,
 }
 
-impl From<ModelOptions> for ModelSettings {
-  fn from(m: ModelOptions) -> Self {
-    ModelSettings {
-      provider: m.provider,
-      name: m.name,
-      api_key: m.api_key,
-      base_url: m.base_url,
-      max_tokens: m.max_tokens,
-      temperature: m.temperature,
-      max_retries: m.max_retries,
-      request_timeout_seconds: m.request_timeout_seconds,
-    }
+impl ModelOptions {
+  /// Counts arrive as JS numbers: a negative or fractional one is a configuration error, not a
+  /// wrapped-around u32.
+  fn settings(self) -> std::result::Result<ModelSettings, SandboxError> {
+    Ok(ModelSettings {
+      provider: self.provider,
+      name: self.name,
+      api_key: self.api_key,
+      base_url: self.base_url,
+      max_tokens: self.max_tokens.map(|v| count("model.maxTokens", v, 1.0, 1e7)).transpose()?.map(|v| v as u32),
+      temperature: self.temperature,
+      max_retries: self.max_retries.map(|v| count("model.maxRetries", v, 0.0, 20.0)).transpose()?.map(|v| v as u32),
+      request_timeout_seconds: self.request_timeout_seconds,
+    })
   }
 }
 
@@ -398,11 +400,12 @@ impl SandboxedAgentExecutor {
       interceptor_fns.push((i.tool_name, wrap::<FnArgs<(Value, SandboxedAgentContext)>>(env, i.handler)?));
     }
     let agent = c.agent.map(|f| wrap::<FnArgs<(String, AgentTools, SandboxedAgentContext)>>(env, f)).transpose()?;
-    let model = c.model.map(ModelSettings::from).unwrap_or_default();
+    let model = c.model.map(ModelOptions::settings);
     let build = move || -> std::result::Result<run::TaskSpec, SandboxError> {
       let driver = match agent {
         Some(f) => Driver::Agent(agent_fn(Arc::new(f))),
         None => {
+          let model = model.transpose()?.unwrap_or_default();
           let cfg = ModelConfig::resolve(&model, &|k| std::env::var(k).ok())?;
           Driver::Model(Arc::new(ModelClient::new(cfg)?))
         }
