@@ -74,7 +74,7 @@ fn is_availability(e: &SandboxError) -> bool {
 }
 
 /// A not-yet-started sandbox of `config.provider`.
-pub fn make_backend(config: &SandboxConfig) -> Result<Backend> {
+fn make_backend(config: &SandboxConfig) -> Result<Backend> {
   match config.provider {
     ProviderKind::Docker => Ok(Backend::Docker(Arc::new(DockerSandbox::new(config.clone())))),
     ProviderKind::E2b => {
@@ -95,7 +95,7 @@ impl AnySandbox {
     Ok(Self { id, backend: RwLock::new(backend), background: Mutex::new(HashSet::new()) })
   }
 
-  pub fn backend(&self) -> Backend {
+  fn backend(&self) -> Backend {
     self.backend.read().unwrap().clone()
   }
 
@@ -105,18 +105,6 @@ impl AnySandbox {
 
   pub fn config(&self) -> SandboxConfig {
     each!(self, s => s.config.clone())
-  }
-
-  pub fn provider(&self) -> ProviderKind {
-    self.config().provider
-  }
-
-  /// The directory relative paths resolve against (the provider may map the configured one).
-  pub fn workdir(&self) -> String {
-    match self.backend() {
-      Backend::Docker(s) => s.config.workdir.clone(),
-      Backend::E2b(s) => s.workdir(),
-    }
   }
 
   pub fn state(&self) -> State {

@@ -3,13 +3,15 @@
 //! parent directories), listings and removal over `filesystem.Filesystem` (`ListDir`, `Stat`,
 //! `Remove`). Writes are not atomic: envd truncates and writes the file in place.
 
+use std::sync::Arc;
+
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 use serde_json::json;
 
 use super::client::{transport_rpc, Remote, Retry};
 use super::connect::{parse_entry, Entry, RpcError};
-use super::sandbox::E2bSandbox;
+use super::sandbox::{E2bSandbox, Shared};
 use crate::error::Result;
 use crate::types::{is_hidden, FileInfo, FileOp};
 
@@ -62,6 +64,14 @@ fn relative_paths(entries: &[Entry], dir: &str) -> Vec<String> {
 }
 
 impl E2bSandbox {
+  /// The resolved path of a file operation and the running sandbox to send it to, or the failed
+  /// `FileOp` to return (file operations never fail with an error).
+  fn file_target(&self, path: &str) -> std::result::Result<(String, Arc<Shared>, Arc<Remote>), FileOp> {
+    let full = self.resolve_path(path).map_err(|e| FileOp::fail(path, e.message))?;
+    let (shared, remote) = self.running().map_err(|e| FileOp::fail(&full, e.message))?;
+    Ok((full, shared, remote))
+  }
+
   fn file_error(&self, e: &RpcError, what: &str) -> String {
     if e.http_status == 507 {
       return format!("{what}: not enough disk space in the sandbox: {}", e.message);
@@ -72,13 +82,9 @@ impl E2bSandbox {
   /// Write `content` (binary-safe) to `path`, creating parent directories. Never fails: errors
   /// come back as `FileOp::fail`.
   pub async fn write_file(&self, path: &str, content: Vec<u8>) -> FileOp {
-    let full = match self.resolve_path(path) {
-      Ok(p) => p,
-      Err(e) => return FileOp::fail(path, e.message),
-    };
-    let (shared, remote) = match self.running() {
-      Ok(x) => x,
-      Err(e) => return FileOp::fail(&full, e.message),
+    let (full, shared, remote) = match self.file_target(path) {
+      Ok(t) => t,
+      Err(op) => return op,
     };
     let url = match shared.client.envd_url(&remote, "files") {
       Ok(u) => files_url(u, &remote, &full),
@@ -105,13 +111,9 @@ impl E2bSandbox {
 
   /// The bytes of `path` (up to 256 MB). Never fails: errors come back as `FileOp::fail`.
   pub async fn read_file(&self, path: &str) -> FileOp {
-    let full = match self.resolve_path(path) {
-      Ok(p) => p,
-      Err(e) => return FileOp::fail(path, e.message),
-    };
-    let (shared, remote) = match self.running() {
-      Ok(x) => x,
-      Err(e) => return FileOp::fail(&full, e.message),
+    let (full, shared, remote) = match self.file_target(path) {
+      Ok(t) => t,
+      Err(op) => return op,
     };
     let url = match shared.client.envd_url(&remote, "files") {
       Ok(u) => files_url(u, &remote, &full),
@@ -131,13 +133,9 @@ impl E2bSandbox {
 
   /// Like `rm -f` (a missing path is a success); directories only with `recursive`.
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
-    let full = match self.resolve_path(path) {
-      Ok(p) => p,
-      Err(e) => return FileOp::fail(path, e.message),
-    };
-    let (shared, remote) = match self.running() {
-      Ok(x) => x,
-      Err(e) => return FileOp::fail(&full, e.message),
+    let (full, shared, remote) = match self.file_target(path) {
+      Ok(t) => t,
+      Err(op) => return op,
     };
     self.touch();
     match shared.client.unary(&remote, "filesystem.Filesystem/Stat", &json!({ "path": full }), Retry::Idempotent).await {

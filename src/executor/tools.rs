@@ -280,9 +280,7 @@ pub async fn run(sb: &Arc<AnySandbox>, workspace: &str, tool: &str, p: &Value) -
       };
       let content = str_of(p, "content").unwrap_or_default().as_bytes().to_vec();
       let existed = exists(sb, &path).await;
-      if let Err(e) = ensure_parent(sb, &path).await {
-        return ToolOutcome::error(format!("Write {path}: {e}"));
-      }
+      // every provider's writeFile creates the parent directories
       let n = content.len();
       let op = sb.write_file(&path, content).await;
       if !op.success {
@@ -452,29 +450,11 @@ pub fn bash_outcome(r: &ExecResult) -> ToolOutcome {
   o
 }
 
+/// Whether `path` exists (one listing of its directory; a missing directory means no).
 async fn exists(sb: &Arc<AnySandbox>, path: &str) -> bool {
   let (dir, name) = path.rsplit_once('/').unwrap_or(("/", path));
   let dir = if dir.is_empty() { "/" } else { dir };
   sb.list_files(dir, true).await.map(|names| names.iter().any(|n| n == name)).unwrap_or(false)
-}
-
-async fn ensure_parent(sb: &Arc<AnySandbox>, path: &str) -> Result<(), String> {
-  let Some((dir, _)) = path.rsplit_once('/') else { return Ok(()) };
-  if dir.is_empty() || exists_dir(sb, dir).await {
-    return Ok(());
-  }
-  let r = sb
-    .execute("mkdir", &["-p".to_string(), "--".to_string(), dir.to_string()], ExecOptions::default())
-    .await
-    .map_err(|e| e.message)?;
-  if r.exit_code != 0 {
-    return Err(format!("could not create {dir}: {}", String::from_utf8_lossy(&r.stderr).trim()));
-  }
-  Ok(())
-}
-
-async fn exists_dir(sb: &Arc<AnySandbox>, dir: &str) -> bool {
-  sb.list_files(dir, true).await.is_ok()
 }
 
 /// A glob as the tools and file capture use it: `*` and `?` stay within one path component, `**`
