@@ -45,7 +45,10 @@ exit $rc"#
 }
 
 /// Send signal `$2` to process group `$1` (the wrapper and everything it started).
-pub const SIGNAL_GROUP: &str = r#"kill -"$2" -- "-$1" 2>/dev/null || kill -"$2" "$1" 2>/dev/null; exit 0"#;
+// no `--` before the negative pid: dash (Debian's /bin/sh) rejects it ("Illegal number"), and then only
+// the leader would be signalled; with the signal given first, dash, bash and BusyBox all read "-PGID"
+// as a process group
+pub const SIGNAL_GROUP: &str = r#"kill -"$2" "-$1" 2>/dev/null || kill -"$2" "$1" 2>/dev/null; exit 0"#;
 
 /// Signal process group `pid` in `container` with a bare exec (no wrapper, output ignored).
 async fn signal_group(docker: &Docker, container: &str, pid: u32, sig: i32) -> Result<()> {
