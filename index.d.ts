@@ -54,8 +54,34 @@ export declare class BackgroundProcess {
   closeStdin(): Promise<void>
 }
 
+/** A `streamLogs` subscription; `stop()` ends it. */
+export declare class LogStream {
+  /** Stop delivering entries. Idempotent. */
+  stop(): void
+}
+
 /** One sandbox. Get it from `SandboxManager.createSandbox()`. */
 export declare class Sandbox {
+  /**
+   * Runs `code` in a language (seed 002). Resolves for any exit code; rejects only when the
+   * code could not be run (INVALID_ARGUMENT, SANDBOX_NOT_RUNNING, PERMISSION_DENIED, ...).
+   */
+  runCode(code: string, options?: RunCodeOptions): Promise<CodeExecutionResult>
+  /** Runs the project's tests and parses the summary (seed 004). */
+  runTests(options?: RunTestsOptions): Promise<TestRunResult>
+  /** The sandbox's own log, newest last (seed 002 `getLogs`). */
+  getLogs(options?: GetLogsOptions): SandboxLogs
+  /**
+   * Calls `callback` with every new log entry until `stop()` (seed 002 `streamLogs`). The
+   * callback must not throw. It does not keep Node running.
+   */
+  streamLogs(callback: (entry: LogEntry) => void): LogStream
+  /** State, template, uptime, resource use against the limits, execution counters and activity. */
+  getStatus(): Promise<SandboxStatus>
+  /** Copies a host file into the workspace (seed 003). `remoteName` defaults to the file's name. */
+  uploadFile(localPath: string, remoteName?: string): Promise<UploadResult>
+  /** Copies a workspace file to the host; resolves with the absolute host path written. */
+  downloadFile(remoteName: string, localPath?: string, options?: DownloadOptions): Promise<string>
   /**
    * 'docker-' or 'e2b-' followed by 16 hex digits (for Docker also the container's name). It
    * never changes: after a provider fallback it keeps the first provider's form.
@@ -158,6 +184,16 @@ export declare class SandboxedAgentExecutor {
  * `.sandboxrc.json` < `SANDBOX_*` environment variables < `defaultConfig` < `createSandbox(config)`.
  */
 export declare class SandboxManager {
+  /**
+   * The running sandbox of a conversation thread: the same one (files persist) for the same
+   * `threadId`, a new one for a new thread, recreated (empty) after it expired. See README "Sessions".
+   */
+  getOrCreateSession(options: SessionOptions): Promise<Sandbox>
+  /** Destroys a thread's session sandbox; resolves false when the thread has none. */
+  closeSession(threadId: string): Promise<boolean>
+  listSessions(): Array<SessionEntry>
+  /** Summaries of the manager's sandboxes, filtered and sorted (seed 002 `list`). */
+  list(options?: ListOptions): Promise<SandboxSummary[]>
   /** Throws `INVALID_CONFIG` (synchronously) when the merged configuration is invalid. */
   constructor(defaultConfig?: SandboxConfig)
   /** The effective defaults (built-in < .sandboxrc.json < environment < constructor config). */
@@ -246,6 +282,28 @@ export interface CapturedFileJs {
   skipped?: string
 }
 
+export interface CodeExecutionResult {
+  /** exit code 0 and not timed out */
+  success: boolean
+  /** stdout */
+  output: string
+  /** stderr, null when empty */
+  error?: string
+  exitCode: number
+  status: 'completed' | 'failed' | 'timeout'
+  language: string
+  /** milliseconds */
+  duration: number
+  stdout: string
+  stderr: string
+  truncated: boolean
+  /**
+   * Peak memory (resident set) of the code's process tree in MB; the guest engine only
+   * (undefined on the exec engine and E2B).
+   */
+  memoryUsedMB?: number
+}
+
 export interface DeleteFileOptions {
   recursive?: boolean
 }
@@ -273,6 +331,11 @@ export interface DockerOptions {
   keepImageCommand?: boolean
 }
 
+export interface DownloadOptions {
+  /** Replace an existing host file (default false: INVALID_ARGUMENT when it exists). */
+  overwrite?: boolean
+}
+
 export interface ExecuteOptions {
   /** Timeout in seconds (default: limits.timeoutSeconds; background processes: none). */
   timeout?: number
@@ -297,6 +360,14 @@ export interface ExecuteOptions {
    * when it returns and it has no timeout unless `timeout` is given.
    */
   background?: boolean
+}
+
+export interface ExecutionCounts {
+  total: number
+  successful: number
+  failed: number
+  /** milliseconds */
+  averageDuration: number
 }
 
 export interface ExecutionResult {
@@ -335,6 +406,20 @@ export interface FileOperation {
   buffer?: Buffer
   success: boolean
   error?: string
+  /**
+   * A stable code when the failure is one a caller may act on: 'QUOTA_EXCEEDED',
+   * 'SANDBOX_NOT_FOUND' (an expired session without autoRetry), 'INVALID_ARGUMENT'.
+   */
+  code?: string
+}
+
+export interface GetLogsOptions {
+  /** The newest `lines` matching entries (default 100). */
+  lines?: number
+  /** Minimum level: 'error' | 'warn' | 'info' | 'debug' | 'all' (default 'all'). */
+  level?: 'error' | 'warn' | 'info' | 'debug' | 'all'
+  /** Default true. */
+  includeTimestamps?: boolean
 }
 
 export interface HealthCheckResult {
@@ -347,6 +432,23 @@ export interface ListFilesOptions {
   recursive?: boolean
   /** Include dotfiles. */
   all?: boolean
+}
+
+export interface ListOptions {
+  /** A state ('running', 'stopped', ...) or 'all' (default). */
+  status?: string
+  template?: string
+  limit?: number
+  sortBy?: 'createdAt' | 'lastActivity' | 'id' | 'name'
+  order?: 'asc' | 'desc'
+}
+
+export interface LogEntry {
+  /** ISO 8601 (left out with includeTimestamps: false) */
+  timestamp?: string
+  level: 'error' | 'warn' | 'info' | 'debug'
+  source: 'system' | 'execution' | 'stdout' | 'stderr'
+  message: string
 }
 
 /** The model an agent talks to. Defaults come from the environment (see the README). */
@@ -432,6 +534,21 @@ export interface ResourceLimits {
   timeoutSeconds?: number
   /** Maximum number of processes in the sandbox (fork-bomb guard). */
   pidsLimit?: number
+  /**
+   * Largest file writeFile / uploadFile / the agent's Write may create, in MB (default 100;
+   * env MAX_FILE_SIZE_MB). Over it: QUOTA_EXCEEDED, nothing written.
+   */
+  maxFileSizeMB?: number
+  /**
+   * Most files (not directories) the workspace may hold after a write through the file API
+   * (default: no limit; env MAX_TOTAL_FILES).
+   */
+  maxTotalFiles?: number
+  /**
+   * Largest total size of the workspace's files after a write through the file API, in MB
+   * (default: no limit; env MAX_WORKSPACE_SIZE_MB).
+   */
+  maxWorkspaceSizeMB?: number
 }
 
 export interface ResourceStats {
@@ -440,6 +557,36 @@ export interface ResourceStats {
   diskUsageMB: number
   networkRxMB: number
   networkTxMB: number
+}
+
+export interface ResourceUsage {
+  cpuPercent: number
+  memoryUsedMB: number
+  memoryLimitMB: number
+  memoryPercent: number
+  diskUsedMB: number
+  diskLimitMB: number
+  networkRxMB: number
+  networkTxMB: number
+}
+
+export interface RunCodeOptions {
+  /** Default: the template's language (python → python, node → javascript, go → go), else bash. */
+  language?: 'python' | 'javascript' | 'typescript' | 'bash' | 'go'
+  /** Seconds (default limits.timeoutSeconds). */
+  timeout?: number
+  env?: Record<string, string>
+  workdir?: string
+}
+
+export interface RunTestsOptions {
+  framework?: 'jest' | 'vitest' | 'pytest' | 'go'
+  /** A shell command to run instead of the framework's default (its output is still parsed). */
+  command?: string
+  /** Seconds (default limits.timeoutSeconds). */
+  timeout?: number
+  workdir?: string
+  env?: Record<string, string>
 }
 
 /** Sandbox configuration (all optional; see README "Configuration"). */
@@ -467,6 +614,31 @@ export interface SandboxConfig {
    * availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
    */
   fallbackProviders?: Array<'docker' | 'e2b'>
+  /** A display name, shown by getStatus() and manager.list(). */
+  name?: string
+  /**
+   * 'base' | 'python' | 'node' | 'nodejs' | 'go' | a name from `templates`: picks the image (unless
+   * this same config gives `image`), the package manager of installPackages and runCode's default language.
+   */
+  template?: string
+  /** Overrides or extends the template table: name → image, or { image, packageManager }. */
+  templates?: Record<string, string | { image?: string; packageManager?: 'pip' | 'npm' | 'apt' | 'none' }>
+  /**
+   * Installed at the first start with the template's package manager (pip: into
+   * `<workdir>/.packages/python`, on PYTHONPATH; npm: `npm install` in the workdir). Needs
+   * networkMode 'bridge' on Docker.
+   */
+  installPackages?: Array<string>
+  /**
+   * A shell script run (/bin/sh -c, in the workdir) at the first start, after installPackages.
+   * A non-zero exit fails start() with EXECUTION_ERROR and destroys the sandbox.
+   */
+  startupScript?: string
+  /**
+   * Programs allowed / denied (glob patterns on the program's name), checked before every
+   * command, including each command of a `sh -c` script. Defence in depth, not a security boundary.
+   */
+  commandPolicy?: { allow?: string[]; deny?: string[] }
 }
 
 export interface SandboxedAgentConfig {
@@ -521,6 +693,15 @@ export interface SandboxHealthEntry {
   health: HealthCheckResult
 }
 
+export interface SandboxLogs {
+  logs: Array<LogEntry>
+  /** entries kept that match the level (before `lines` cut them) */
+  totalLines: number
+  /** entries evicted since the sandbox was created (the log keeps the newest 1000) */
+  dropped: number
+  oldestEntry?: string
+}
+
 export declare enum SandboxState {
   CREATED = 'created',
   STARTING = 'starting',
@@ -537,9 +718,111 @@ export interface SandboxStatsEntry {
   stats: ResourceStats
 }
 
+export interface SandboxStatus {
+  id: string
+  name?: string
+  provider: string
+  state: string
+  template?: string
+  image: string
+  engine: string
+  createdAt: string
+  startedAt?: string
+  /** seconds since start (0 when not running) */
+  uptime: number
+  resourceUsage: ResourceUsage
+  executions: ExecutionCounts
+  lastActivity: string
+  /** when an idle session will expire (sessions only) */
+  expiresAt?: string
+  metadata?: Record<string, any>
+  session?: SessionStatus
+}
+
+export interface SandboxSummary {
+  id: string
+  name?: string
+  template?: string
+  provider: string
+  status: string
+  /** seconds since start (0 when not running) */
+  uptime: number
+  createdAt: string
+  lastActivity: string
+  resourceUsage: SummaryUsage
+}
+
+export interface SessionEntry {
+  userId: string
+  threadId: string
+  sandboxId: string
+  timeoutMinutes: number
+  autoRetry: boolean
+  expired: boolean
+  lastActivity: string
+  expiresAt?: string
+}
+
+export interface SessionOptions {
+  /** Who the conversation belongs to (another user's thread id is refused with PERMISSION_DENIED). */
+  userId: string
+  /** The conversation: the same thread id gets the same sandbox. */
+  threadId: string
+  /**
+   * Idle minutes before the session's sandbox is destroyed (fractions allowed); default
+   * SESSION_TIMEOUT_MINUTES or 30.
+   */
+  timeoutMinutes?: number
+  /** Recreate the sandbox when an expired session is used (default true); false: SANDBOX_NOT_FOUND. */
+  autoRetry?: boolean
+  /** Configuration of a new session's sandbox (over the manager's defaults). */
+  config?: any
+  /** Take new sessions' sandboxes from this warm pool (they leave it; it refills). */
+  pool?: SandboxPool
+}
+
+export interface SessionStatus {
+  userId: string
+  threadId: string
+  timeoutMinutes: number
+  autoRetry: boolean
+  expired: boolean
+}
+
 export interface StartOptions {
   /** Image pull progress (only called when the image is missing and gets pulled). */
   onProgress?: (event: PullProgressEvent) => void
+}
+
+export interface SummaryUsage {
+  cpuPercent: number
+  memoryUsedMB: number
+}
+
+export interface TestFailure {
+  name: string
+  message: string
+}
+
+export interface TestRunResult {
+  /** the framework whose output was parsed (undefined when none recognised it) */
+  framework?: string
+  command: string
+  /** exit code 0 and no failed test */
+  success: boolean
+  exitCode: number
+  timedOut: boolean
+  total: number
+  passed: number
+  failed: number
+  skipped: number
+  failures: Array<TestFailure>
+  /** false when no test summary was found in the output (counts are then 0) */
+  parsed: boolean
+  /** milliseconds */
+  duration: number
+  /** stdout and stderr of the run */
+  output: string
 }
 
 /** An interceptor: `handler(params, context)` runs before (or instead of) the built-in tool. */
@@ -558,4 +841,12 @@ export interface ToolDefinition {
   name: string
   description: string
   inputSchema: any
+}
+
+export interface UploadResult {
+  status: 'uploaded'
+  filename: string
+  /** absolute path in the sandbox */
+  path: string
+  sizeBytes: number
 }

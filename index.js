@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.AgentMetadata = nativeBinding.AgentMetadata
 module.exports.AgentTools = nativeBinding.AgentTools
 module.exports.BackgroundProcess = nativeBinding.BackgroundProcess
+module.exports.LogStream = nativeBinding.LogStream
 module.exports.Sandbox = nativeBinding.Sandbox
 module.exports.SandboxedAgentContext = nativeBinding.SandboxedAgentContext
 module.exports.SandboxedAgentExecutor = nativeBinding.SandboxedAgentExecutor

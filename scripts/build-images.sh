@@ -2,6 +2,9 @@
 # Build the test images offline (no container registry is needed), cached by tag:
 #   agentic-sandbox/busybox:1   a static BusyBox (sh, coreutils, ping, nc, dd, ...)   ~2 MB
 #   agentic-sandbox/debian:12   Debian bookworm minbase + python3 + nodejs          ~200 MB
+#   agentic-sandbox/devtools:1  debian:12 + go, pytest, numpy, pandas, jq, and (in /opt/devtools)
+#                               jest 29, vitest 3 (on vite 6: vite 7 needs Node 20), tsx 4,
+#                               npm 10 (npm 11 needs Node 20)                             ~900 MB
 # Set REBUILD=1 to rebuild even when a tag exists.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -9,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 BUSYBOX_TAG=${BUSYBOX_TAG:-agentic-sandbox/busybox:1}
 DEBIAN_TAG=${DEBIAN_TAG:-agentic-sandbox/debian:12}
+DEVTOOLS_TAG=${DEVTOOLS_TAG:-agentic-sandbox/devtools:1}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 have() { [ "${REBUILD:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
@@ -57,4 +61,57 @@ if ! have "$DEBIAN_TAG"; then
     -c 'ENV LANG=C.UTF-8' - "$DEBIAN_TAG" >/dev/null
   rm -rf "$root"; trap - EXIT
 fi
-echo "[build-images] images ready: $BUSYBOX_TAG $DEBIAN_TAG" >&2
+
+if ! have "$DEVTOOLS_TAG"; then
+  echo "[build-images] building $DEVTOOLS_TAG from $DEBIAN_TAG (apt in a chroot + host npm) ..." >&2
+  command -v npm >/dev/null 2>&1 || need_pkg npm
+  [ "$(id -u)" = 0 ] || { echo "building $DEVTOOLS_TAG needs root (chroot, mount)" >&2; exit 1; }
+  log=/tmp/agentic-sandbox-devtools.log
+  started=$SECONDS
+  root=$(mktemp -d)
+  cid=""
+  # Unmount before deleting: an rm -rf through a still-bound /dev would wipe the host's /dev.
+  # --one-file-system is the second guard should an unmount have failed.
+  devtools_cleanup() {
+    [ -n "$cid" ] && docker rm -f "$cid" >/dev/null 2>&1
+    for m in "$root/dev" "$root/proc"; do mountpoint -q "$m" && umount -l "$m"; done
+    rm -rf --one-file-system "$root"
+  }
+  trap devtools_cleanup EXIT
+  # start from the debian image's filesystem, as the engine would have it
+  cid=$(docker create "$DEBIAN_TAG")
+  docker export "$cid" | tar -C "$root" -x
+  docker rm "$cid" >/dev/null; cid=""
+  rm -f "$root/.dockerenv"
+  # the engine bind-mounts resolv.conf at run time, so the exported one is empty: keep it that way
+  cp /etc/resolv.conf "$root/etc/resolv.conf.devtools-build"
+  mv "$root/etc/resolv.conf" "$root/etc/resolv.conf.orig"
+  mv "$root/etc/resolv.conf.devtools-build" "$root/etc/resolv.conf"
+  mount -t proc proc "$root/proc"
+  mount --bind /dev "$root/dev"
+  # chained with && because `set -e` does not apply inside a `{ ...; } || ...` list
+  {
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -ec '
+      apt-get update
+      apt-get install -y --no-install-recommends golang-go python3-pytest python3-pip python3-numpy python3-pandas jq
+      apt-get clean
+      rm -rf /var/lib/apt/lists/*' &&
+    # the host npm installs pure-JS packages plus the linux-x64-gnu esbuild/rollup binaries, which
+    # run on bookworm's glibc; vite is pinned to 6 because vite 7 refuses Node < 20.19
+    npm install --prefix "$root/opt/devtools" --no-audit --no-fund --no-package-lock --no-update-notifier \
+      jest@29 vitest@3 vite@6 tsx@4 npm@10 &&
+    ln -sf /opt/devtools/node_modules/.bin/jest /opt/devtools/node_modules/.bin/vitest \
+      /opt/devtools/node_modules/.bin/tsx /opt/devtools/node_modules/.bin/npm /opt/devtools/node_modules/.bin/npx \
+      "$root/usr/local/bin/" &&
+    chroot "$root" sh -ec 'jest --version; vitest --version; tsx --version; npm --version; go version; pytest --version; jq --version'
+  } >"$log" 2>&1 || { echo "building $DEVTOOLS_TAG failed; see $log" >&2; exit 1; }
+  mv "$root/etc/resolv.conf.orig" "$root/etc/resolv.conf"
+  umount "$root/dev" "$root/proc"
+  tar -C "$root" -c . | docker import \
+    -c 'CMD ["/bin/bash"]' \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'ENV LANG=C.UTF-8' - "$DEVTOOLS_TAG" >/dev/null
+  devtools_cleanup; trap - EXIT
+  echo "[build-images] built $DEVTOOLS_TAG in $((SECONDS - started))s" >&2
+fi
+echo "[build-images] images ready: $BUSYBOX_TAG $DEBIAN_TAG $DEVTOOLS_TAG" >&2

@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Result, SandboxError};
+use crate::templates::PackageManager;
 
 pub const DEFAULT_IMAGE: &str = "node:20-alpine";
 pub const DEFAULT_WORKDIR: &str = "/workspace";
+/// where pip's `installPackages` go, relative to the workdir
+pub const PIP_TARGET: &str = ".packages/python";
 pub const RC_FILE: &str = ".sandboxrc.json";
 /// The longest time span any option accepts (365 days): longer spans overflow clock arithmetic and
 /// mean "no limit" in practice; leave the option out (where allowed) for no limit.
@@ -75,6 +78,17 @@ pub struct ResourceLimits {
   pub network_mbps: Option<f64>,
   pub timeout_seconds: f64,
   pub pids_limit: i64,
+  /// workspace quotas enforced by the file API (writeFile, uploadFile, the agent's Write/Edit)
+  pub max_file_size_mb: Option<f64>,
+  pub max_total_files: Option<u64>,
+  pub max_workspace_size_mb: Option<f64>,
+}
+
+/// `commandPolicy` as given; compiled by `policy::CommandPolicy` (validated in `resolve`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CommandPolicySpec {
+  pub allow: Option<Vec<String>>,
+  pub deny: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -121,6 +135,15 @@ pub struct SandboxConfig {
   /// providers tried, in order, when `start` cannot get a sandbox from `provider` for
   /// availability reasons (unreachable, 5xx, capacity or rate limits)
   pub fallback_providers: Vec<ProviderKind>,
+  /// a display name (seed 002), shown by getStatus and manager.list
+  pub name: Option<String>,
+  /// the template name, when the image came from (or was named with) a template
+  pub template: Option<String>,
+  /// how `installPackages` installs: the template's package manager
+  pub package_manager: Option<PackageManager>,
+  pub install_packages: Vec<String>,
+  pub startup_script: Option<String>,
+  pub command_policy: Option<CommandPolicySpec>,
 }
 
 /// The built-in defaults (the proof of concept's, plus the hardening defaults).
@@ -131,7 +154,7 @@ pub fn defaults() -> Value {
     "networkMode": "isolated",
     "workdir": DEFAULT_WORKDIR,
     "gpu": false,
-    "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300, "pidsLimit": 256 },
+    "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300, "pidsLimit": 256, "maxFileSizeMB": 100 },
     "docker": {
       "readOnlyRoot": true,
       "capDrop": ["ALL"],
@@ -141,12 +164,22 @@ pub fn defaults() -> Value {
   })
 }
 
-const DEEP_KEYS: [&str; 2] = ["limits", "docker"];
+const DEEP_KEYS: [&str; 3] = ["limits", "docker", "templates"];
 
-/// Merge `over` onto `base` (both JSON objects) with the rules in the module docs.
+/// Merge `over` onto `base` (both JSON objects) with the rules in the module docs. `image` and
+/// `template` are decided together by the most specific layer that sets either: a layer with a
+/// `template` and no `image` drops the image below it (the template then picks it), and a layer
+/// with an `image` and no `template` drops the template below it.
 pub fn merge(base: &Value, over: &Value) -> Value {
   let mut out = base.as_object().cloned().unwrap_or_default();
   if let Some(over) = over.as_object() {
+    let given = |k: &str| over.get(k).is_some_and(|v| !v.is_null());
+    if given("template") && !given("image") {
+      out.remove("image");
+    }
+    if given("image") && !given("template") {
+      out.remove("template");
+    }
     for (k, v) in over {
       if v.is_null() {
         continue;
@@ -205,6 +238,9 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
     ("SANDBOX_TIMEOUT_SECONDS", "timeoutSeconds"),
     ("SANDBOX_DISK_MB", "diskMB"),
     ("SANDBOX_PIDS_LIMIT", "pidsLimit"),
+    ("MAX_FILE_SIZE_MB", "maxFileSizeMB"),
+    ("MAX_TOTAL_FILES", "maxTotalFiles"),
+    ("MAX_WORKSPACE_SIZE_MB", "maxWorkspaceSizeMB"),
   ] {
     if let Some(v) = get(var).filter(|v| !v.is_empty()) {
       limits.insert(key.into(), num(var, v)?);
@@ -335,7 +371,13 @@ pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<V
   Ok(merge(&base, &env_layer(get)?))
 }
 
-const TOP_KEYS: [&str; 12] = [
+const TOP_KEYS: [&str; 18] = [
+  "name",
+  "template",
+  "templates",
+  "installPackages",
+  "startupScript",
+  "commandPolicy",
   "provider",
   "image",
   "limits",
@@ -350,7 +392,7 @@ const TOP_KEYS: [&str; 12] = [
   "fallbackProviders",
 ];
 // keys some seed examples pass that have no effect here; accepted silently
-const IGNORED_KEYS: [&str; 4] = ["debug", "verbose", "network", "template"];
+const IGNORED_KEYS: [&str; 3] = ["debug", "verbose", "network"];
 
 fn type_name(v: &Value) -> String {
   match v {
@@ -391,6 +433,18 @@ fn get<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
   o.get(k).filter(|v| !v.is_null())
 }
 
+const LIMIT_KEYS: [&str; 9] = [
+  "memoryMB",
+  "cpuCores",
+  "diskMB",
+  "networkMbps",
+  "timeoutSeconds",
+  "pidsLimit",
+  "maxFileSizeMB",
+  "maxTotalFiles",
+  "maxWorkspaceSizeMB",
+];
+
 /// Validate a merged layer into a typed config. Messages name the offending field.
 pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   let o = v
@@ -418,9 +472,12 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
       )))
     }
   };
-  let image = match get(o, "image") {
-    Some(v) => want_str(v, "image")?,
-    None => DEFAULT_IMAGE.to_string(),
+  let template = get(o, "template").map(|v| want_str(v, "template")).transpose()?;
+  let tpl = template.as_deref().map(|t| crate::templates::lookup(t, get(o, "templates"))).transpose()?;
+  let image = match (get(o, "image"), &tpl) {
+    (Some(v), _) => want_str(v, "image")?,
+    (None, Some(t)) => t.image.clone(),
+    (None, None) => DEFAULT_IMAGE.to_string(),
   };
   if image.trim().is_empty() {
     return Err(SandboxError::invalid_config("image must not be empty"));
@@ -453,6 +510,16 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     network_mbps: get(lim, "networkMbps").map(|v| want_positive(v, "limits.networkMbps", "")).transpose()?,
     timeout_seconds: num_or("timeoutSeconds", 300.0, " of seconds")?,
     pids_limit: pids as i64,
+    max_file_size_mb: get(lim, "maxFileSizeMB").map(|v| want_positive(v, "limits.maxFileSizeMB", " of megabytes")).transpose()?,
+    max_total_files: get(lim, "maxTotalFiles")
+      .map(|v| match v.as_f64() {
+        Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= 1e12 => Ok(n as u64),
+        _ => Err(SandboxError::invalid_config(format!("limits.maxTotalFiles must be a whole number of at least 1, got {}", type_name(v)))),
+      })
+      .transpose()?,
+    max_workspace_size_mb: get(lim, "maxWorkspaceSizeMB")
+      .map(|v| want_positive(v, "limits.maxWorkspaceSizeMB", " of megabytes"))
+      .transpose()?,
   };
   if limits.timeout_seconds > MAX_SECONDS {
     return Err(SandboxError::invalid_config(format!(
@@ -461,9 +528,10 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     )));
   }
   for k in lim.keys() {
-    if !["memoryMB", "cpuCores", "diskMB", "networkMbps", "timeoutSeconds", "pidsLimit"].contains(&k.as_str()) {
+    if !LIMIT_KEYS.contains(&k.as_str()) {
       return Err(SandboxError::invalid_config(format!(
-        "limits.{k} is not a known limit (known: memoryMB, cpuCores, diskMB, networkMbps, timeoutSeconds, pidsLimit)"
+        "limits.{k} is not a known limit (known: {})",
+        LIMIT_KEYS.join(", ")
       )));
     }
   }
@@ -571,7 +639,88 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     }
   }
 
-  Ok(SandboxConfig { provider, image, limits, network_mode, env, workdir, gpu, metadata, docker, e2b, fallback_providers })
+  let name = get(o, "name").map(|v| want_str(v, "name")).transpose()?;
+  let install_packages = get(o, "installPackages").map(|v| want_str_list(v, "installPackages")).transpose()?.unwrap_or_default();
+  for (i, p) in install_packages.iter().enumerate() {
+    if p.trim().is_empty() || p.starts_with('-') || p.chars().any(|c| c.is_whitespace() || c == '\0') {
+      return Err(SandboxError::invalid_config(format!(
+        "installPackages[{i}] must be a package name or spec like 'pandas' or 'express@4', without spaces or a leading '-', got {p:?}"
+      )));
+    }
+  }
+  let package_manager = tpl.as_ref().and_then(|t| t.package_manager);
+  if !install_packages.is_empty() {
+    match package_manager {
+      None => {
+        return Err(SandboxError::invalid_config(match &template {
+          Some(t) => format!("installPackages needs a package manager, and template {t:?} has none; give the template one with templates: {{ {t}: {{ image, packageManager: 'pip' | 'npm' }} }}"),
+          None => "installPackages needs a template that says which package manager to use (template: 'python' for pip, 'node' for npm)".to_string(),
+        }))
+      }
+      Some(PackageManager::Apt) => {
+        return Err(SandboxError::invalid_config(
+          "installPackages with apt is not supported: apt needs root and a writable root filesystem, which the sandbox's hardening removes; bake system packages into the image, or use a template with pip or npm",
+        ))
+      }
+      Some(_) => {}
+    }
+    if provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
+      return Err(SandboxError::invalid_config(format!(
+        "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge' (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
+        network_mode.as_str()
+      )));
+    }
+  }
+  let startup_script = get(o, "startupScript").map(|v| want_str(v, "startupScript")).transpose()?.filter(|s| !s.trim().is_empty());
+  let command_policy = match get(o, "commandPolicy") {
+    None => None,
+    Some(Value::Object(m)) => {
+      for k in m.keys() {
+        if k != "allow" && k != "deny" {
+          return Err(SandboxError::invalid_config(format!("commandPolicy.{k} is not known (known: allow, deny)")));
+        }
+      }
+      let spec = CommandPolicySpec {
+        allow: get(m, "allow").map(|v| want_str_list(v, "commandPolicy.allow")).transpose()?,
+        deny: get(m, "deny").map(|v| want_str_list(v, "commandPolicy.deny")).transpose()?,
+      };
+      crate::policy::CommandPolicy::new(spec.allow.clone(), spec.deny.clone())?;
+      Some(spec)
+    }
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!(
+        "commandPolicy must be an object {{ allow?: string[], deny?: string[] }}, got {}",
+        type_name(other)
+      )))
+    }
+  };
+  if let Some(PackageManager::Pip) = package_manager {
+    if !install_packages.is_empty() {
+      // pip installs into the workspace (the root is read-only); every command sees it
+      let dir = format!("{}/{PIP_TARGET}", workdir.trim_end_matches('/'));
+      env.entry("PYTHONPATH".into()).or_insert(dir);
+    }
+  }
+
+  Ok(SandboxConfig {
+    provider,
+    image,
+    limits,
+    network_mode,
+    env,
+    workdir,
+    gpu,
+    metadata,
+    docker,
+    e2b,
+    fallback_providers,
+    name,
+    template,
+    package_manager,
+    install_packages,
+    startup_script,
+    command_policy,
+  })
 }
 
 /// Turn a typed config back into the JS shape (used for `sandbox.limits` and `manager.defaultConfig`).
@@ -582,6 +731,15 @@ pub fn limits_to_json(l: &ResourceLimits) -> Value {
   });
   if let Some(n) = l.network_mbps {
     m["networkMbps"] = serde_json::json!(n);
+  }
+  if let Some(n) = l.max_file_size_mb {
+    m["maxFileSizeMB"] = serde_json::json!(n);
+  }
+  if let Some(n) = l.max_total_files {
+    m["maxTotalFiles"] = serde_json::json!(n);
+  }
+  if let Some(n) = l.max_workspace_size_mb {
+    m["maxWorkspaceSizeMB"] = serde_json::json!(n);
   }
   m
 }
@@ -729,5 +887,81 @@ mod tests {
     assert_eq!(c.limits.disk_mb, 50.0); // file beats defaults
     assert_eq!(c.limits.timeout_seconds, 300.0); // defaults
     std::fs::remove_dir_all(dir).unwrap();
+  }
+
+  #[test]
+  fn template_and_image_most_specific_layer_decides() {
+    let base = merge(&defaults(), &json!({ "templates": { "python": "local/py:1" } }));
+    // a template without an image: the template picks it
+    let c = resolve(&merge(&base, &json!({ "template": "python" }))).unwrap();
+    assert_eq!((c.image.as_str(), c.template.as_deref()), ("local/py:1", Some("python")));
+    assert_eq!(c.package_manager, Some(PackageManager::Pip));
+    // both in one layer: the image wins, the template stays (package manager, language)
+    let c = resolve(&merge(&base, &json!({ "template": "python", "image": "x:1" }))).unwrap();
+    assert_eq!((c.image.as_str(), c.template.as_deref()), ("x:1", Some("python")));
+    // an image over a default template drops the template
+    let with_tpl = merge(&base, &json!({ "template": "python" }));
+    let c = resolve(&merge(&with_tpl, &json!({ "image": "busybox" }))).unwrap();
+    assert_eq!((c.image.as_str(), c.template.as_deref()), ("busybox", None));
+    // a template over an image from the environment layer picks its own image
+    let env_image = merge(&base, &json!({ "image": "from-env:1" }));
+    let c = resolve(&merge(&env_image, &json!({ "template": "python" }))).unwrap();
+    assert_eq!(c.image, "local/py:1");
+    // templates merge per name across layers
+    let more = merge(&base, &json!({ "templates": { "ml": "local/ml:1" } }));
+    assert_eq!(resolve(&merge(&more, &json!({ "template": "python" }))).unwrap().image, "local/py:1");
+    assert_eq!(resolve(&merge(&more, &json!({ "template": "ml" }))).unwrap().image, "local/ml:1");
+    let e = resolve(&merge(&base, &json!({ "template": "cobol" }))).unwrap_err();
+    assert_eq!(e.code, crate::error::ErrorCode::InvalidConfig);
+    assert!(e.message.contains("cobol") && e.message.contains("python"), "{}", e.message);
+  }
+
+  #[test]
+  fn install_packages_rules() {
+    let ok = resolve(&merge(&defaults(), &json!({ "template": "python", "networkMode": "bridge", "installPackages": ["pandas", "requests==2.31"] }))).unwrap();
+    assert_eq!(ok.install_packages, vec!["pandas", "requests==2.31"]);
+    assert_eq!(ok.env.get("PYTHONPATH").map(String::as_str), Some("/workspace/.packages/python"));
+    let bad = |v: Value, needle: &str| {
+      let e = resolve(&merge(&defaults(), &v)).unwrap_err();
+      assert_eq!(e.code, crate::error::ErrorCode::InvalidConfig);
+      assert!(e.message.contains(needle), "{needle:?} not in {}", e.message);
+    };
+    bad(json!({ "template": "python", "installPackages": ["pandas"] }), "networkMode: 'bridge'");
+    bad(json!({ "template": "base", "networkMode": "bridge", "installPackages": ["curl"] }), "apt is not supported");
+    bad(json!({ "template": "go", "networkMode": "bridge", "installPackages": ["x"] }), "has none");
+    bad(json!({ "networkMode": "bridge", "installPackages": ["x"] }), "needs a template");
+    bad(json!({ "template": "python", "networkMode": "bridge", "installPackages": ["--index-url=http://evil"] }), "leading '-'");
+    bad(json!({ "template": "python", "networkMode": "bridge", "installPackages": ["a b"] }), "without spaces");
+    bad(json!({ "template": "python", "networkMode": "bridge", "installPackages": "pandas" }), "array of strings");
+    bad(json!({ "startupScript": 3 }), "startupScript must be a string");
+    // no packages: nothing is required of the network
+    assert!(resolve(&merge(&defaults(), &json!({ "template": "python", "installPackages": [] }))).is_ok());
+  }
+
+  #[test]
+  fn quotas_and_policy() {
+    let c = resolve(&defaults()).unwrap();
+    assert_eq!((c.limits.max_file_size_mb, c.limits.max_total_files, c.limits.max_workspace_size_mb), (Some(100.0), None, None));
+    let c = resolve(&merge(&defaults(), &json!({ "limits": { "maxTotalFiles": 3, "maxWorkspaceSizeMB": 0.5 } }))).unwrap();
+    assert_eq!((c.limits.max_total_files, c.limits.max_workspace_size_mb), (Some(3), Some(0.5)));
+    for bad in [json!({ "maxTotalFiles": 0 }), json!({ "maxTotalFiles": 1.5 }), json!({ "maxFileSizeMB": -1 }), json!({ "maxWorkspaceSizeMB": "1" })] {
+      let e = resolve(&merge(&defaults(), &json!({ "limits": bad }))).unwrap_err();
+      assert_eq!(e.code, crate::error::ErrorCode::InvalidConfig, "{bad}");
+    }
+    let env = |k: &str| match k {
+      "MAX_FILE_SIZE_MB" => Some("2".to_string()),
+      "MAX_TOTAL_FILES" => Some("10".to_string()),
+      "MAX_WORKSPACE_SIZE_MB" => Some("5".to_string()),
+      _ => None,
+    };
+    let c = resolve(&merge(&defaults(), &env_layer(&env).unwrap())).unwrap();
+    assert_eq!((c.limits.max_file_size_mb, c.limits.max_total_files, c.limits.max_workspace_size_mb), (Some(2.0), Some(10), Some(5.0)));
+    assert!(env_layer(&|k: &str| (k == "MAX_TOTAL_FILES").then(|| "many".to_string())).is_err());
+
+    let c = resolve(&merge(&defaults(), &json!({ "commandPolicy": { "deny": ["rm", "curl*"] } }))).unwrap();
+    assert_eq!(c.command_policy.unwrap().deny.unwrap(), vec!["rm", "curl*"]);
+    assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": { "block": ["rm"] } }))).is_err());
+    assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": ["rm"] }))).is_err());
+    assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": { "allow": [""] } }))).is_err());
   }
 }

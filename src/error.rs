@@ -27,6 +27,8 @@ pub enum ErrorCode {
   ModelError,
   /// an agent run used `maxTurns` model turns without finishing
   MaxTurnsExceeded,
+  /// a file asked for (downloadFile) does not exist in the sandbox
+  FileNotFound,
 }
 
 impl ErrorCode {
@@ -50,6 +52,7 @@ impl ErrorCode {
       ErrorCode::Aborted => "ABORTED",
       ErrorCode::ModelError => "MODEL_ERROR",
       ErrorCode::MaxTurnsExceeded => "MAX_TURNS_EXCEEDED",
+      ErrorCode::FileNotFound => "FILE_NOT_FOUND",
     }
   }
 }

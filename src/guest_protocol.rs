@@ -128,6 +128,9 @@ pub enum Reply {
     timed_out: bool,
     stdout_dropped: u64,
     stderr_dropped: u64,
+    /// peak resident set size in KiB of the process and the descendants it waited for (wait4)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_rss_kb: Option<u64>,
   },
   Read { size: u64 },
   List { entries: Vec<Entry> },
@@ -248,7 +251,7 @@ mod tests {
 
   #[test]
   fn json_shapes() {
-    let r = Reply::Exit { code: 0, signal: None, timed_out: false, stdout_dropped: 0, stderr_dropped: 0 };
+    let r = Reply::Exit { code: 0, signal: None, timed_out: false, stdout_dropped: 0, stderr_dropped: 0, max_rss_kb: None };
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["type"], "exit");
     let s = serde_json::to_string(&Request::Processes).unwrap();

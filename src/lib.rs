@@ -3,17 +3,25 @@
 
 #![deny(clippy::all)]
 
+pub mod code;
 pub mod config;
 pub mod docker;
 pub mod e2b;
 pub mod error;
 pub mod executor;
 mod executor_js;
+mod service_js;
 pub mod manager;
 pub mod paths;
+pub mod policy;
 pub mod pool;
 pub mod sandbox;
 pub mod guest_protocol;
+pub mod logs;
+pub mod status;
+pub mod transfer;
+pub mod templates;
+pub mod testparse;
 pub mod types;
 
 use std::collections::HashMap;
@@ -152,6 +160,17 @@ pub struct ResourceLimits {
   pub timeout_seconds: Option<f64>,
   /// Maximum number of processes in the sandbox (fork-bomb guard).
   pub pids_limit: Option<f64>,
+  /// Largest file writeFile / uploadFile / the agent's Write may create, in MB (default 100;
+  /// env MAX_FILE_SIZE_MB). Over it: QUOTA_EXCEEDED, nothing written.
+  #[napi(js_name = "maxFileSizeMB")]
+  pub max_file_size_mb: Option<f64>,
+  /// Most files (not directories) the workspace may hold after a write through the file API
+  /// (default: no limit; env MAX_TOTAL_FILES).
+  pub max_total_files: Option<f64>,
+  /// Largest total size of the workspace's files after a write through the file API, in MB
+  /// (default: no limit; env MAX_WORKSPACE_SIZE_MB).
+  #[napi(js_name = "maxWorkspaceSizeMB")]
+  pub max_workspace_size_mb: Option<f64>,
 }
 
 #[napi(object)]
@@ -208,6 +227,25 @@ pub struct SandboxConfig {
   /// availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
   #[napi(ts_type = "Array<'docker' | 'e2b'>")]
   pub fallback_providers: Option<Vec<String>>,
+  /// A display name, shown by getStatus() and manager.list().
+  pub name: Option<String>,
+  /// 'base' | 'python' | 'node' | 'nodejs' | 'go' | a name from `templates`: picks the image (unless
+  /// this same config gives `image`), the package manager of installPackages and runCode's default language.
+  pub template: Option<String>,
+  /// Overrides or extends the template table: name → image, or { image, packageManager }.
+  #[napi(ts_type = "Record<string, string | { image?: string; packageManager?: 'pip' | 'npm' | 'apt' | 'none' }>")]
+  pub templates: Option<Value>,
+  /// Installed at the first start with the template's package manager (pip: into
+  /// `<workdir>/.packages/python`, on PYTHONPATH; npm: `npm install` in the workdir). Needs
+  /// networkMode 'bridge' on Docker.
+  pub install_packages: Option<Vec<String>>,
+  /// A shell script run (/bin/sh -c, in the workdir) at the first start, after installPackages.
+  /// A non-zero exit fails start() with EXECUTION_ERROR and destroys the sandbox.
+  pub startup_script: Option<String>,
+  /// Programs allowed / denied (glob patterns on the program's name), checked before every
+  /// command, including each command of a `sh -c` script. Defence in depth, not a security boundary.
+  #[napi(ts_type = "{ allow?: string[]; deny?: string[] }")]
+  pub command_policy: Option<Value>,
 }
 
 #[napi(object)]
@@ -235,6 +273,9 @@ pub struct FileOperation {
   pub buffer: Option<Buffer>,
   pub success: bool,
   pub error: Option<String>,
+  /// A stable code when the failure is one a caller may act on: 'QUOTA_EXCEEDED',
+  /// 'SANDBOX_NOT_FOUND' (an expired session without autoRetry), 'INVALID_ARGUMENT'.
+  pub code: Option<String>,
 }
 
 #[napi(object)]
@@ -522,6 +563,9 @@ fn limits_js(l: &config::ResourceLimits) -> ResourceLimits {
     network_mbps: l.network_mbps,
     timeout_seconds: Some(l.timeout_seconds),
     pids_limit: Some(l.pids_limit as f64),
+    max_file_size_mb: l.max_file_size_mb,
+    max_total_files: l.max_total_files.map(|n| n as f64),
+    max_workspace_size_mb: l.max_workspace_size_mb,
   }
 }
 
@@ -546,7 +590,7 @@ fn file_op_js(op: types::FileOp, encoding: &str) -> FileOperation {
     (Some(bytes), _) => (Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())), None),
     (None, _) => (None, None),
   };
-  FileOperation { path: op.path, content, buffer, success: op.success, error: op.error }
+  FileOperation { path: op.path, content, buffer, success: op.success, error: op.error, code: op.code.map(|c| c.as_str().to_string()) }
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

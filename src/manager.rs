@@ -1,12 +1,15 @@
 //! The provider-independent sandbox manager: configuration layers, the sandbox table, and the
 //! operations over all sandboxes.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config;
-use crate::sandbox::AnySandbox;
+use crate::sandbox::{AnySandbox, SessionInfo};
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::pool::{Pool, PoolHooks, PoolOptions};
 use crate::types::{Health, Stats};
@@ -16,6 +19,51 @@ pub struct Manager {
   defaults: Value,
   sandboxes: Mutex<Vec<Arc<AnySandbox>>>,
   pools: Mutex<Vec<Arc<Pool<AnySandbox>>>>,
+  /// thread id → its session's sandbox (expired ones stay until closed, and are recreated on use)
+  sessions: Mutex<HashMap<String, Arc<AnySandbox>>>,
+  /// one creation at a time per thread id, so concurrent first calls share one sandbox
+  session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+  reaper_running: AtomicBool,
+}
+
+/// The default idle timeout of sessions (seed 003's SESSION_TIMEOUT_MINUTES).
+pub const DEFAULT_SESSION_MINUTES: f64 = 30.0;
+
+pub struct SessionOptions {
+  pub user_id: String,
+  pub thread_id: String,
+  /// minutes; None: SESSION_TIMEOUT_MINUTES or 30
+  pub timeout_minutes: Option<f64>,
+  pub auto_retry: bool,
+  pub config: Option<Value>,
+  pub pool: Option<Arc<SandboxPool>>,
+}
+
+/// The idle timeout: the option, else SESSION_TIMEOUT_MINUTES, else 30 minutes.
+pub fn session_timeout(minutes: Option<f64>, get: &dyn Fn(&str) -> Option<String>) -> Result<Duration> {
+  let (m, what) = match minutes {
+    Some(m) => (m, "timeoutMinutes".to_string()),
+    None => match get("SESSION_TIMEOUT_MINUTES").filter(|v| !v.trim().is_empty()) {
+      Some(raw) => (
+        raw.trim().parse::<f64>().map_err(|_| {
+          SandboxError::invalid_config(format!("environment variable SESSION_TIMEOUT_MINUTES={raw:?} is not a number of minutes"))
+        })?,
+        "SESSION_TIMEOUT_MINUTES".to_string(),
+      ),
+      None => (DEFAULT_SESSION_MINUTES, String::new()),
+    },
+  };
+  if !(m.is_finite() && m > 0.0) {
+    return Err(SandboxError::invalid_argument(format!("{what} must be a positive number of minutes (fractions allowed), got {m}")));
+  }
+  config::seconds(&what, m * 60.0, false)
+}
+
+fn check_id(v: &str, what: &str) -> Result<()> {
+  if v.trim().is_empty() || v.len() > 256 || v.contains('\0') {
+    return Err(SandboxError::invalid_argument(format!("{what} must be a non-empty string of at most 256 bytes, got {v:?}")));
+  }
+  Ok(())
 }
 
 pub type SandboxPool = Pool<AnySandbox>;
@@ -35,7 +83,14 @@ impl Manager {
       _ => base,
     };
     config::resolve(&defaults)?;
-    Ok(Self { defaults, sandboxes: Mutex::new(Vec::new()), pools: Mutex::new(Vec::new()) })
+    Ok(Self {
+      defaults,
+      sandboxes: Mutex::new(Vec::new()),
+      pools: Mutex::new(Vec::new()),
+      sessions: Mutex::new(HashMap::new()),
+      session_locks: Mutex::new(HashMap::new()),
+      reaper_running: AtomicBool::new(false),
+    })
   }
 
   pub fn defaults(&self) -> &Value {
@@ -78,7 +133,118 @@ impl Manager {
     };
     sb.destroy().await?;
     self.forget(id);
+    self.sessions.lock().unwrap().retain(|_, s| s.id() != id);
     Ok(())
+  }
+
+  /// The running sandbox of a conversation thread (seed 003): the same one for the same thread,
+  /// created (or taken from `pool`) for a new thread, recreated for an expired one.
+  pub async fn get_or_create_session(self: &Arc<Self>, o: SessionOptions) -> Result<Arc<AnySandbox>> {
+    check_id(&o.user_id, "userId")?;
+    check_id(&o.thread_id, "threadId")?;
+    let idle = session_timeout(o.timeout_minutes, &|k| std::env::var(k).ok())?;
+    let lock = self.session_locks.lock().unwrap().entry(o.thread_id.clone()).or_default().clone();
+    let _creating = lock.lock().await;
+    let existing = self.sessions.lock().unwrap().get(&o.thread_id).cloned();
+    if let Some(sb) = existing {
+      let mut info = sb.activity().session.ok_or_else(|| SandboxError::provider("a session sandbox lost its session"))?;
+      if info.user_id != o.user_id {
+        return Err(SandboxError::new(
+          ErrorCode::PermissionDenied,
+          format!("thread {:?} belongs to another user; use a thread id of your own", o.thread_id),
+        ));
+      }
+      if o.timeout_minutes.is_some() {
+        info.idle = idle;
+      }
+      info.auto_retry = o.auto_retry;
+      let expired = info.expired;
+      sb.set_session(Some(info));
+      if expired {
+        sb.revive().await?;
+      }
+      drop(sb.enter().await?);
+      return Ok(sb);
+    }
+    let sb = match &o.pool {
+      Some(pool) => {
+        let sb = pool.acquire(None).await?;
+        pool.detach(&sb)?;
+        sb
+      }
+      None => {
+        let sb = self.create(o.config.as_ref())?;
+        if let Err(e) = sb.start(None).await {
+          let _ = sb.destroy().await;
+          self.forget(sb.id());
+          return Err(e);
+        }
+        sb
+      }
+    };
+    sb.set_session(Some(SessionInfo {
+      user_id: o.user_id.clone(),
+      thread_id: o.thread_id.clone(),
+      idle,
+      auto_retry: o.auto_retry,
+      expired: false,
+    }));
+    sb.logs.info(
+      crate::logs::Source::System,
+      format!("Session for thread {:?} of user {:?} (expires after {} idle)", o.thread_id, o.user_id, crate::sandbox::human(idle)),
+    );
+    drop(sb.enter().await?);
+    self.sessions.lock().unwrap().insert(o.thread_id.clone(), sb.clone());
+    self.start_reaper();
+    Ok(sb)
+  }
+
+  /// Destroy a thread's session. False when the thread has none.
+  pub async fn close_session(&self, thread_id: &str) -> Result<bool> {
+    let Some(sb) = self.sessions.lock().unwrap().remove(thread_id) else {
+      return Ok(false);
+    };
+    self.session_locks.lock().unwrap().remove(thread_id);
+    sb.set_session(None);
+    sb.destroy().await?;
+    self.forget(sb.id());
+    Ok(true)
+  }
+
+  pub fn sessions(&self) -> Vec<Arc<AnySandbox>> {
+    self.sessions.lock().unwrap().values().cloned().collect()
+  }
+
+  /// Expires idle sessions: checks a few times per shortest timeout (at most every 30 s, at least
+  /// every 50 ms); ends when the manager is gone or has no live session.
+  fn start_reaper(self: &Arc<Self>) {
+    if self.reaper_running.swap(true, Ordering::SeqCst) {
+      return;
+    }
+    let weak = Arc::downgrade(self);
+    tokio::spawn(async move {
+      loop {
+        let Some(m) = weak.upgrade() else { return };
+        let live: Vec<Arc<AnySandbox>> = m.sessions().into_iter().filter(|s| s.activity().session.is_some_and(|i| !i.expired)).collect();
+        let shortest = live.iter().filter_map(|s| s.activity().session.map(|i| i.idle)).min();
+        let Some(shortest) = shortest else {
+          m.reaper_running.store(false, Ordering::SeqCst);
+          // a session may have been added between the listing and the store
+          if m.sessions().iter().any(|s| s.activity().session.is_some_and(|i| !i.expired)) && !m.reaper_running.swap(true, Ordering::SeqCst) {
+            continue;
+          }
+          return;
+        };
+        for s in &live {
+          if s.expire_if_idle().await {
+            tracing::info!(sandbox = s.id(), "session expired");
+          }
+        }
+        drop(m);
+        let tick = (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        tokio::time::sleep(tick).await;
+      }
+    });
   }
 
   /// A warm pool of started sandboxes with `config`, filled to `min` before it resolves. Its
@@ -124,6 +290,8 @@ impl Manager {
 
   /// Destroys every pool and every sandbox concurrently; all are attempted, failures are reported together.
   pub async fn destroy_all(&self) -> Result<()> {
+    self.sessions.lock().unwrap().clear();
+    self.session_locks.lock().unwrap().clear();
     let pools: Vec<_> = std::mem::take(&mut *self.pools.lock().unwrap());
     for p in pools {
       if let Err(e) = p.destroy().await {
@@ -146,6 +314,13 @@ impl Manager {
     }
   }
 
+  /// `manager.list`: every sandbox's status, filtered, sorted and cut.
+  pub async fn list_status(&self, f: &crate::status::ListFilter) -> Vec<crate::status::Status> {
+    let all = self.list();
+    let st = futures_util::future::join_all(all.iter().map(|s| crate::status::status(s))).await;
+    crate::status::filter_sort(st, f)
+  }
+
   /// Stats of every sandbox; a sandbox that is not running reports zeros (PoC behaviour).
   pub async fn all_stats(&self) -> Vec<(String, &'static str, Stats)> {
     let all = self.list();
@@ -159,5 +334,28 @@ impl Manager {
   pub async fn health_all(&self) -> Vec<(String, &'static str, Health)> {
     let all = self.list();
     futures_util::future::join_all(all.iter().map(|s| async move { (s.id().to_string(), s.config().provider.as_str(), s.health().await) })).await
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn session_timeouts() {
+    let none = |_: &str| None;
+    assert_eq!(session_timeout(None, &none).unwrap(), Duration::from_secs(30 * 60));
+    assert_eq!(session_timeout(Some(0.5), &none).unwrap(), Duration::from_secs(30));
+    let env = |k: &str| (k == "SESSION_TIMEOUT_MINUTES").then(|| "2".to_string());
+    assert_eq!(session_timeout(None, &env).unwrap(), Duration::from_secs(120));
+    assert_eq!(session_timeout(Some(1.0), &env).unwrap(), Duration::from_secs(60));
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+      assert!(session_timeout(Some(bad), &none).is_err(), "{bad}");
+    }
+    let bad_env = |k: &str| (k == "SESSION_TIMEOUT_MINUTES").then(|| "soon".to_string());
+    assert_eq!(session_timeout(None, &bad_env).unwrap_err().code, ErrorCode::InvalidConfig);
+    assert!(check_id("", "threadId").is_err());
+    assert!(check_id(&"x".repeat(257), "threadId").is_err());
+    assert!(check_id("conversation_abc", "threadId").is_ok());
   }
 }

@@ -367,6 +367,22 @@ impl<T: Send + Sync + 'static> Pool<T> {
     .await
   }
 
+  /// Take an acquired item out of the pool for good (a session keeps it): its slot is freed and
+  /// the pool refills to `min` in the background. The caller now owns the item's destruction.
+  pub fn detach(self: &Arc<Self>, item: &Arc<T>) -> Result<()> {
+    let id = (self.hooks.id)(item);
+    {
+      let mut st = self.lock();
+      if st.in_use.remove(&id).is_none() {
+        return Err(SandboxError::invalid_argument(format!("sandbox {id} is not in use from this pool; detach only what acquire returned")));
+      }
+      self.free_slot_locked(&mut st);
+    }
+    self.settled.notify_waiters();
+    self.refill_in_background();
+    Ok(())
+  }
+
   /// Close the pool and destroy every item it holds or is making. Idempotent.
   pub async fn destroy(self: &Arc<Self>) -> Result<()> {
     let doomed: Vec<Arc<T>> = {

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{ProviderKind, SandboxConfig};
 use crate::docker::process::{OutputSink, Spawned};
@@ -14,7 +14,50 @@ use crate::docker::DockerSandbox;
 use crate::e2b::{E2bOptions, E2bSandbox};
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::guest_protocol::ProcessEntry;
+use crate::logs::{Level, LogBuffer, Source};
+use crate::policy::CommandPolicy;
 use crate::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, State, Stats};
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// A thread-scoped session's bookkeeping (seed 003), kept on its sandbox.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+  pub user_id: String,
+  pub thread_id: String,
+  pub idle: Duration,
+  pub auto_retry: bool,
+  /// its container was destroyed after `idle` without use
+  pub expired: bool,
+}
+
+/// What `getStatus` and `manager.list` report besides the provider's numbers.
+#[derive(Debug, Clone)]
+pub struct Activity {
+  pub created_ms: f64,
+  pub started_ms: Option<f64>,
+  pub last_activity_ms: f64,
+  last_used: Instant,
+  /// operations in progress (a session does not expire under them)
+  busy: usize,
+  pub executions: u64,
+  pub successful: u64,
+  pub failed: u64,
+  pub total_duration_ms: f64,
+  pub session: Option<SessionInfo>,
+}
+
+/// Marks the sandbox busy while an operation runs; records the activity at the end too.
+pub struct Busy<'a>(&'a AnySandbox);
+
+impl Drop for Busy<'_> {
+  fn drop(&mut self) {
+    let mut a = self.0.activity.lock().unwrap();
+    a.busy -= 1;
+    a.last_used = Instant::now();
+    a.last_activity_ms = crate::logs::now_ms();
+  }
+}
 
 #[derive(Clone)]
 pub enum Backend {
@@ -29,6 +72,13 @@ pub struct AnySandbox {
   backend: RwLock<Backend>,
   /// pids of background processes started through `spawn` (for `listProcesses`)
   background: Mutex<HashSet<u32>>,
+  pub logs: LogBuffer,
+  activity: Mutex<Activity>,
+  policy: Option<CommandPolicy>,
+  /// serialises quota checks with their writes, so two writes cannot both pass the same check
+  quota_lock: tokio::sync::Mutex<()>,
+  /// held while a session's container is destroyed for idleness or recreated
+  revive_lock: tokio::sync::Mutex<()>,
 }
 
 /// Calls the same method on whichever provider backs the sandbox now.
@@ -73,13 +123,24 @@ fn is_availability(e: &SandboxError) -> bool {
   matches!(e.code, ErrorCode::ProviderUnavailable | ErrorCode::ProviderError | ErrorCode::QuotaExceeded)
 }
 
-/// A not-yet-started sandbox of `config.provider`.
-fn make_backend(config: &SandboxConfig) -> Result<Backend> {
+/// A not-yet-started sandbox of `config.provider`; with `id`, it takes that id (a session's
+/// sandbox recreated after expiry keeps its id, container name and labels).
+fn make_backend(config: &SandboxConfig, id: Option<&str>) -> Result<Backend> {
   match config.provider {
-    ProviderKind::Docker => Ok(Backend::Docker(Arc::new(DockerSandbox::new(config.clone())))),
+    ProviderKind::Docker => {
+      let mut s = DockerSandbox::new(config.clone());
+      if let Some(id) = id {
+        s.id = id.to_string();
+      }
+      Ok(Backend::Docker(Arc::new(s)))
+    }
     ProviderKind::E2b => {
       let opts = E2bOptions::resolve(config.e2b.as_ref(), &|k| std::env::var(k).ok())?;
-      Ok(Backend::E2b(Arc::new(E2bSandbox::new(config.clone(), opts))))
+      let mut s = E2bSandbox::new(config.clone(), opts);
+      if let Some(id) = id {
+        s.id = id.to_string();
+      }
+      Ok(Backend::E2b(Arc::new(s)))
     }
   }
 }
@@ -87,12 +148,140 @@ fn make_backend(config: &SandboxConfig) -> Result<Backend> {
 impl AnySandbox {
   /// A new, not started sandbox of `config.provider`.
   pub fn new(config: &SandboxConfig) -> Result<Self> {
-    let backend = make_backend(config)?;
+    let backend = make_backend(config, None)?;
     let id = match &backend {
       Backend::Docker(s) => s.id.clone(),
       Backend::E2b(s) => s.id.clone(),
     };
-    Ok(Self { id, backend: RwLock::new(backend), background: Mutex::new(HashSet::new()) })
+    let policy = match &config.command_policy {
+      Some(p) => Some(CommandPolicy::new(p.allow.clone(), p.deny.clone())?),
+      None => None,
+    };
+    let now = crate::logs::now_ms();
+    let activity = Activity {
+      created_ms: now,
+      started_ms: None,
+      last_activity_ms: now,
+      last_used: Instant::now(),
+      busy: 0,
+      executions: 0,
+      successful: 0,
+      failed: 0,
+      total_duration_ms: 0.0,
+      session: None,
+    };
+    let logs = LogBuffer::default();
+    logs.info(Source::System, format!("Sandbox {id} created ({} provider, image {})", config.provider.as_str(), config.image));
+    Ok(Self {
+      id,
+      backend: RwLock::new(backend),
+      background: Mutex::new(HashSet::new()),
+      logs,
+      activity: Mutex::new(activity),
+      policy,
+      quota_lock: tokio::sync::Mutex::new(()),
+      revive_lock: tokio::sync::Mutex::new(()),
+    })
+  }
+
+  pub fn activity(&self) -> Activity {
+    self.activity.lock().unwrap().clone()
+  }
+
+  pub fn set_session(&self, info: Option<SessionInfo>) {
+    self.activity.lock().unwrap().session = info;
+  }
+
+  /// Start an operation: recreate an expired session's container first (or fail with
+  /// SANDBOX_NOT_FOUND when the session does not auto-retry), then mark the sandbox busy.
+  pub async fn enter(&self) -> Result<Busy<'_>> {
+    loop {
+      {
+        let mut a = self.activity.lock().unwrap();
+        match &a.session {
+          Some(s) if s.expired => {
+            if !s.auto_retry {
+              return Err(SandboxError::new(
+                ErrorCode::SandboxNotFound,
+                format!(
+                  "the session of thread {:?} expired after {} idle and its sandbox was destroyed; call getOrCreateSession again (or use autoRetry: true)",
+                  s.thread_id,
+                  human(s.idle)
+                ),
+              ));
+            }
+          }
+          _ => {
+            a.busy += 1;
+            a.last_used = Instant::now();
+            a.last_activity_ms = crate::logs::now_ms();
+            return Ok(Busy(self));
+          }
+        }
+      }
+      self.revive().await?;
+    }
+  }
+
+  /// Recreate an expired session's sandbox: a new container with the same configuration (an
+  /// empty workspace), started and provisioned again.
+  pub async fn revive(&self) -> Result<()> {
+    let _g = self.revive_lock.lock().await;
+    let expired = self.activity.lock().unwrap().session.as_ref().is_some_and(|s| s.expired);
+    if !expired {
+      return Ok(());
+    }
+    let config = self.config();
+    let same_id = Some(self.id.as_str()).filter(|id| id.starts_with(config.provider.as_str()));
+    *self.backend.write().unwrap() = make_backend(&config, same_id)?;
+    self.logs.info(Source::System, "Session expired earlier; recreating its sandbox (the workspace starts empty)");
+    self.start(None).await?;
+    if let Some(s) = self.activity.lock().unwrap().session.as_mut() {
+      s.expired = false;
+    }
+    Ok(())
+  }
+
+  /// Destroy a session's container when it has been idle for its timeout and nothing is running
+  /// through the API. Returns true when it expired it now.
+  pub async fn expire_if_idle(&self) -> bool {
+    let _g = self.revive_lock.lock().await;
+    let idle = {
+      let mut a = self.activity.lock().unwrap();
+      let busy = a.busy;
+      let elapsed = a.last_used.elapsed();
+      match a.session.as_mut() {
+        Some(s) if !s.expired && busy == 0 && elapsed >= s.idle => {
+          s.expired = true;
+          s.idle
+        }
+        _ => return false,
+      }
+    };
+    self.logs.info(Source::System, format!("Session expired after {} without use; destroying its sandbox", human(idle)));
+    if let Err(e) = self.destroy().await {
+      tracing::warn!(sandbox = %self.id, error = %e, "destroying an expired session's sandbox failed");
+    }
+    true
+  }
+
+  /// When an idle session expires (None for sandboxes that are not sessions or already expired).
+  pub fn expires_at_ms(&self) -> Option<f64> {
+    let a = self.activity.lock().unwrap();
+    let s = a.session.as_ref().filter(|s| !s.expired)?;
+    Some(a.last_activity_ms + s.idle.as_secs_f64() * 1000.0)
+  }
+
+  fn record(&self, r: &std::result::Result<ExecResult, SandboxError>) {
+    let mut a = self.activity.lock().unwrap();
+    a.executions += 1;
+    match r {
+      Ok(r) if r.exit_code == 0 && !r.timed_out => a.successful += 1,
+      _ => a.failed += 1,
+    }
+    if let Ok(r) = r {
+      a.total_duration_ms += r.duration_ms;
+    }
   }
 
   fn backend(&self) -> Backend {
@@ -125,6 +314,100 @@ impl AnySandbox {
   /// the provider that runs it.
   pub async fn start(&self, progress: Option<ProgressFn>) -> Result<()> {
     let first_start = self.state() == State::Created;
+    let t0 = Instant::now();
+    let r = self.start_any(progress, first_start).await;
+    match &r {
+      Ok(()) => {
+        if first_start || self.activity.lock().unwrap().started_ms.is_none() {
+          self.activity.lock().unwrap().started_ms = Some(crate::logs::now_ms());
+        }
+        self.logs.info(
+          Source::System,
+          format!("Sandbox started ({} provider, {} engine) in {} ms", self.config().provider.as_str(), self.engine_name(), t0.elapsed().as_millis()),
+        );
+        if first_start {
+          if let Err(e) = self.provision().await {
+            self.logs.push(Level::Error, Source::System, e.message.clone());
+            let _ = self.destroy().await;
+            return Err(e);
+          }
+        }
+      }
+      Err(e) => self.logs.push(Level::Error, Source::System, format!("Sandbox failed to start: {}", e.message)),
+    }
+    r
+  }
+
+  /// `installPackages`, then `startupScript`, on the first start. A failure destroys the sandbox
+  /// (its caller gets the installer's or the script's output in the error).
+  async fn provision(&self) -> Result<()> {
+    let config = self.config();
+    let wd = config.workdir.clone();
+    if !config.install_packages.is_empty() {
+      let pkgs = config.install_packages.join(" ");
+      let (argv, env) = match config.package_manager {
+        Some(crate::templates::PackageManager::Pip) => {
+          let mut argv: Vec<String> = ["python3", "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-warn-script-location", "--target"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+          argv.push(format!("{}/{}", wd.trim_end_matches('/'), crate::config::PIP_TARGET));
+          argv.extend(config.install_packages.iter().cloned());
+          (argv, [("PIP_NO_CACHE_DIR", "1"), ("HOME", "/tmp")])
+        }
+        Some(crate::templates::PackageManager::Npm) => {
+          let mut argv: Vec<String> =
+            ["npm", "install", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"].iter().map(|s| s.to_string()).collect();
+          argv.extend(config.install_packages.iter().cloned());
+          (argv, [("npm_config_cache", "/tmp/.npm"), ("HOME", "/tmp")])
+        }
+        // `resolve` rejects the other cases
+        _ => return Err(SandboxError::invalid_config("installPackages needs a pip or npm template")),
+      };
+      self.logs.info(Source::System, format!("Installing packages with {}: {pkgs}", config.package_manager.map(|p| p.as_str()).unwrap_or("?")));
+      let opts = ExecOptions { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
+      let r = self.run_unchecked(&argv[0], &argv[1..], opts).await?;
+      if r.exit_code != 0 {
+        return Err(SandboxError::new(
+          ErrorCode::ExecutionError,
+          format!(
+            "installing packages ({pkgs}) failed with exit code {}{}: {}; the sandbox was destroyed. Check the package names and that the sandbox can reach the package index",
+            r.exit_code,
+            if r.timed_out { " (timed out)" } else { "" },
+            tail(&r)
+          ),
+        ));
+      }
+      self.logs.info(Source::System, format!("Installed packages: {pkgs}"));
+    }
+    if let Some(script) = &config.startup_script {
+      self.logs.info(Source::System, "Running the startup script");
+      let r = self.run_unchecked("/bin/sh", &["-c".to_string(), script.clone()], ExecOptions::default()).await?;
+      self.logs.output(Source::Stdout, &r.stdout);
+      self.logs.output(Source::Stderr, &r.stderr);
+      if r.exit_code != 0 {
+        return Err(SandboxError::new(
+          ErrorCode::ExecutionError,
+          format!(
+            "the startup script failed with exit code {}{}: {}; the sandbox was destroyed",
+            r.exit_code,
+            if r.timed_out { " (timed out)" } else { "" },
+            tail(&r)
+          ),
+        ));
+      }
+      self.logs.info(Source::System, "Startup script finished");
+    }
+    Ok(())
+  }
+
+  /// Run a command of ours (not the user's): no command policy, no execution counters.
+  async fn run_unchecked(&self, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
+    let p = each!(self, s => s.spawn(command, args, &opts, false, false, None).await)?;
+    Ok(to_result(p.wait().await?))
+  }
+
+  async fn start_any(&self, progress: Option<ProgressFn>, first_start: bool) -> Result<()> {
     let err = match self.start_backend(progress.clone()).await {
       Ok(()) => return Ok(()),
       Err(e) => e,
@@ -137,7 +420,7 @@ impl AnySandbox {
     for kind in &config.fallback_providers {
       tracing::warn!(sandbox = %self.id, from = config.provider.as_str(), to = kind.as_str(), error = %err, "provider unavailable; trying a fallback provider");
       let _ = self.destroy().await;
-      let backend = match make_backend(&SandboxConfig { provider: *kind, ..config.clone() }) {
+      let backend = match make_backend(&SandboxConfig { provider: *kind, ..config.clone() }, None) {
         Ok(b) => b,
         Err(e) => {
           tried.push(format!("{}: {}", kind.as_str(), e.message));
@@ -161,11 +444,20 @@ impl AnySandbox {
   }
 
   pub async fn stop(&self) -> Result<()> {
-    each!(self, s => s.stop().await)
+    let r = each!(self, s => s.stop().await);
+    if r.is_ok() {
+      self.logs.info(Source::System, "Sandbox stopped");
+    }
+    r
   }
 
   pub async fn destroy(&self) -> Result<()> {
-    each!(self, s => s.destroy().await)
+    let was = self.state();
+    let r = each!(self, s => s.destroy().await);
+    if r.is_ok() && was != State::Destroyed {
+      self.logs.info(Source::System, "Sandbox destroyed");
+    }
+    r
   }
 
   pub async fn spawn(
@@ -177,9 +469,35 @@ impl AnySandbox {
     open_stdin: bool,
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
+    self.check_policy(command, args)?;
+    self.spawn_unchecked(command, args, opts, background, open_stdin, sink).await
+  }
+
+  /// The command policy's verdict on a command line (logged when it refuses).
+  pub fn check_policy(&self, command: &str, args: &[String]) -> Result<()> {
+    if let Some(policy) = &self.policy {
+      if let Err(e) = policy.check(command, args) {
+        self.logs.push(Level::Warn, Source::Execution, format!("Refused by the command policy: {}", e.message));
+        return Err(e);
+      }
+    }
+    Ok(())
+  }
+
+  async fn spawn_unchecked(
+    &self,
+    command: &str,
+    args: &[String],
+    opts: &ExecOptions,
+    background: bool,
+    open_stdin: bool,
+    sink: Option<OutputSink>,
+  ) -> Result<Spawned> {
+    let _busy = self.enter().await?;
     let p = each!(self, s => s.spawn(command, args, opts, background, open_stdin, sink).await)?;
     if background && p.pid != 0 {
       self.background.lock().unwrap().insert(p.pid);
+      self.logs.info(Source::Execution, format!("Started background process {}: {}", p.pid, describe(command, args)));
     }
     Ok(p)
   }
@@ -194,12 +512,61 @@ impl AnySandbox {
     &self,
     command: &str,
     args: &[String],
+    opts: ExecOptions,
+    sink: Option<OutputSink>,
+    abort: Option<tokio::sync::oneshot::Receiver<()>>,
+  ) -> Result<ExecResult> {
+    self.check_policy(command, args)?;
+    self.run_logged(&describe(command, args), command, args, opts, sink, abort).await
+  }
+
+  /// Runs a wrapper script of ours (runCode, runTests) for a command the user asked for: the
+  /// command policy judges `shown` (what the user asked to run), the log says `label`.
+  pub async fn execute_as(&self, shown: (&str, &[String]), label: &str, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
+    self.check_policy(shown.0, shown.1)?;
+    self.run_logged(label, command, args, opts, None, None).await
+  }
+
+  async fn run_logged(
+    &self,
+    label: &str,
+    command: &str,
+    args: &[String],
     mut opts: ExecOptions,
     sink: Option<OutputSink>,
     abort: Option<tokio::sync::oneshot::Receiver<()>>,
   ) -> Result<ExecResult> {
     let stdin = opts.stdin.take();
-    let p = self.spawn(command, args, &opts, false, stdin.is_some(), sink).await?;
+    let p = self.spawn_unchecked(command, args, &opts, false, stdin.is_some(), sink).await?;
+    let _busy = self.enter().await?;
+    self.logs.info(Source::Execution, format!("Running: {label}"));
+    let r = self.finish(command, p, stdin, abort).await;
+    self.record(&r);
+    match &r {
+      Ok(out) => {
+        self.logs.output(Source::Stdout, &out.stdout);
+        self.logs.output(Source::Stderr, &out.stderr);
+        let (level, what) = if out.timed_out {
+          (Level::Error, "timed out".to_string())
+        } else if out.exit_code == 0 {
+          (Level::Info, "finished".to_string())
+        } else {
+          (Level::Error, format!("failed with exit code {}", out.exit_code))
+        };
+        self.logs.push(level, Source::Execution, format!("{label} {what} in {} ms", out.duration_ms.round()));
+      }
+      Err(e) => self.logs.push(Level::Error, Source::Execution, format!("{label}: {}", e.message)),
+    }
+    r
+  }
+
+  async fn finish(
+    &self,
+    command: &str,
+    p: Spawned,
+    stdin: Option<Vec<u8>>,
+    abort: Option<tokio::sync::oneshot::Receiver<()>>,
+  ) -> Result<ExecResult> {
     if let Some(data) = stdin {
       let _ = p.stdin(data);
       let _ = p.close_stdin();
@@ -229,23 +596,107 @@ impl AnySandbox {
     self.background.lock().unwrap().contains(&pid)
   }
 
+  /// Writes a file, enforcing the workspace quotas (`limits.maxFileSizeMB`, `maxTotalFiles`,
+  /// `maxWorkspaceSizeMB`) first: a write over a limit fails with QUOTA_EXCEEDED and writes nothing.
   pub async fn write_file(&self, path: &str, content: Vec<u8>) -> FileOp {
+    let _busy = match self.enter().await {
+      Ok(b) => b,
+      Err(e) => return self.file_failure(path, e),
+    };
+    let limits = self.config().limits;
+    if let Some(max) = limits.max_file_size_mb {
+      if content.len() as f64 > max * MB {
+        return self.file_failure(
+          path,
+          SandboxError::new(
+            ErrorCode::QuotaExceeded,
+            format!("{path} is {} bytes, over limits.maxFileSizeMB ({max} MB = {} bytes); write a smaller file or raise the limit (MAX_FILE_SIZE_MB)", content.len(), (max * MB) as u64),
+          ),
+        );
+      }
+    }
+    if limits.max_total_files.is_none() && limits.max_workspace_size_mb.is_none() {
+      return each!(self, s => s.write_file(path, content).await);
+    }
+    let _q = self.quota_lock.lock().await;
+    if let Err(e) = self.check_workspace_quota(path, content.len() as u64).await {
+      return self.file_failure(path, e);
+    }
     each!(self, s => s.write_file(path, content).await)
   }
 
+  /// A failed file operation, reported at the path it resolves to (as the providers do).
+  fn file_failure(&self, path: &str, e: SandboxError) -> FileOp {
+    let resolved = crate::paths::resolve(&self.config().workdir, path).unwrap_or_else(|_| path.to_string());
+    FileOp::failed_with(&resolved, e)
+  }
+
+  /// Would writing `size` bytes at `path` keep the workspace within its file-count and size limits?
+  async fn check_workspace_quota(&self, path: &str, size: u64) -> Result<()> {
+    let config = self.config();
+    let wd = config.workdir.trim_end_matches('/').to_string();
+    let target = crate::paths::resolve(&wd, path)?;
+    let Some(rel) = target.strip_prefix(&format!("{wd}/")) else {
+      return Ok(()); // outside the workspace: not counted
+    };
+    let files = each!(self, s => s.list_files_detailed(&wd, true, true).await)?;
+    let (mut count, mut total, mut existing) = (0u64, 0u64, None);
+    for f in files.iter().filter(|f| f.kind != "directory") {
+      count += 1;
+      total += f.size as u64;
+      if f.path == rel {
+        existing = Some(f.size as u64);
+      }
+    }
+    let (count_after, total_after) = match existing {
+      Some(old) => (count, total - old + size),
+      None => (count + 1, total + size),
+    };
+    if let Some(max) = config.limits.max_total_files {
+      if count_after > max {
+        return Err(SandboxError::new(
+          ErrorCode::QuotaExceeded,
+          format!("writing {path} would make {count_after} files in the workspace, over limits.maxTotalFiles ({max}); delete files or raise the limit (MAX_TOTAL_FILES)"),
+        ));
+      }
+    }
+    if let Some(max) = config.limits.max_workspace_size_mb {
+      if total_after as f64 > max * MB {
+        return Err(SandboxError::new(
+          ErrorCode::QuotaExceeded,
+          format!(
+            "writing {path} ({size} bytes) would make the workspace {total_after} bytes, over limits.maxWorkspaceSizeMB ({max} MB = {} bytes); delete files or raise the limit (MAX_WORKSPACE_SIZE_MB)",
+            (max * MB) as u64
+          ),
+        ));
+      }
+    }
+    Ok(())
+  }
+
   pub async fn read_file(&self, path: &str) -> FileOp {
+    let _busy = match self.enter().await {
+      Ok(b) => b,
+      Err(e) => return self.file_failure(path, e),
+    };
     each!(self, s => s.read_file(path).await)
   }
 
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
+    let _busy = match self.enter().await {
+      Ok(b) => b,
+      Err(e) => return self.file_failure(path, e),
+    };
     each!(self, s => s.delete_file(path, recursive).await)
   }
 
   pub async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
+    let _busy = self.enter().await?;
     each!(self, s => s.list_files(path, all).await)
   }
 
   pub async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
+    let _busy = self.enter().await?;
     each!(self, s => s.list_files_detailed(path, recursive, all).await)
   }
 
@@ -271,5 +722,49 @@ impl AnySandbox {
   pub async fn reset(&self) -> Result<()> {
     self.background.lock().unwrap().clear();
     each!(self, s => s.reset().await)
+  }
+}
+
+/// A command for the log: the program and its arguments, shortened.
+fn describe(command: &str, args: &[String]) -> String {
+  let mut s = command.to_string();
+  for a in args {
+    s.push(' ');
+    if a.contains(char::is_whitespace) || a.is_empty() {
+      s.push_str(&format!("{a:?}"));
+    } else {
+      s.push_str(a);
+    }
+    if s.len() > 300 {
+      let mut end = 300;
+      while !s.is_char_boundary(end) {
+        end -= 1;
+      }
+      s.truncate(end);
+      s.push('…');
+      break;
+    }
+  }
+  s
+}
+
+/// The last part of a failed command's output, for an error message.
+fn tail(r: &ExecResult) -> String {
+  let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+  let t = text.trim();
+  let mut start = t.len().saturating_sub(1500);
+  while !t.is_char_boundary(start) {
+    start += 1;
+  }
+  if t.is_empty() { "(no output)".into() } else { t[start..].to_string() }
+}
+
+/// "30 min", "1.5 s": a duration for messages.
+pub fn human(d: Duration) -> String {
+  let s = d.as_secs_f64();
+  if s >= 60.0 {
+    format!("{} min", (s / 60.0 * 100.0).round() / 100.0)
+  } else {
+    format!("{} s", (s * 100.0).round() / 100.0)
   }
 }

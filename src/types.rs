@@ -47,6 +47,8 @@ pub struct ExecResult {
   pub timed_out: bool,
   pub truncated: bool,
   pub signal: Option<String>,
+  /// peak RSS of the process tree in KiB, where the engine can tell (the guest engine)
+  pub max_rss_kb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,14 +57,19 @@ pub struct FileOp {
   pub content: Option<Vec<u8>>,
   pub success: bool,
   pub error: Option<String>,
+  /// a stable code for failures the caller may act on (QUOTA_EXCEEDED, SANDBOX_NOT_FOUND, ...)
+  pub code: Option<crate::error::ErrorCode>,
 }
 
 impl FileOp {
   pub fn ok(path: &str, content: Option<Vec<u8>>) -> Self {
-    Self { path: path.to_string(), content, success: true, error: None }
+    Self { path: path.to_string(), content, success: true, error: None, code: None }
   }
   pub fn fail(path: &str, error: impl Into<String>) -> Self {
-    Self { path: path.to_string(), content: None, success: false, error: Some(error.into()) }
+    Self { path: path.to_string(), content: None, success: false, error: Some(error.into()), code: None }
+  }
+  pub fn failed_with(path: &str, e: crate::error::SandboxError) -> Self {
+    Self { path: path.to_string(), content: None, success: false, error: Some(e.message), code: Some(e.code) }
   }
 }
 

@@ -300,7 +300,7 @@ fn spawn(
 ) {
   let fail = |code: i32, msg: String| {
     let _ = out.send(encode(Kind::Stderr, id, msg.as_bytes()));
-    reply(out, id, &Reply::Exit { code, signal: None, timed_out: false, stdout_dropped: 0, stderr_dropped: 0 });
+    reply(out, id, &Reply::Exit { code, signal: None, timed_out: false, stdout_dropped: 0, stderr_dropped: 0, max_rss_kb: None });
   };
   if argv.is_empty() {
     return reply(out, id, &Reply::Error { message: "empty argv".into(), errno: None });
@@ -420,6 +420,7 @@ fn supervise(
   let mut status: Option<i32> = None;
   let mut exited_at: Option<Instant> = None;
   let mut timed_out = false;
+  let mut max_rss_kb: Option<u64> = None;
   let mut buf = vec![0u8; CHUNK];
   loop {
     if let Some(t) = exited_at {
@@ -489,9 +490,12 @@ fn supervise(
     }
     if status.is_none() {
       let mut st: libc::c_int = 0;
-      let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+      // wait4, not waitpid: its rusage gives the peak memory (runCode's memoryUsedMB)
+      let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+      let r = unsafe { libc::wait4(pid, &mut st, libc::WNOHANG, &mut ru) };
       if r == pid {
         status = Some(st);
+        max_rss_kb = Some(ru.ru_maxrss.max(0) as u64);
         exited_at = Some(Instant::now());
         if !background {
           // a foreground command owns its process group: nothing it started outlives it
@@ -529,7 +533,7 @@ fn supervise(
   if timed_out {
     code = 124;
   }
-  Reply::Exit { code, signal, timed_out, stdout_dropped: dropped[0], stderr_dropped: dropped[1] }
+  Reply::Exit { code, signal, timed_out, stdout_dropped: dropped[0], stderr_dropped: dropped[1], max_rss_kb }
 }
 
 fn read_stat(pid: &str) -> Option<(String, u32, u32)> {

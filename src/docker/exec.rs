@@ -319,7 +319,7 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
     let duration = started.elapsed();
     let truncated = stdout.dropped > 0 || stderr.dropped > 0;
     let result = if timed_out {
-      Ok(ExecOutput { exit_code: 124, stdout: stdout.data, stderr: stderr.data, duration, timed_out, truncated, signal: Some("SIGKILL".into()) })
+      Ok(ExecOutput { exit_code: 124, stdout: stdout.data, stderr: stderr.data, duration, timed_out, truncated, signal: Some("SIGKILL".into()), max_rss_kb: None })
     } else {
       exit_code_of(&docker, &container, &exec_id).await.map(|exit_code| ExecOutput {
         exit_code,
@@ -330,6 +330,7 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
         truncated,
         // shells report a death by signal N as 128 + N; that is all docker exec tells us
         signal: (wrap && (129..=192).contains(&exit_code)).then(|| signal_name((exit_code - 128) as i32)),
+        max_rss_kb: None,
       })
     };
     let _ = done_tx.send(Some(result));

@@ -304,8 +304,8 @@ impl GuestConn {
           }
           if s == OutStream::Stdout { &mut stdout } else { &mut stderr }.extend_from_slice(&d);
         }
-        Some(Event::Reply(Reply::Exit { code, signal, timed_out, .. })) => {
-          let out = ExecOutput { exit_code: code as i64, stdout, stderr, duration: started.elapsed(), timed_out, truncated: false, signal };
+        Some(Event::Reply(Reply::Exit { code, signal, timed_out, max_rss_kb, .. })) => {
+          let out = ExecOutput { exit_code: code as i64, stdout, stderr, duration: started.elapsed(), timed_out, truncated: false, signal, max_rss_kb };
           let _ = done_tx.send(Some(Ok(out)));
           return Ok(Spawned { pid: 0, control: ctl_tx, done: done_rx });
         }
@@ -325,7 +325,7 @@ impl GuestConn {
               if let Some(sink) = &sink { sink(s, &d); }
               if s == OutStream::Stdout { &mut stdout } else { &mut stderr }.extend_from_slice(&d);
             }
-            Some(Event::Reply(Reply::Exit { code, signal, timed_out, stdout_dropped, stderr_dropped })) => {
+            Some(Event::Reply(Reply::Exit { code, signal, timed_out, stdout_dropped, stderr_dropped, max_rss_kb })) => {
               break Ok(ExecOutput {
                 exit_code: code as i64,
                 stdout: std::mem::take(&mut stdout),
@@ -334,6 +334,7 @@ impl GuestConn {
                 timed_out,
                 truncated: stdout_dropped > 0 || stderr_dropped > 0,
                 signal,
+                max_rss_kb,
               });
             }
             Some(Event::Reply(r)) => break Err(reply_error(r)),

@@ -34,6 +34,8 @@ pub struct ExecOutput {
   pub truncated: bool,
   /// set when the process was killed by a signal
   pub signal: Option<String>,
+  /// peak RSS of the process tree in KiB (guest engine only)
+  pub max_rss_kb: Option<u64>,
 }
 
 pub type Outcome = Option<Result<ExecOutput>>;

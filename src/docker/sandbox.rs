@@ -101,6 +101,7 @@ pub fn to_result(out: ExecOutput) -> ExecResult {
     timed_out: out.timed_out,
     truncated: out.truncated,
     signal: out.signal,
+    max_rss_kb: out.max_rss_kb,
   }
 }
 

@@ -255,6 +255,7 @@ impl Run {
       timed_out,
       truncated,
       signal,
+      max_rss_kb: None,
     };
     let result = match ending {
       // whatever the stream said after our deadline, the process was killed for it

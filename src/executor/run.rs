@@ -112,6 +112,7 @@ fn result_of(v: &Value) -> Option<ToolOutcome> {
       timed_out: o.get("timedOut").and_then(Value::as_bool).unwrap_or(false),
       truncated: o.get("truncated").and_then(Value::as_bool).unwrap_or(false),
       signal: None,
+      max_rss_kb: None,
     };
     let mut out = tools::bash_outcome(&r);
     out.effect = Effect::None;

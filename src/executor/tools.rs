@@ -509,6 +509,7 @@ mod tests {
       timed_out: false,
       truncated: false,
       signal: None,
+      max_rss_kb: None,
     };
     let o = bash_outcome(&r);
     assert!(o.is_error);
