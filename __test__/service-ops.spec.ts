@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
-import { BUSYBOX, DEBIAN, TEST_TEMPLATES, expectCode, sleep, waitFor, withSandbox } from './helpers.js'
+import { BUSYBOX, DEBIAN, TEST_TEMPLATES, expectCode, expectCodeSync, sleep, waitFor, withSandbox } from './helpers.js'
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 const MB = 1024 * 1024
@@ -99,9 +99,9 @@ describe('getLogs / streamLogs', () => {
   })
 
   it('invalid options throw', () => {
-    expect(() => sb.getLogs({ level: 'verbose' })).toThrow(/level/)
-    expect(() => sb.getLogs({ lines: -1 })).toThrow(/lines/)
-    expect(() => sb.getLogs({ lines: 1.5 })).toThrow(/lines/)
+    expect(expectCodeSync(() => sb.getLogs({ level: 'verbose' } as any), 'INVALID_ARGUMENT').message).toMatch(/level/)
+    expect(expectCodeSync(() => sb.getLogs({ lines: -1 }), 'INVALID_ARGUMENT').message).toMatch(/lines/)
+    expect(expectCodeSync(() => sb.getLogs({ lines: 1.5 }), 'INVALID_ARGUMENT').message).toMatch(/lines/)
   })
 
   it('streamLogs delivers new entries live; stop() ends delivery', async () => {

@@ -36,11 +36,10 @@ const TEMPLATES = {
 };
 
 // Seed 003, "Security": only these commands may run, and these never may. The agent's command goes
-// through `bash -c`, so `bash` itself has to be allowed; every command inside the script (pipelines,
+// through `bash -c`; the shell only carries the script, and every command inside it (pipelines,
 // &&, ;, $(...), ...) is checked against the lists.
 const COMMAND_POLICY = {
   allow: [
-    'bash',
     'jq', 'awk', 'grep', 'sed', 'sort', 'uniq', 'head', 'tail', 'wc', 'cut', 'tr',
     'cat', 'echo', 'date', 'find', 'ls', 'python3', 'python', 'bc', 'comm', 'diff',
     'basename', 'dirname', 'file', 'stat', 'tee',

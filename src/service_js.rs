@@ -489,7 +489,8 @@ impl Sandbox {
 
   /// The sandbox's own log, newest last (seed 002 `getLogs`).
   #[napi(ts_args_type = "options?: GetLogsOptions")]
-  pub fn get_logs(&self, options: Option<GetLogsOptions>) -> Result<SandboxLogs> {
+  pub fn get_logs(&self, env: Env, options: Option<GetLogsOptions>) -> Result<SandboxLogs> {
+    let bad = |m: String| crate::throw_coded(&env, SandboxError::invalid_argument(m));
     let (lines, level, ts) = match options {
       Some(o) => (o.lines, o.level, o.include_timestamps.unwrap_or(true)),
       None => (None, None, true),
@@ -497,7 +498,7 @@ impl Sandbox {
     let lines = match lines {
       None => 100,
       Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 => n.min(1e9) as usize,
-      Some(n) => return Err(Error::new(Status::InvalidArg, format!("lines must be a whole number ≥ 0, got {n}"))),
+      Some(n) => return Err(bad(format!("lines must be a whole number ≥ 0, got {n}"))),
     };
     let min = match level.as_deref() {
       None | Some("all") | Some("debug") => logs::Level::Debug,
@@ -505,7 +506,7 @@ impl Sandbox {
       Some("warn") => logs::Level::Warn,
       Some("error") => logs::Level::Error,
       Some(other) => {
-        return Err(Error::new(Status::InvalidArg, format!("level must be 'error', 'warn', 'info', 'debug' or 'all', got {other:?}")))
+        return Err(bad(format!("level must be 'error', 'warn', 'info', 'debug' or 'all', got {other:?}")))
       }
     };
     let snap = self.inner.logs.snapshot(lines, min);
