@@ -59,6 +59,12 @@ pub fn session_timeout(minutes: Option<f64>, get: &dyn Fn(&str) -> Option<String
   config::seconds(&what, m * 60.0, false)
 }
 
+/// How long an expired session stays recreatable through its old `Sandbox` object before the
+/// manager forgets it: another idle timeout, and at least a minute.
+pub fn forget_after(idle: Duration) -> Duration {
+  idle.max(Duration::from_secs(60))
+}
+
 fn check_id(v: &str, what: &str) -> Result<()> {
   if v.trim().is_empty() || v.len() > 256 || v.contains('\0') {
     return Err(SandboxError::invalid_argument(format!("{what} must be a non-empty string of at most 256 bytes, got {v:?}")));
@@ -188,6 +194,8 @@ impl Manager {
       idle,
       auto_retry: o.auto_retry,
       expired: false,
+      expired_at: None,
+      closed: false,
     }));
     sb.logs.info(
       crate::logs::Source::System,
@@ -215,8 +223,39 @@ impl Manager {
     self.sessions.lock().unwrap().values().cloned().collect()
   }
 
-  /// Expires idle sessions: checks a few times per shortest timeout (at most every 30 s, at least
-  /// every 50 ms); ends when the manager is gone or has no live session.
+  /// An expired session nobody used for another `forget_after(idle)`: drop it from the tables so that a
+  /// long-running service does not keep every conversation it ever had. Skipped while
+  /// getOrCreateSession is working on the thread.
+  fn forget_expired(&self, sb: &Arc<AnySandbox>) {
+    let Some(mut info) = sb.activity().session else { return };
+    if !info.expired_at.is_some_and(|at| at.elapsed() >= forget_after(info.idle)) {
+      return;
+    }
+    let lock = self.session_locks.lock().unwrap().get(&info.thread_id).cloned();
+    let _guard = match &lock {
+      Some(l) => match l.try_lock() {
+        Ok(g) => Some(g),
+        Err(_) => return,
+      },
+      None => None,
+    };
+    {
+      let mut sessions = self.sessions.lock().unwrap();
+      if !sessions.get(&info.thread_id).is_some_and(|s| Arc::ptr_eq(s, sb)) {
+        return;
+      }
+      sessions.remove(&info.thread_id);
+    }
+    self.session_locks.lock().unwrap().remove(&info.thread_id);
+    self.forget(sb.id());
+    info.closed = true;
+    sb.logs.info(crate::logs::Source::System, "Expired session closed (unused for another timeout)");
+    sb.set_session(Some(info));
+  }
+
+  /// Expires idle sessions, and forgets sessions that stayed expired for another timeout: checks
+  /// a few times per shortest timeout (at most every 30 s, at least every 50 ms); ends when the
+  /// manager is gone or has no session left.
   fn start_reaper(self: &Arc<Self>) {
     if self.reaper_running.swap(true, Ordering::SeqCst) {
       return;
@@ -225,19 +264,25 @@ impl Manager {
     tokio::spawn(async move {
       loop {
         let Some(m) = weak.upgrade() else { return };
-        let live: Vec<Arc<AnySandbox>> = m.sessions().into_iter().filter(|s| s.activity().session.is_some_and(|i| !i.expired)).collect();
-        let shortest = live.iter().filter_map(|s| s.activity().session.map(|i| i.idle)).min();
+        let all = m.sessions();
+        let shortest = all.iter().filter_map(|s| s.activity().session.map(|i| i.idle)).min();
         let Some(shortest) = shortest else {
           m.reaper_running.store(false, Ordering::SeqCst);
           // a session may have been added between the listing and the store
-          if m.sessions().iter().any(|s| s.activity().session.is_some_and(|i| !i.expired)) && !m.reaper_running.swap(true, Ordering::SeqCst) {
+          if !m.sessions().is_empty() && !m.reaper_running.swap(true, Ordering::SeqCst) {
             continue;
           }
           return;
         };
-        for s in &live {
-          if s.expire_if_idle().await {
-            tracing::info!(sandbox = s.id(), "session expired");
+        for s in &all {
+          let Some(info) = s.activity().session else { continue };
+          match info.expired_at {
+            None => {
+              if s.expire_if_idle().await {
+                tracing::info!(sandbox = s.id(), "session expired");
+              }
+            }
+            Some(_) => m.forget_expired(s),
           }
         }
         drop(m);
@@ -352,10 +397,51 @@ mod tests {
     for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
       assert!(session_timeout(Some(bad), &none).is_err(), "{bad}");
     }
+    assert_eq!(forget_after(Duration::from_secs(1)), Duration::from_secs(60));
+    assert_eq!(forget_after(Duration::from_secs(1800)), Duration::from_secs(1800));
     let bad_env = |k: &str| (k == "SESSION_TIMEOUT_MINUTES").then(|| "soon".to_string());
     assert_eq!(session_timeout(None, &bad_env).unwrap_err().code, ErrorCode::InvalidConfig);
     assert!(check_id("", "threadId").is_err());
     assert!(check_id(&"x".repeat(257), "threadId").is_err());
     assert!(check_id("conversation_abc", "threadId").is_ok());
+  }
+}
+
+#[cfg(test)]
+mod forget_tests {
+  use super::*;
+  use std::time::Instant;
+
+  /// An expired session is dropped from every table and its old Sandbox object refuses to
+  /// recreate it; a live one is left alone. (No container is involved: the sandbox never started.)
+  #[tokio::test]
+  async fn expired_sessions_are_forgotten() {
+    let m = Arc::new(Manager::new(Some(&serde_json::json!({ "image": "agentic-sandbox/busybox:1" }))).unwrap());
+    let info = |thread: &str, expired: bool| SessionInfo {
+      user_id: "u".into(),
+      thread_id: thread.into(),
+      idle: Duration::from_secs(1),
+      auto_retry: true,
+      expired,
+      expired_at: expired.then(|| Instant::now() - Duration::from_secs(120)),
+      closed: false,
+    };
+    let old = m.create(None).unwrap();
+    old.set_session(Some(info("old", true)));
+    let live = m.create(None).unwrap();
+    live.set_session(Some(info("live", false)));
+    for (t, s) in [("old", &old), ("live", &live)] {
+      m.sessions.lock().unwrap().insert(t.into(), s.clone());
+      m.session_locks.lock().unwrap().insert(t.into(), Default::default());
+    }
+    m.forget_expired(&old);
+    m.forget_expired(&live);
+    assert_eq!(m.sessions().len(), 1);
+    assert!(m.get(old.id()).is_none() && m.get(live.id()).is_some());
+    assert!(!m.session_locks.lock().unwrap().contains_key("old"));
+    assert!(old.activity().session.unwrap().closed);
+    let e = old.enter().await.err().expect("a closed session must not be recreated");
+    assert_eq!(e.code, ErrorCode::SandboxNotFound);
+    assert!(e.message.contains("getOrCreateSession"), "{}", e.message);
   }
 }

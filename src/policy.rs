@@ -44,9 +44,10 @@
 //!   syntax (`coproc`, `fish`/`csh` scripts, `env -S` escapes, aliases) is read approximately.
 //!   Unterminated quotes are read to the end of the script, as one word.
 //!
-//! Shell builtins count as commands: an allow list for scripts needs the ones they use (`cd`,
-//! `export`, `test`, `[`, `read`, `true`…), and the shell itself (`sh`) when commands run as
-//! `sh -c SCRIPT`.
+//! An allow list need not name harmless shell builtins (`cd`, `export`, `test`, `[`, `read`,
+//! `true`, `echo`, … — those that run no other command; `eval`, `exec`, `source`, `command` and
+//! `trap` are judged like programs), nor the shell of `sh -c SCRIPT`, which only carries the
+//! script whose commands are checked. Deny patterns apply to both.
 
 use std::collections::{HashSet, VecDeque};
 

@@ -29,6 +29,10 @@ pub struct SessionInfo {
   pub auto_retry: bool,
   /// its container was destroyed after `idle` without use
   pub expired: bool,
+  pub expired_at: Option<Instant>,
+  /// the manager forgot it (an expired session unused for another `idle`): it cannot be
+  /// recreated through this object any more
+  pub closed: bool,
 }
 
 /// What `getStatus` and `manager.list` report besides the provider's numbers.
@@ -200,6 +204,16 @@ impl AnySandbox {
         let mut a = self.activity.lock().unwrap();
         match &a.session {
           Some(s) if s.expired => {
+            if s.closed {
+              return Err(SandboxError::new(
+                ErrorCode::SandboxNotFound,
+                format!(
+                  "the session of thread {:?} expired and was closed after another {} without use; call getOrCreateSession for a new one",
+                  s.thread_id,
+                  human(s.idle)
+                ),
+              ));
+            }
             if !s.auto_retry {
               return Err(SandboxError::new(
                 ErrorCode::SandboxNotFound,
@@ -227,9 +241,12 @@ impl AnySandbox {
   /// empty workspace), started and provisioned again.
   pub async fn revive(&self) -> Result<()> {
     let _g = self.revive_lock.lock().await;
-    let expired = self.activity.lock().unwrap().session.as_ref().is_some_and(|s| s.expired);
+    let (expired, closed) = self.activity.lock().unwrap().session.as_ref().map_or((false, false), |s| (s.expired, s.closed));
     if !expired {
       return Ok(());
+    }
+    if closed {
+      return Err(SandboxError::new(ErrorCode::SandboxNotFound, "this session was closed after it expired; call getOrCreateSession for a new one"));
     }
     let config = self.config();
     let same_id = Some(self.id.as_str()).filter(|id| id.starts_with(config.provider.as_str()));
@@ -238,6 +255,7 @@ impl AnySandbox {
     self.start(None).await?;
     if let Some(s) = self.activity.lock().unwrap().session.as_mut() {
       s.expired = false;
+      s.expired_at = None;
     }
     Ok(())
   }
@@ -253,6 +271,7 @@ impl AnySandbox {
       match a.session.as_mut() {
         Some(s) if !s.expired && busy == 0 && elapsed >= s.idle => {
           s.expired = true;
+          s.expired_at = Some(Instant::now());
           s.idle
         }
         _ => return false,
