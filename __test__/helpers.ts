@@ -176,3 +176,13 @@ export function within(p: Promise<any>, ms: number, what: string): Promise<any> 
 export const DEVTOOLS = 'agentic-sandbox/devtools:1'
 /** The `templates` table pointing every built-in template at the offline-built test images. */
 export const TEST_TEMPLATES = { base: DEBIAN, python: DEVTOOLS, node: DEVTOOLS, nodejs: DEVTOOLS, go: DEVTOOLS }
+
+/** Polls until no container/volume/network of sandbox `id` is left; returns what is left. */
+export async function goneOf(id: string) {
+  let left = dockerLabelled(sandboxLabel(id))
+  await waitFor(() => {
+    left = dockerLabelled(sandboxLabel(id))
+    return left.containers + left.volumes + left.networks === 0
+  }, 15_000, 100)
+  return left
+}

@@ -9,29 +9,18 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
 import {
+  bridgeGateway,
   BUSYBOX,
   DEBIAN,
   DEVTOOLS,
-  TEST_TEMPLATES,
-  bridgeGateway,
-  dockerLabelled,
   expectCode,
+  goneOf,
   processList,
-  sandboxLabel,
+  TEST_TEMPLATES,
   waitFor,
 } from './helpers.js'
 
 const NONE = { containers: 0, volumes: 0, networks: 0 }
-
-/** Polls until no container/volume/network of sandbox `id` is left; returns what is left. */
-async function goneOf(id: string) {
-  let left = dockerLabelled(sandboxLabel(id))
-  await waitFor(() => {
-    left = dockerLabelled(sandboxLabel(id))
-    return left.containers + left.volumes + left.networks === 0
-  }, 15_000, 100)
-  return left
-}
 
 const newManager = (config: Record<string, any> = {}): any =>
   new SandboxManager({ image: BUSYBOX, templates: TEST_TEMPLATES, ...config })

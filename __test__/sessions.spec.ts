@@ -2,7 +2,17 @@
 // conversation thread, idle expiry, autoRetry, pools, and cleanup.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
-import { BUSYBOX, containerOf, dockerLabelled, expectCode, sandboxLabel, sleep, waitFor, within } from './helpers.js'
+import {
+  BUSYBOX,
+  containerOf,
+  dockerLabelled,
+  expectCode,
+  goneOf,
+  sandboxLabel,
+  sleep,
+  waitFor,
+  within,
+} from './helpers.js'
 
 const NONE = { containers: 0, volumes: 0, networks: 0 }
 /** 0.02 min = 1.2 s of idleness before a session expires. */
@@ -32,16 +42,6 @@ function newManager(config: Record<string, any> = {}): any {
 }
 
 const sessionOf = (m: any, threadId: string) => m.listSessions().find((s: any) => s.threadId === threadId)
-
-/** Polls until no container/volume/network of sandbox `id` is left; returns what is left. */
-async function goneOf(id: string) {
-  let left = dockerLabelled(sandboxLabel(id))
-  await waitFor(() => {
-    left = dockerLabelled(sandboxLabel(id))
-    return left.containers + left.volumes + left.networks === 0
-  }, 15_000, 100)
-  return left
-}
 
 /** Waits until the session of `threadId` shows expired (idle timeout + reaper tick). */
 async function expiredSession(m: any, threadId: string) {
