@@ -228,7 +228,7 @@ impl Manager {
   /// getOrCreateSession is working on the thread.
   fn forget_expired(&self, sb: &Arc<AnySandbox>) {
     let Some(mut info) = sb.activity().session else { return };
-    if !info.expired_at.is_some_and(|at| at.elapsed() >= forget_after(info.idle)) {
+    if info.expired_at.is_none_or(|at| at.elapsed() < forget_after(info.idle)) {
       return;
     }
     let lock = self.session_locks.lock().unwrap().get(&info.thread_id).cloned();

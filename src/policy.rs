@@ -218,8 +218,8 @@ fn show_name(name: &str) -> String {
   format!("{:?}", truncate(name, MAX_TEXT_CHARS))
 }
 
-/// The command line as a shell would read it back, shortened for a message.
-fn command_line(command: &str, args: &[String]) -> String {
+/// The command line as a shell would read it back, shortened (for messages and the sandbox log).
+pub fn command_line(command: &str, args: &[String]) -> String {
   let mut line = quote(command);
   for a in args {
     line.push(' ');

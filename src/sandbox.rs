@@ -263,13 +263,19 @@ impl AnySandbox {
   /// Destroy a session's container when it has been idle for its timeout and nothing is running
   /// through the API. Returns true when it expired it now.
   pub async fn expire_if_idle(&self) -> bool {
+    let due = |a: &Activity| a.busy == 0 && a.session.as_ref().is_some_and(|s| !s.expired && a.last_used.elapsed() >= s.idle);
+    // the reaper asks every session on every tick: answer "not due" without the async lock
+    if !due(&self.activity.lock().unwrap()) {
+      return false;
+    }
     let _g = self.revive_lock.lock().await;
     let idle = {
       let mut a = self.activity.lock().unwrap();
-      let busy = a.busy;
-      let elapsed = a.last_used.elapsed();
+      if !due(&a) {
+        return false;
+      }
       match a.session.as_mut() {
-        Some(s) if !s.expired && busy == 0 && elapsed >= s.idle => {
+        Some(s) => {
           s.expired = true;
           s.expired_at = Some(Instant::now());
           s.idle
@@ -313,6 +319,15 @@ impl AnySandbox {
 
   pub fn config(&self) -> SandboxConfig {
     each!(self, s => s.config.clone())
+  }
+
+  /// The limits alone (the file API reads them on every write; `config()` clones everything).
+  pub fn limits(&self) -> crate::config::ResourceLimits {
+    each!(self, s => s.config.limits.clone())
+  }
+
+  pub fn workdir(&self) -> String {
+    each!(self, s => s.config.workdir.clone())
   }
 
   pub fn state(&self) -> State {
@@ -489,7 +504,8 @@ impl AnySandbox {
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
     self.check_policy(command, args)?;
-    self.spawn_unchecked(command, args, opts, background, open_stdin, sink).await
+    let _busy = self.enter().await?;
+    self.spawn_raw(command, args, opts, background, open_stdin, sink).await
   }
 
   /// The command policy's verdict on a command line (logged when it refuses).
@@ -503,7 +519,8 @@ impl AnySandbox {
     Ok(())
   }
 
-  async fn spawn_unchecked(
+  /// Start a command on the provider; the caller checked the policy and holds a `Busy`.
+  async fn spawn_raw(
     &self,
     command: &str,
     args: &[String],
@@ -512,11 +529,10 @@ impl AnySandbox {
     open_stdin: bool,
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
-    let _busy = self.enter().await?;
     let p = each!(self, s => s.spawn(command, args, opts, background, open_stdin, sink).await)?;
     if background && p.pid != 0 {
       self.background.lock().unwrap().insert(p.pid);
-      self.logs.info(Source::Execution, format!("Started background process {}: {}", p.pid, describe(command, args)));
+      self.logs.info(Source::Execution, format!("Started background process {}: {}", p.pid, crate::policy::command_line(command, args)));
     }
     Ok(p)
   }
@@ -536,7 +552,7 @@ impl AnySandbox {
     abort: Option<tokio::sync::oneshot::Receiver<()>>,
   ) -> Result<ExecResult> {
     self.check_policy(command, args)?;
-    self.run_logged(&describe(command, args), command, args, opts, sink, abort).await
+    self.run_logged(&crate::policy::command_line(command, args), command, args, opts, sink, abort).await
   }
 
   /// Runs a wrapper script of ours (runCode, runTests) for a command the user asked for: the
@@ -556,8 +572,9 @@ impl AnySandbox {
     abort: Option<tokio::sync::oneshot::Receiver<()>>,
   ) -> Result<ExecResult> {
     let stdin = opts.stdin.take();
-    let p = self.spawn_unchecked(command, args, &opts, false, stdin.is_some(), sink).await?;
+    // busy from before the spawn to the end: a session cannot expire (or be recreated) in between
     let _busy = self.enter().await?;
+    let p = self.spawn_raw(command, args, &opts, false, stdin.is_some(), sink).await?;
     self.logs.info(Source::Execution, format!("Running: {label}"));
     let r = self.finish(command, p, stdin, abort).await;
     self.record(&r);
@@ -622,7 +639,7 @@ impl AnySandbox {
       Ok(b) => b,
       Err(e) => return self.file_failure(path, e),
     };
-    let limits = self.config().limits;
+    let limits = self.limits();
     if let Some(max) = limits.max_file_size_mb {
       if content.len() as f64 > max * MB {
         return self.file_failure(
@@ -638,7 +655,7 @@ impl AnySandbox {
       return each!(self, s => s.write_file(path, content).await);
     }
     let _q = self.quota_lock.lock().await;
-    if let Err(e) = self.check_workspace_quota(path, content.len() as u64).await {
+    if let Err(e) = self.check_workspace_quota(&limits, path, content.len() as u64).await {
       return self.file_failure(path, e);
     }
     each!(self, s => s.write_file(path, content).await)
@@ -646,14 +663,13 @@ impl AnySandbox {
 
   /// A failed file operation, reported at the path it resolves to (as the providers do).
   fn file_failure(&self, path: &str, e: SandboxError) -> FileOp {
-    let resolved = crate::paths::resolve(&self.config().workdir, path).unwrap_or_else(|_| path.to_string());
+    let resolved = crate::paths::resolve(&self.workdir(), path).unwrap_or_else(|_| path.to_string());
     FileOp::failed_with(&resolved, e)
   }
 
   /// Would writing `size` bytes at `path` keep the workspace within its file-count and size limits?
-  async fn check_workspace_quota(&self, path: &str, size: u64) -> Result<()> {
-    let config = self.config();
-    let wd = config.workdir.trim_end_matches('/').to_string();
+  async fn check_workspace_quota(&self, limits: &crate::config::ResourceLimits, path: &str, size: u64) -> Result<()> {
+    let wd = self.workdir().trim_end_matches('/').to_string();
     let target = crate::paths::resolve(&wd, path)?;
     let Some(rel) = target.strip_prefix(&format!("{wd}/")) else {
       return Ok(()); // outside the workspace: not counted
@@ -671,7 +687,7 @@ impl AnySandbox {
       Some(old) => (count, total - old + size),
       None => (count + 1, total + size),
     };
-    if let Some(max) = config.limits.max_total_files {
+    if let Some(max) = limits.max_total_files {
       if count_after > max {
         return Err(SandboxError::new(
           ErrorCode::QuotaExceeded,
@@ -679,7 +695,7 @@ impl AnySandbox {
         ));
       }
     }
-    if let Some(max) = config.limits.max_workspace_size_mb {
+    if let Some(max) = limits.max_workspace_size_mb {
       if total_after as f64 > max * MB {
         return Err(SandboxError::new(
           ErrorCode::QuotaExceeded,
@@ -742,29 +758,6 @@ impl AnySandbox {
     self.background.lock().unwrap().clear();
     each!(self, s => s.reset().await)
   }
-}
-
-/// A command for the log: the program and its arguments, shortened.
-fn describe(command: &str, args: &[String]) -> String {
-  let mut s = command.to_string();
-  for a in args {
-    s.push(' ');
-    if a.contains(char::is_whitespace) || a.is_empty() {
-      s.push_str(&format!("{a:?}"));
-    } else {
-      s.push_str(a);
-    }
-    if s.len() > 300 {
-      let mut end = 300;
-      while !s.is_char_boundary(end) {
-        end -= 1;
-      }
-      s.truncate(end);
-      s.push('…');
-      break;
-    }
-  }
-  s
 }
 
 /// The last part of a failed command's output, for an error message.

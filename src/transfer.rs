@@ -35,7 +35,7 @@ pub async fn upload(sb: &AnySandbox, local: &str, remote: Option<&str>) -> Resul
   if !meta.is_file() {
     return Err(SandboxError::invalid_argument(format!("cannot upload {local}: it is not a regular file (a device, FIFO or socket)")));
   }
-  let max = sb.config().limits.max_file_size_mb;
+  let max = sb.limits().max_file_size_mb;
   if let Some(max) = max {
     if meta.len() as f64 > max * 1024.0 * 1024.0 {
       return Err(SandboxError::new(
