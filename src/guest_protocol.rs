@@ -14,11 +14,13 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Largest payload the guest sends in one data frame.
 pub const CHUNK: usize = 64 * 1024;
 /// Frames larger than this are a protocol error (protects both sides from a corrupt stream).
 pub const MAX_FRAME: usize = 8 * 1024 * 1024;
+/// Most entries the guest puts in one `Entries`/`List` reply (a few hundred KiB of JSON at most).
+pub const LIST_CHUNK: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -78,7 +80,15 @@ pub enum Request {
   /// Followed by `Data` frames with exactly `size` bytes in total; replies `Ok` once the file is
   /// renamed into place. Parent directories are created.
   WriteFile { path: String, size: u64 },
-  List { path: String, recursive: bool, all: bool },
+  /// Replies: zero or more `Entries` chunks (at most `LIST_CHUNK` entries each), then `List` with
+  /// the rest. The guest stops after `max_entries` entries and says so with `truncated`.
+  List {
+    path: String,
+    recursive: bool,
+    all: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_entries: Option<u64>,
+  },
   Remove { path: String, recursive: bool },
   Mkdir { path: String },
   Stat { path: String },
@@ -133,7 +143,14 @@ pub enum Reply {
     max_rss_kb: Option<u64>,
   },
   Read { size: u64 },
-  List { entries: Vec<Entry> },
+  /// A non-final chunk of a `List` reply.
+  Entries { entries: Vec<Entry> },
+  /// The final chunk of a listing; `truncated` when `max_entries` stopped it early.
+  List {
+    entries: Vec<Entry>,
+    #[serde(default)]
+    truncated: bool,
+  },
   Stat { entry: Entry },
   Stats {
     memory_bytes: u64,

@@ -225,12 +225,12 @@ fn handle_request(id: u32, req: Request, out: &Out, procs: &Procs, writes: &mut 
 fn slow_request(id: u32, req: Request, out: &Out, procs: &Procs) {
   match req {
     Request::ReadFile { path, max_bytes } => read_file(id, &path, max_bytes, out),
-    Request::List { path, recursive, all } => {
+    Request::List { path, recursive, all, .. } => {
       let mut entries = Vec::new();
       match list(Path::new(&path), "", recursive, all, &mut entries) {
         Ok(()) => {
           entries.sort_by(|a, b| a.path.cmp(&b.path));
-          reply(out, id, &Reply::List { entries })
+          reply(out, id, &Reply::List { entries, truncated: false })
         }
         Err(e) => error_reply(out, id, &e, &path),
       }

@@ -253,8 +253,8 @@ impl GuestConn {
   }
 
   pub async fn list(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<Entry>> {
-    match self.request(Request::List { path: path.into(), recursive, all }).await? {
-      Reply::List { entries } => Ok(entries),
+    match self.request(Request::List { path: path.into(), recursive, all, max_entries: None }).await? {
+      Reply::List { entries, .. } => Ok(entries),
       other => Err(reply_error(other)),
     }
   }
