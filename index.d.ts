@@ -320,15 +320,28 @@ export interface DockerOptions {
   readOnlyRoot?: boolean
   capDrop?: Array<string>
   securityOpt?: Array<string>
-  /** User (name or uid[:gid]) for the container and every execute. */
+  /**
+   * User (name or uid[:gid]) of every execute, file operation and the guest. Default: the image's
+   * user unless it is empty or root, else '1000:1000' (with HOME=/tmp unless `env` sets HOME).
+   */
   user?: string
   /** tmpfs mounts as 'path:options'. */
   tmpfs?: Array<string>
   /**
    * Keep the image's own entrypoint/command running (default: true when the image EXPOSEs ports,
-   * e.g. postgres; otherwise the sandbox idles on `sleep infinity`).
+   * e.g. postgres; otherwise the guest daemon, or the exec engine's watchdog loop, is the command).
    */
   keepImageCommand?: boolean
+  /**
+   * OCI runtime of the container, e.g. 'runsc' (env SANDBOX_DOCKER_RUNTIME); default: the engine's.
+   * An unknown runtime rejects start() with INVALID_CONFIG.
+   */
+  runtime?: string
+  /**
+   * IPv4 range the per-sandbox /28 networks of networkMode 'isolated' come from
+   * (env SANDBOX_ISOLATED_SUBNET_POOL). @default '10.213.0.0/16'
+   */
+  isolatedSubnetPool?: string
 }
 
 export interface DownloadOptions {

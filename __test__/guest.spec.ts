@@ -275,7 +275,23 @@ describe('guest daemon death (guest is the container command)', () => {
     await manager.destroyAll()
   })
 
-  it('pending and later calls reject quickly with SANDBOX_NOT_RUNNING; nothing hangs', async () => {
+  it('the guest is PID 1: kill -9 and kill -STOP from inside do not touch it', async () => {
+    const s = await manager.createSandbox(GUEST)
+    try {
+      await s.start()
+      expect((await s.execute('cat', ['/proc/1/comm'])).stdout).toBe('agentic-sandbox\n')
+      expect(inspectContainer(s.id).HostConfig.Init).toBe(false)
+      const r = await settle(s.execute('sh', ['-c', `kill -STOP 1; kill -9 1; ${KILL_GUEST}; echo tried`]), 15_000, 'the execute that tries to kill the guest')
+      expect(r.ok, r.error?.message).toBe(true)
+      expect((await s.execute('echo', ['still here'])).stdout).toBe('still here\n')
+      expect(s.execEngine).toBe('guest')
+      expect(await guestPids(s)).toEqual([1])
+    } finally {
+      await s.destroy()
+    }
+  })
+
+  it('when the container dies, pending and later calls reject quickly with SANDBOX_NOT_RUNNING; nothing hangs', async () => {
     const s = await manager.createSandbox(GUEST)
     await s.start()
     expect(s.execEngine).toBe('guest')
@@ -286,8 +302,9 @@ describe('guest daemon death (guest is the container command)', () => {
     const pending = settle(s.execute('sleep', ['30']), 20_000, 'an execute pending when the guest died')
     const bg = await s.execute('sleep', ['31'], { background: true })
     const bgWait = settle(bg.wait(), 20_000, 'wait() of a background process when the guest died')
-    // the kill call itself may resolve or reject; it must settle
-    await settle(s.execute('sh', ['-c', `${KILL_GUEST}; sleep 1`]), 15_000, 'the execute that kills the guest')
+    await sleep(300)
+    // the guest cannot be killed from inside (it is PID 1): end it from the host
+    docker(['kill', containerId])
 
     const p = await pending
     expect(p.ok, 'a pending execute resolved although its guest died').toBe(false)
@@ -445,6 +462,10 @@ describe('guest delivery and restricted sandboxes', () => {
       expect(guestMount, JSON.stringify(mounts)).toBeDefined()
       expect(guestMount.Type).toBe('volume')
       expect(guestMount.Name).toBe(volume)
+      // filled through a loader container, then mounted read-only: the sandbox cannot replace the guest
+      expect(guestMount.RW).toBe(false)
+      expect((await s.execute('sh', ['-c', 'echo x > /.agentic-sandbox/agentic-sandbox-guest'])).exitCode).not.toBe(0)
+      expect(docker(['ps', '-a', '-q', '--filter', `name=${s.id}-guest-loader`])).toBe('')
       expect(mounts.some((m) => m.Type === 'bind')).toBe(false)
       expect(docker(['volume', 'ls', '-q', '--filter', `name=${volume}`]).split('\n')).toContain(volume)
       expect((await s.execute('echo', ['uploaded'])).stdout).toBe('uploaded\n')

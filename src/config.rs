@@ -110,7 +110,14 @@ pub struct DockerOptions {
   pub keep_image_command: Option<bool>,
   /// `Guest` (default): the in-sandbox guest daemon, falling back to `Exec` where it cannot run.
   pub exec_engine: ExecEngine,
+  /// OCI runtime of the container (HostConfig.Runtime, e.g. `runsc`); `None`: the engine's default.
+  pub runtime: Option<String>,
+  /// IPv4 range (CIDR) the per-sandbox networks of `networkMode: 'isolated'` take their subnets from.
+  pub isolated_subnet_pool: String,
 }
+
+/// Default of `docker.isolatedSubnetPool`: 4096 isolated networks of 16 addresses each.
+pub const DEFAULT_ISOLATED_SUBNET_POOL: &str = "10.213.0.0/16";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecEngine {
@@ -256,6 +263,12 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
       )));
     }
     docker.insert("execEngine".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_DOCKER_RUNTIME").filter(|v| !v.is_empty()) {
+    docker.insert("runtime".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_ISOLATED_SUBNET_POOL").filter(|v| !v.is_empty()) {
+    docker.insert("isolatedSubnetPool".into(), Value::String(v));
   }
   if !limits.is_empty() {
     layer.insert("limits".into(), Value::Object(limits));
@@ -609,6 +622,16 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
         return Err(SandboxError::invalid_config(format!(
           "docker.execEngine must be 'guest' or 'exec', got {other:?}"
         )))
+      }
+    },
+    runtime: get(d, "runtime").map(|v| want_str(v, "docker.runtime")).transpose()?.filter(|r| !r.is_empty()),
+    isolated_subnet_pool: match get(d, "isolatedSubnetPool") {
+      None => DEFAULT_ISOLATED_SUBNET_POOL.to_string(),
+      Some(v) => {
+        let pool = want_str(v, "docker.isolatedSubnetPool")?;
+        crate::docker::sandbox::subnet::Pool::parse(&pool)
+          .map_err(|e| SandboxError::invalid_config(format!("docker.isolatedSubnetPool {e}")))?;
+        pool
       }
     },
   };

@@ -191,13 +191,20 @@ pub struct DockerOptions {
   pub read_only_root: Option<bool>,
   pub cap_drop: Option<Vec<String>>,
   pub security_opt: Option<Vec<String>>,
-  /// User (name or uid[:gid]) for the container and every execute.
+  /// User (name or uid[:gid]) of every execute, file operation and the guest. Default: the image's
+  /// user unless it is empty or root, else '1000:1000' (with HOME=/tmp unless `env` sets HOME).
   pub user: Option<String>,
   /// tmpfs mounts as 'path:options'.
   pub tmpfs: Option<Vec<String>>,
   /// Keep the image's own entrypoint/command running (default: true when the image EXPOSEs ports,
-  /// e.g. postgres; otherwise the sandbox idles on `sleep infinity`).
+  /// e.g. postgres; otherwise the guest daemon, or the exec engine's watchdog loop, is the command).
   pub keep_image_command: Option<bool>,
+  /// OCI runtime of the container, e.g. 'runsc' (env SANDBOX_DOCKER_RUNTIME); default: the engine's.
+  /// An unknown runtime rejects start() with INVALID_CONFIG.
+  pub runtime: Option<String>,
+  /// IPv4 range the per-sandbox /28 networks of networkMode 'isolated' come from
+  /// (env SANDBOX_ISOLATED_SUBNET_POOL). @default '10.213.0.0/16'
+  pub isolated_subnet_pool: Option<String>,
 }
 
 /// Sandbox configuration (all optional; see README "Configuration").
