@@ -1546,6 +1546,16 @@ impl DockerSandbox {
   async fn reset_inner(&self) -> Result<()> {
     let (docker, container) = self.running()?;
     self.kill_all_in(&docker, &container).await?;
+    if !*self.guest_by_exec.lock().unwrap() {
+      let conn = self.guest.lock().unwrap().clone();
+      if let Some(conn) = conn.filter(|_| self.live_guest().is_none()) {
+        let why = conn.dead().or_else(|| self.guest_stalled.lock().unwrap().clone()).unwrap_or_default();
+        return Err(SandboxError::provider(format!(
+          "sandbox {} is not reusable: its guest daemon (the container's PID 1, which reaps orphans and watches the owner) is unusable ({why}); it is destroyed instead of reset",
+          self.id
+        )));
+      }
+    }
     let dirs = writable_dirs(&self.config.workdir, &self.config.docker.tmpfs);
     match self.engine().await? {
       Engine::Guest(conn) => {
