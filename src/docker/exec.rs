@@ -50,14 +50,17 @@ exit $rc"#
 // as a process group
 pub const SIGNAL_GROUP: &str = r#"kill -"$2" "-$1" 2>/dev/null || kill -"$2" "$1" 2>/dev/null; exit 0"#;
 
-/// Signal process group `pid` in `container` with a bare exec (no wrapper, output ignored).
-async fn signal_group(docker: &Docker, container: &str, pid: u32, sig: i32) -> Result<()> {
+/// Signal process group `pid` in `container` with a bare exec (no wrapper, output ignored), as
+/// `user`: the user that started it (the container's own user may be another one, e.g. the exec
+/// engine's root watchdog, without the capability to signal it).
+async fn signal_group(docker: &Docker, container: &str, user: Option<String>, pid: u32, sig: i32) -> Result<()> {
   let name = sig.to_string();
   let created = docker
     .create_exec(
       container,
       CreateExecOptions::<String> {
         cmd: Some(vec!["/bin/sh".into(), "-c".into(), SIGNAL_GROUP.into(), "kill".into(), pid.to_string(), name]),
+        user,
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         ..Default::default()
@@ -281,9 +284,9 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
           Some(Control::CloseStdin) => { let _ = stdin_tx.send(None); }
           Some(Control::Signal(sig)) => match marker.pid {
             Some(pid) => {
-              let (docker, container) = (docker.clone(), container.clone());
+              let (docker, container, user) = (docker.clone(), container.clone(), req.user.clone());
               tokio::spawn(async move {
-                if let Err(e) = signal_group(&docker, &container, pid, sig).await {
+                if let Err(e) = signal_group(&docker, &container, user, pid, sig).await {
                   tracing::warn!(error = %e, "could not signal a process group");
                 }
               });
@@ -302,9 +305,9 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
           match marker.pid {
             Some(pid) => {
               tracing::debug!(pid, container, "exec timed out; killing its process group");
-              let (docker, container) = (docker.clone(), container.clone());
+              let (docker, container, user) = (docker.clone(), container.clone(), req.user.clone());
               tokio::spawn(async move {
-                if let Err(e) = signal_group(&docker, &container, pid, 9).await {
+                if let Err(e) = signal_group(&docker, &container, user, pid, 9).await {
                   tracing::warn!(error = %e, "could not kill timed-out process group");
                 }
               });
