@@ -181,6 +181,8 @@ const LIFECYCLE_EXEC_TIMEOUT: Duration = Duration::from_secs(5);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long stop/destroy wait for a `start()` in progress before acting without it.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// The most a removal that `destroy()` left to the background may take.
+const BACKGROUND_REMOVAL_TIMEOUT: Duration = Duration::from_secs(300);
 /// The most stop(), destroy() and reset() take, whatever runs in the sandbox.
 pub const LIFECYCLE_BUDGET: Duration = Duration::from_secs(15);
 
@@ -1144,32 +1146,68 @@ impl DockerSandbox {
   /// Drop the guest connection and the watchdog, and remove container, volumes and network.
   async fn release_resources(&self) -> Result<()> {
     self.guest.lock().unwrap().take();
-    *self.guest_by_exec.lock().unwrap() = false;
-    *self.guest_stalled.lock().unwrap() = None;
-    *self.exec_fallback.lock().unwrap() = false;
     self.watchdog.lock().unwrap().take();
     let owned = self.owned();
     let docker = self.res.lock().unwrap().docker.clone();
     if let Some(docker) = docker {
       remove_owned(&docker, &owned).await?;
     }
+    self.forget_resources(true);
+    Ok(())
+  }
+
+  /// Remove the container (killing whatever runs in it), then the volumes, then the network.
+  /// Does not wait more than `LOCK_WAIT` for a start() in progress (that start then removes what
+  /// it creates afterwards), and resolves within `LIFECYCLE_BUDGET`: a removal the engine has not
+  /// finished by then (e.g. a hundred sandboxes destroyed at once: the engine removes networks
+  /// one at a time) goes on in the background, and the exit hook still knows about it.
+  pub async fn destroy(&self) -> Result<()> {
+    self.set_state(State::Destroyed);
+    let _guard = self.lifecycle_lock().await;
+    self.guest.lock().unwrap().take();
+    self.watchdog.lock().unwrap().take();
+    let owned = self.owned();
+    let Some(docker) = self.res.lock().unwrap().docker.clone() else { return Ok(()) };
+    let mut removal = tokio::spawn({
+      let owned = owned.clone();
+      async move { bounded("removing a sandbox", BACKGROUND_REMOVAL_TIMEOUT, remove_owned(&docker, &owned)).await }
+    });
+    let removed = match tokio::time::timeout(LIFECYCLE_BUDGET - LOCK_WAIT, &mut removal).await {
+      Ok(joined) => joined.unwrap_or_else(|e| Err(SandboxError::provider(format!("the removal task failed: {e}")))),
+      Err(_) => {
+        tracing::warn!(sandbox = %self.id, "the engine is slow to remove the sandbox; the removal goes on in the background");
+        let id = self.id.clone();
+        tokio::spawn(async move {
+          match removal.await {
+            // the exit hook no longer needs to know about it
+            Ok(Ok(())) => record(&id, Owned { socket_path: owned.socket_path, ..Default::default() }),
+            Ok(Err(e)) => tracing::warn!(sandbox = %id, error = %e, "background removal failed"),
+            Err(e) => tracing::warn!(sandbox = %id, error = %e, "background removal task failed"),
+          }
+        });
+        self.forget_resources(false);
+        return Ok(());
+      }
+    };
+    removed?;
+    self.forget_resources(true);
+    Ok(())
+  }
+
+  /// Forget the removed resources (and, with `sync`, tell the exit hook's registry).
+  fn forget_resources(&self, sync: bool) {
+    *self.guest_by_exec.lock().unwrap() = false;
+    *self.guest_stalled.lock().unwrap() = None;
+    *self.exec_fallback.lock().unwrap() = false;
     let mut r = self.res.lock().unwrap();
     r.container = None;
     r.volume = None;
     r.guest_volume = None;
     r.network = None;
     drop(r);
-    self.sync_registry();
-    Ok(())
-  }
-
-  /// Remove the container (killing whatever runs in it), then the volumes, then the network.
-  /// Does not wait more than `LOCK_WAIT` for a start() in progress (that start then removes what
-  /// it creates afterwards), and ends within `LIFECYCLE_BUDGET`.
-  pub async fn destroy(&self) -> Result<()> {
-    self.set_state(State::Destroyed);
-    let _guard = self.lifecycle_lock().await;
-    bounded("destroy()", LIFECYCLE_BUDGET - LOCK_WAIT, self.release_resources()).await
+    if sync {
+      self.sync_registry();
+    }
   }
 
   // ---------------------------------------------------------------- execution
