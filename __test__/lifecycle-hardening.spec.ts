@@ -117,7 +117,7 @@ describe('logs never reach the host disk', () => {
 
 describe('PID 1 and the exec engine watchdog', () => {
   it('exec engine: Docker init is PID 1 and its stdin loop runs as root, out of the sandbox user\'s reach', async () => {
-    const m: any = new SandboxManager({ image: BUSYBOX, networkMode: 'none', docker: { execEngine: 'exec' } })
+    const m: any = new SandboxManager({ image: BUSYBOX, networkMode: 'none', docker: { execEngine: 'exec' } } as any)
     try {
       const sb = await m.createSandbox()
       await sb.start()
@@ -495,7 +495,7 @@ describe('docker.runtime', () => {
 describe('default user', () => {
   for (const engine of ENGINES) {
     it(`${engine} engine: 1000:1000 with HOME=/tmp unless docker.user, the image or env say otherwise`, async () => {
-      const m: any = new SandboxManager({ image: BUSYBOX, networkMode: 'none', docker: { execEngine: engine } })
+      const m: any = new SandboxManager({ image: BUSYBOX, networkMode: 'none', docker: { execEngine: engine } } as any)
       try {
         const idOf = async (sb: any) => (await sb.execute('sh', ['-c', 'echo $(id -u):$(id -g) $HOME'])).stdout.trim()
         const plain = await m.createSandbox()
