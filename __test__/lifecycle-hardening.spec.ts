@@ -340,6 +340,38 @@ const { SandboxManager } = require(${JSON.stringify(ADDON)});
   })
 })
 
+describe('the watchdog exec of an image that keeps its command', () => {
+  it('is hidden from listProcesses, and restarted when the sandbox user kills it', async () => {
+    const m: any = new SandboxManager({ image: KEEP_IMAGE, networkMode: 'none' })
+    try {
+      // same user as the image's command: the sandbox user may kill the watchdog
+      const sb = await m.createSandbox({ docker: { user: '1000:1000' } })
+      await sb.start()
+      const watchdogs = async () =>
+        // processes whose parent is outside the sandbox (ppid 0: docker exec) and named the watchdog
+        (await sb.execute('sh', ['-c', 'for d in /proc/[0-9]*; do read -r l < $d/stat || continue; r=${l##*") "}; set -- $r; [ "$2" = 0 ] || continue; tr "\\000" " " < $d/cmdline | grep -q "agentic-sandbox-watchdog" && echo ${d#/proc/}; done; true'])).stdout
+          .split('\n')
+          .filter(Boolean)
+          .map(Number)
+      const [first] = await watchdogs()
+      expect(first).toBeGreaterThan(0)
+      expect((await sb.listProcesses()).map((p: any) => p.pid)).not.toContain(first)
+      await sb.execute('kill', ['-9', String(first)])
+      await sleep(300)
+      // the next call notices and starts a new one; the image's command runs on
+      expect((await sb.execute('echo', ['x'])).stdout).toBe('x\n')
+      const now = await waitFor(async () => {
+        const w = await watchdogs()
+        return w.length === 1 && w[0] !== first ? w : undefined
+      }, 5000)
+      expect(now, 'a new watchdog').toBeTruthy()
+      expect((await sb.execute('ps')).stdout).toMatch(/sleep infinity/)
+    } finally {
+      await m.destroyAll()
+    }
+  })
+})
+
 describe('pool reset restores a clean sandbox', () => {
   for (const engine of ENGINES) {
     it(`${engine} engine: files in /dev/shm, /tmp, the workspace and a docker.tmpfs mount, and processes, do not reach the next user`, async () => {

@@ -234,6 +234,9 @@ pub struct DockerSandbox {
   plan: Mutex<Plan>,
   /// the owner watchdog of the exec engine and of images that keep their command
   watchdog: Mutex<Option<Watchdog>>,
+  /// one watchdog restart at a time: replacing a live watchdog closes its stdin, and a watchdog
+  /// exec that sees end of input stops the image's command
+  watchdog_restart: tokio::sync::Mutex<()>,
 }
 
 fn new_id() -> String {
@@ -323,6 +326,7 @@ impl DockerSandbox {
       reattach: tokio::sync::Mutex::new(()),
       plan: Mutex::new(Plan::default()),
       watchdog: Mutex::new(None),
+      watchdog_restart: tokio::sync::Mutex::new(()),
     }
   }
 
@@ -913,8 +917,12 @@ impl DockerSandbox {
   /// Restart the watchdog exec of an image that keeps its command when it is gone (killed from
   /// inside, or by kill-all). Failures are logged: the stale-resource reaper remains the backstop.
   async fn ensure_watchdog(&self, docker: &Docker, container: &str) {
-    let gone = self.watchdog.lock().unwrap().as_ref().map(|w| w.ended()).unwrap_or(true);
-    if !gone || !self.plan.lock().unwrap().keep_command {
+    let gone = || self.watchdog.lock().unwrap().as_ref().map(|w| w.ended()).unwrap_or(true);
+    if !gone() || !self.plan.lock().unwrap().keep_command {
+      return;
+    }
+    let _one = self.watchdog_restart.lock().await;
+    if !gone() {
       return;
     }
     tracing::info!(sandbox = %self.id, "owner watchdog exec gone; restarting it");
