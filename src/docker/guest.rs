@@ -801,19 +801,32 @@ async fn write_loop(shared: Arc<Shared>, mut frames: mpsc::Receiver<Vec<u8>>, mu
 
 /// The most of the guest's own log kept for the message of a lost connection.
 const LAST_LOG_CHARS: usize = 500;
+/// The most of what arrived before the handshake quoted when it was not a frame.
+const EARLY_BYTES: usize = 200;
 
 async fn read_loop(shared: Arc<Shared>, mut output: OutputStream, hello: oneshot::Sender<Reply>) {
   let mut hello = Some(hello);
   let mut dec = Decoder::default();
   let mut last_log = String::new();
+  // what arrived before the handshake: when it is not frames, it is usually an error message
+  // (a missing binary, a container being removed), worth quoting
+  let mut early = Vec::new();
   let lost = 'read: loop {
     match output.next().await {
       Some(Ok(LogOutput::StdOut { message })) => {
+        if hello.is_some() && early.len() < EARLY_BYTES {
+          early.extend_from_slice(&message[..message.len().min(EARLY_BYTES - early.len())]);
+        }
         dec.push(&message);
         loop {
           let frame = match dec.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            Err(e) if hello.is_some() => {
+              let text = String::from_utf8_lossy(&early);
+              shared.violation(format!("it wrote {:?} instead of its handshake ({e})", text.trim()));
+              return;
+            }
             Err(e) => {
               shared.violation(format!("it sent a corrupt frame: {e}"));
               return;

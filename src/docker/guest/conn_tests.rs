@@ -467,6 +467,17 @@ async fn a_first_frame_that_is_not_hello_fails_the_handshake() {
 }
 
 #[tokio::test]
+async fn text_instead_of_a_handshake_is_quoted() {
+  let (out, out_rx) = mpsc::channel::<Item>(4);
+  let (host_in, _guest_in) = tokio::io::duplex(1024);
+  let text = "OCI runtime exec failed: no such file or directory\n";
+  let _ = out.send(Ok(LogOutput::StdOut { message: Bytes::from(text) })).await;
+  let stream = futures_util::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+  let e = GuestConn::connect(Box::pin(stream), Box::pin(host_in), "test".into()).await.err().expect("refused");
+  assert!(e.message.contains("did not start") && e.message.contains("OCI runtime exec failed: no such file"), "{e}");
+}
+
+#[tokio::test]
 async fn request_refuses_the_streaming_requests() {
   let (conn, _guest) = connect().await;
   let e = conn.request(Request::ReadFile { path: "/w/f".into(), max_bytes: 1 }).await.unwrap_err();
