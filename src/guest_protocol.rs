@@ -228,6 +228,16 @@ impl Decoder {
   }
 }
 
+/// For the addon's property tests (`src/proptests.rs`): bytes held, and where the unconsumed
+/// ones start. Test-only, so the wire format and the guest's build are untouched.
+#[cfg(test)]
+impl Decoder {
+  #[allow(dead_code)]
+  pub(crate) fn held(&self) -> (usize, usize) {
+    (self.buf.len(), self.start)
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;

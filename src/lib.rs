@@ -23,6 +23,7 @@ pub mod transfer;
 pub mod templates;
 pub mod testparse;
 pub mod types;
+#[cfg(test)] mod proptests;
 
 use std::collections::HashMap;
 use std::future::Future;

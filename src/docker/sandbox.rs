@@ -857,7 +857,11 @@ impl DockerSandbox {
   pub async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
     let full = paths::resolve(&self.config.workdir, path)?;
     if let Engine::Guest(conn) = self.engine().await? {
-      let mut names: Vec<String> = conn.list(&full, false, all).await?.into_iter().map(|e| e.path).collect();
+      let (entries, truncated) = conn.list(&full, false, all, guest::MAX_LIST_ENTRIES).await?;
+      if truncated {
+        tracing::warn!(sandbox = %self.id, path = %full, "listing cut short at {} entries", guest::MAX_LIST_ENTRIES);
+      }
+      let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
       names.sort();
       return Ok(names);
     }
@@ -874,10 +878,12 @@ impl DockerSandbox {
   pub async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
     let full = paths::resolve(&self.config.workdir, path)?;
     if let Engine::Guest(conn) = self.engine().await? {
+      let (entries, truncated) = conn.list(&full, recursive, all, guest::MAX_LIST_ENTRIES).await?;
+      if truncated {
+        tracing::warn!(sandbox = %self.id, path = %full, "listing cut short at {} entries", guest::MAX_LIST_ENTRIES);
+      }
       return Ok(
-        conn
-          .list(&full, recursive, all)
-          .await?
+        entries
           .into_iter()
           .map(|e| FileInfo {
             name: e.path.rsplit('/').next().unwrap_or(&e.path).to_string(),
