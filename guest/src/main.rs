@@ -9,6 +9,24 @@
 //!
 //! When stdin ends (the addon went away) every process it started is killed and the guest exits;
 //! as the container's command that also stops the container.
+//!
+//! Everything inside a sandbox is hostile, the guest included as a target:
+//!
+//! # The channel
+//!
+//! The guest's fd 0 and 1 *are* the channel to the host: whoever can write to the guest's stdout
+//! can forge frames, whoever can read its stdin sees every request. Nothing else may hold them:
+//! every command gets fresh pipes (or /dev/null) as its 0, 1 and 2, and every other fd of the
+//! guest is close-on-exec (whatever it inherited beyond 0, 1, 2 is marked so at startup; std opens
+//! files, pipes and directories with O_CLOEXEC, pidfds are CLOEXEC too).
+//!
+//! # Non-dumpable
+//!
+//! A process of the same uid could still open `/proc/<guest>/fd/1` (that reopens the pipe),
+//! `/proc/<guest>/fd/0`, `/proc/<guest>/mem` or `environ`, or ptrace the guest. After
+//! `PR_SET_DUMPABLE 0` (the first thing `main` does) all of that needs CAP_SYS_PTRACE, which
+//! sandboxes do not have (not even Docker's default capabilities include it). An exec makes a
+//! process dumpable again, so commands are as usual.
 
 #[path = "../../src/guest_protocol.rs"]
 #[allow(dead_code)]
@@ -85,7 +103,36 @@ fn errno_name(e: &std::io::Error) -> Option<String> {
   )
 }
 
+/// Mark every fd from `first` up close-on-exec (whatever the guest inherited beyond its stdio
+/// must not reach the commands).
+fn cloexec_from(first: RawFd) {
+  const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+  let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+  if r == 0 {
+    return;
+  }
+  // before Linux 5.11: one by one
+  let fds: Vec<RawFd> = match fs::read_dir("/proc/self/fd") {
+    Ok(d) => d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect(),
+    Err(_) => (first..1024).collect(),
+  };
+  for fd in fds.into_iter().filter(|fd| *fd >= first) {
+    unsafe {
+      let fl = libc::fcntl(fd, libc::F_GETFD);
+      if fl >= 0 {
+        libc::fcntl(fd, libc::F_SETFD, fl | libc::FD_CLOEXEC);
+      }
+    }
+  }
+}
+
 fn main() {
+  // before anything else: no process of the sandbox may open our /proc files (the channel)
+  unsafe {
+    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+  }
+  cloexec_from(3);
+
   // the writer: the only place that touches stdout
   let (out, out_rx) = mpsc::sync_channel::<Vec<u8>>(256);
   let writer = std::thread::spawn(move || {

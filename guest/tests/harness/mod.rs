@@ -34,6 +34,7 @@ pub struct Guest {
   next_id: u32,
   /// the guest's pid as it reports it (1 in PID 1 mode)
   pub pid: u32,
+  pid1: bool,
 }
 
 pub struct Exec {
@@ -70,11 +71,11 @@ pub fn spawn_req(argv: &[&str]) -> Request {
 impl Guest {
   pub fn start(bin: &str, opts: Opts) -> Guest {
     let mut argv: Vec<String> = Vec::new();
-    if opts.drop_caps {
-      argv.extend(["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"].map(String::from));
-    }
     if opts.pid1 {
       argv.extend(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"].map(String::from));
+    }
+    if opts.drop_caps {
+      argv.extend(["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"].map(String::from));
     }
     argv.push(bin.to_string());
     let mut cmd = match &opts.cgroup {
@@ -109,7 +110,7 @@ impl Guest {
         }
       }
     });
-    let mut g = Guest { child, stdin, frames: rx, queued: HashMap::new(), next_id: 1, pid: 0 };
+    let mut g = Guest { child, stdin, frames: rx, queued: HashMap::new(), next_id: 1, pid: 0, pid1: opts.pid1 };
     let hello = g.next(0, Duration::from_secs(10)).expect("hello");
     match serde_json::from_slice::<Reply>(&hello.payload).unwrap() {
       Reply::Hello { pid, .. } => g.pid = pid,
@@ -128,6 +129,8 @@ impl Guest {
   }
 
   pub fn send(&mut self, req: &Request) -> u32 {
+    // outside a PID namespace "every process of the sandbox" is every process of this machine
+    assert!(self.pid1 || !matches!(req, Request::KillAll), "KillAll only in PID 1 mode");
     let id = self.next_id;
     self.next_id += 1;
     self.stdin.as_mut().unwrap().write_all(&encode_json(Kind::Request, id, req)).unwrap();
@@ -239,5 +242,36 @@ impl Drop for Guest {
     }
     let _ = self.child.kill();
     let _ = self.child.wait();
+  }
+}
+
+/// A cgroup v1 pids directory with `pids.max`, removed on drop (once empty). `None` when the
+/// pids controller is not mounted writable here.
+pub struct PidsCgroup {
+  pub path: String,
+}
+
+impl PidsCgroup {
+  pub fn new(max: u32) -> Option<PidsCgroup> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = format!("/sys/fs/cgroup/pids/agentic-guest-test-{}-{n}", std::process::id());
+    std::fs::create_dir(&path).ok()?;
+    let cg = PidsCgroup { path };
+    std::fs::write(format!("{}/pids.max", cg.path), max.to_string()).ok()?;
+    Some(cg)
+  }
+
+  pub fn current(&self) -> u32 {
+    std::fs::read_to_string(format!("{}/pids.current", self.path)).unwrap().trim().parse().unwrap()
+  }
+}
+
+impl Drop for PidsCgroup {
+  fn drop(&mut self) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::fs::remove_dir(&self.path).is_err() && Instant::now() < end {
+      std::thread::sleep(Duration::from_millis(50));
+    }
   }
 }
