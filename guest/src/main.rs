@@ -4,8 +4,9 @@
 //! serves the addon over stdin/stdout with the frame protocol of `src/guest_protocol.rs`.
 //! Plain threads, no async runtime: a reader (this main thread) that dispatches frames, one writer
 //! thread that owns stdout (a bounded queue, so a slow reader on the host side pushes back on
-//! the processes producing output), one thread per running process (poll over its pipes and a
-//! pidfd), one per stdin feeder and one per slow request (file reads, listings, stats).
+//! the processes producing output), a reaping thread (`reaper.rs`), one thread per running
+//! process (poll over its pipes and a pidfd, `process.rs`), one per stdin feeder and one per slow
+//! request (file reads, listings, stats).
 //!
 //! When stdin ends (the addon went away) every process it started is killed and the guest exits;
 //! as the container's command that also stops the container.
@@ -18,7 +19,9 @@
 //! can forge frames, whoever can read its stdin sees every request. Nothing else may hold them:
 //! every command gets fresh pipes (or /dev/null) as its 0, 1 and 2, and every other fd of the
 //! guest is close-on-exec (whatever it inherited beyond 0, 1, 2 is marked so at startup; std opens
-//! files, pipes and directories with O_CLOEXEC, pidfds are CLOEXEC too).
+//! files, pipes and directories with O_CLOEXEC, pidfds and the signalfd are CLOEXEC too). As
+//! PID 1 the guest is the only process of the sandbox that holds the channel (under Docker's
+//! `--init`, docker-init holds the same pipes as /proc/1/fd/*).
 //!
 //! # Non-dumpable
 //!
@@ -27,39 +30,43 @@
 //! `PR_SET_DUMPABLE 0` (the first thing `main` does) all of that needs CAP_SYS_PTRACE, which
 //! sandboxes do not have (not even Docker's default capabilities include it). An exec makes a
 //! process dumpable again, so commands are as usual.
+//!
+//! # PID 1
+//!
+//! When `getpid() == 1` the guest is the container's init: every orphan of the sandbox is
+//! reparented to it and must be reaped, without stealing the exit status of a process a
+//! supervisor waits for. All `wait4`s of the guest happen under one mutex (`reaper.rs`): a thread
+//! woken by SIGCHLD (blocked in every thread, read from a signalfd) reaps whatever is waitable,
+//! keeps the status of watched processes and discards the rest; a process is watched from
+//! before its spawn returns. As PID 1 the guest has no signal handler at all (it resets the ones
+//! std installs): the kernel drops every signal sent from inside the PID namespace to an init
+//! without a handler, so sandboxed code cannot kill or stop the guest (Docker still kills it
+//! with SIGKILL from outside). SIGCHLD is blocked, and blocked signals are queued, so the
+//! signalfd still sees it. Attached with `docker exec` (not PID 1) the guest behaves as before;
+//! its reaping thread then only ever sees the guest's own children.
 
 #[path = "../../src/guest_protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
+mod process;
+mod reaper;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 
-use protocol::{encode, encode_json, Decoder, Entry, Kind, ProcessEntry, Reply, Request, CHUNK, VERSION};
-
-/// How long output is still collected after a process exited while something it left behind
-/// (a daemon that escaped the kill with setsid) keeps its pipes open.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(250);
+use process::{Ctx, SpawnArgs};
+use protocol::{encode, encode_json, Decoder, Entry, Kind, Reply, Request, CHUNK, VERSION};
+use reaper::Reaper;
 
 type Out = SyncSender<Vec<u8>>;
-
-struct Proc {
-  pid: i32,
-  stdin: Option<Sender<Vec<u8>>>,
-}
-
-type Procs = Arc<Mutex<HashMap<u32, Proc>>>;
 
 fn log(msg: &str) {
   let _ = writeln!(std::io::stderr(), "agentic-sandbox-guest: {msg}");
@@ -126,12 +133,37 @@ fn cloexec_from(first: RawFd) {
   }
 }
 
+/// As PID 1: no signal handlers at all (std installs SIGSEGV/SIGBUS handlers for its stack
+/// overflow message), so that every signal sent from inside the sandbox is dropped.
+fn drop_signal_handlers() {
+  for sig in 1..libc::SIGRTMAX() {
+    if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+      continue;
+    }
+    unsafe {
+      let mut old: libc::sigaction = std::mem::zeroed();
+      if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &dfl, std::ptr::null_mut());
+      }
+    }
+  }
+}
+
 fn main() {
   // before anything else: no process of the sandbox may open our /proc files (the channel)
   unsafe {
     libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
   }
   cloexec_from(3);
+  let me = std::process::id();
+  if me == 1 {
+    drop_signal_handlers();
+  }
+  // before any thread starts, so that every thread has it blocked
+  reaper::block_sigchld();
+  let reaper = Reaper::start();
 
   // the writer: the only place that touches stdout
   let (out, out_rx) = mpsc::sync_channel::<Vec<u8>>(256);
@@ -155,10 +187,9 @@ fn main() {
     }
   });
 
-  let me = std::process::id();
   reply(&out, 0, &Reply::Hello { version: VERSION, pid: me, uid: unsafe { libc::getuid() }, gid: unsafe { libc::getgid() } });
 
-  let procs: Procs = Arc::new(Mutex::new(HashMap::new()));
+  let ctx = Arc::new(Ctx { procs: Default::default(), reaper });
   let mut writes: HashMap<u32, PendingWrite> = HashMap::new();
   let mut decoder = Decoder::default();
   let mut stdin = unsafe { File::from_raw_fd(0) };
@@ -173,7 +204,7 @@ fn main() {
     decoder.push(&buf[..n]);
     loop {
       match decoder.next_frame() {
-        Ok(Some(frame)) => handle_frame(frame, &out, &procs, &mut writes),
+        Ok(Some(frame)) => handle_frame(frame, &out, &ctx, &mut writes),
         Ok(None) => break,
         Err(e) => {
           log(&format!("protocol error: {e}; exiting"));
@@ -183,7 +214,7 @@ fn main() {
     }
   }
   // the addon went away: nothing we started may outlive it
-  for p in procs.lock().unwrap().values() {
+  for p in ctx.procs.lock().unwrap().values() {
     unsafe {
       libc::kill(-p.pid, libc::SIGKILL);
     }
@@ -192,7 +223,7 @@ fn main() {
   let _ = writer.join();
 }
 
-fn handle_frame(frame: protocol::Frame, out: &Out, procs: &Procs, writes: &mut HashMap<u32, PendingWrite>) {
+fn handle_frame(frame: protocol::Frame, out: &Out, ctx: &Arc<Ctx>, writes: &mut HashMap<u32, PendingWrite>) {
   let id = frame.id;
   match frame.kind {
     Kind::Request => {
@@ -203,15 +234,15 @@ fn handle_frame(frame: protocol::Frame, out: &Out, procs: &Procs, writes: &mut H
           return;
         }
       };
-      handle_request(id, req, out, procs, writes);
+      handle_request(id, req, out, ctx, writes);
     }
     Kind::Stdin => {
-      if let Some(tx) = procs.lock().unwrap().get(&id).and_then(|p| p.stdin.as_ref()) {
+      if let Some(tx) = ctx.procs.lock().unwrap().get(&id).and_then(|p| p.stdin.as_ref()) {
         let _ = tx.send(frame.payload);
       }
     }
     Kind::StdinClose => {
-      if let Some(p) = procs.lock().unwrap().get_mut(&id) {
+      if let Some(p) = ctx.procs.lock().unwrap().get_mut(&id) {
         p.stdin = None;
       }
     }
@@ -228,13 +259,13 @@ fn handle_frame(frame: protocol::Frame, out: &Out, procs: &Procs, writes: &mut H
   }
 }
 
-fn handle_request(id: u32, req: Request, out: &Out, procs: &Procs, writes: &mut HashMap<u32, PendingWrite>) {
+fn handle_request(id: u32, req: Request, out: &Out, ctx: &Arc<Ctx>, writes: &mut HashMap<u32, PendingWrite>) {
   match req {
     Request::Spawn { argv, env, cwd, timeout_ms, max_output, background, stdin } => {
-      spawn(id, argv, env, cwd, timeout_ms, max_output, background, stdin, out, procs)
+      process::spawn(id, SpawnArgs { argv, env, cwd, timeout_ms, max_output, background, stdin }, out, ctx)
     }
     Request::Signal { target, signal } => {
-      let pid = procs.lock().unwrap().get(&target).map(|p| p.pid);
+      let pid = ctx.procs.lock().unwrap().get(&target).map(|p| p.pid);
       match pid {
         Some(pid) => {
           unsafe {
@@ -262,14 +293,13 @@ fn handle_request(id: u32, req: Request, out: &Out, procs: &Procs, writes: &mut 
     },
     other => {
       // everything else may take a while (big files, deep trees): off the reader thread
-      let out = out.clone();
-      let procs = procs.clone();
-      std::thread::spawn(move || slow_request(id, other, &out, &procs));
+      let (out, ctx) = (out.clone(), ctx.clone());
+      std::thread::spawn(move || slow_request(id, other, &out, &ctx));
     }
   }
 }
 
-fn slow_request(id: u32, req: Request, out: &Out, procs: &Procs) {
+fn slow_request(id: u32, req: Request, out: &Out, ctx: &Ctx) {
   match req {
     Request::ReadFile { path, max_bytes } => read_file(id, &path, max_bytes, out),
     Request::List { path, recursive, all, .. } => {
@@ -308,317 +338,12 @@ fn slow_request(id: u32, req: Request, out: &Out, procs: &Procs) {
     },
     Request::Stats { disk_path } => reply(out, id, &stats(&disk_path)),
     Request::Processes => {
-      let tracked: HashMap<i32, u32> = procs.lock().unwrap().iter().map(|(k, p)| (p.pid, *k)).collect();
-      reply(out, id, &Reply::Processes { processes: processes(&tracked) })
+      let tracked: HashMap<i32, u32> = ctx.procs.lock().unwrap().iter().map(|(k, p)| (p.pid, *k)).collect();
+      reply(out, id, &Reply::Processes { processes: process::processes(&tracked) })
     }
-    Request::KillAll => {
-      let mut count = 0;
-      // stop everything first (a stopped process cannot fork), then kill; twice for stragglers
-      for sig in [libc::SIGSTOP, libc::SIGKILL, libc::SIGKILL] {
-        for p in processes(&HashMap::new()) {
-          unsafe {
-            libc::kill(p.pid as i32, sig);
-          }
-          if sig == libc::SIGKILL {
-            count += 1;
-          }
-        }
-      }
-      reply(out, id, &Reply::Killed { count })
-    }
+    Request::KillAll => reply(out, id, &Reply::Killed { count: process::kill_all() }),
     Request::Spawn { .. } | Request::Signal { .. } | Request::WriteFile { .. } => unreachable!("handled inline"),
   }
-}
-
-// ------------------------------------------------------------------ processes
-
-#[allow(clippy::too_many_arguments)]
-fn spawn(
-  id: u32,
-  argv: Vec<String>,
-  env: Vec<(String, String)>,
-  cwd: String,
-  timeout_ms: Option<u64>,
-  max_output: u64,
-  background: bool,
-  want_stdin: bool,
-  out: &Out,
-  procs: &Procs,
-) {
-  let fail = |code: i32, msg: String| {
-    let _ = out.send(encode(Kind::Stderr, id, msg.as_bytes()));
-    reply(out, id, &Reply::Exit { code, signal: None, timed_out: false, stdout_dropped: 0, stderr_dropped: 0, max_rss_kb: None });
-  };
-  if argv.is_empty() {
-    return reply(out, id, &Reply::Error { message: "empty argv".into(), errno: None });
-  }
-  if !Path::new(&cwd).is_dir() {
-    return fail(126, format!("cd: {cwd}: No such file or directory\n"));
-  }
-  let mut cmd = Command::new(&argv[0]);
-  cmd
-    .args(&argv[1..])
-    .current_dir(&cwd)
-    .envs(env)
-    .stdin(if want_stdin { Stdio::piped() } else { Stdio::null() })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-  // its own session and process group: the whole group can be signalled and killed at once,
-  // and stop()/KillAll can tell it from the image's own processes
-  unsafe {
-    cmd.pre_exec(|| {
-      if libc::setsid() < 0 {
-        return Err(std::io::Error::last_os_error());
-      }
-      Ok(())
-    });
-  }
-  // hold the table while spawning so a Signal for this id cannot miss it
-  let mut table = procs.lock().unwrap();
-  let mut child = match cmd.spawn() {
-    Ok(c) => c,
-    Err(e) => {
-      drop(table);
-      return match e.kind() {
-        std::io::ErrorKind::NotFound => fail(127, format!("{}: command not found\n", argv[0])),
-        std::io::ErrorKind::PermissionDenied => fail(126, format!("{}: Permission denied\n", argv[0])),
-        _ => fail(126, format!("{}: {}\n", argv[0], errno_text(&e))),
-      };
-    }
-  };
-  let pid = child.id() as i32;
-  let stdin_tx = child.stdin.take().map(|mut pipe| {
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-      for chunk in rx {
-        if pipe.write_all(&chunk).is_err() {
-          break; // the process closed its stdin; the rest is dropped
-        }
-      }
-    });
-    tx
-  });
-  table.insert(id, Proc { pid, stdin: stdin_tx });
-  drop(table);
-  reply(out, id, &Reply::Started { pid: pid as u32 });
-  let stdout = child.stdout.take().unwrap();
-  let stderr = child.stderr.take().unwrap();
-  let (out, procs) = (out.clone(), procs.clone());
-  // a deadline beyond what the clock can hold means no deadline
-  let deadline = timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
-  std::thread::spawn(move || {
-    let exit = supervise(id, pid, stdout, stderr, deadline, max_output, background, &out);
-    procs.lock().unwrap().remove(&id);
-    drop(child);
-    reply(&out, id, &exit);
-  });
-}
-
-fn set_nonblocking(fd: RawFd) {
-  unsafe {
-    let fl = libc::fcntl(fd, libc::F_GETFL);
-    libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-  }
-}
-
-fn signal_name(sig: i32) -> String {
-  match sig {
-    libc::SIGHUP => "SIGHUP",
-    libc::SIGINT => "SIGINT",
-    libc::SIGQUIT => "SIGQUIT",
-    libc::SIGILL => "SIGILL",
-    libc::SIGABRT => "SIGABRT",
-    libc::SIGBUS => "SIGBUS",
-    libc::SIGFPE => "SIGFPE",
-    libc::SIGKILL => "SIGKILL",
-    libc::SIGSEGV => "SIGSEGV",
-    libc::SIGPIPE => "SIGPIPE",
-    libc::SIGALRM => "SIGALRM",
-    libc::SIGTERM => "SIGTERM",
-    libc::SIGUSR1 => "SIGUSR1",
-    libc::SIGUSR2 => "SIGUSR2",
-    libc::SIGXCPU => "SIGXCPU",
-    libc::SIGXFSZ => "SIGXFSZ",
-    _ => return format!("SIG{sig}"),
-  }
-  .to_string()
-}
-
-/// Pump a process's output until it exited and its pipes closed; enforce the timeout; kill the
-/// process group when a foreground process returns.
-#[allow(clippy::too_many_arguments)]
-fn supervise(
-  id: u32,
-  pid: i32,
-  stdout: std::process::ChildStdout,
-  stderr: std::process::ChildStderr,
-  deadline: Option<Instant>,
-  cap: u64,
-  background: bool,
-  out: &Out,
-) -> Reply {
-  let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-  let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
-  set_nonblocking(fds[0]);
-  set_nonblocking(fds[1]);
-  let mut open = [true, true];
-  let mut sent = [0u64, 0u64];
-  let mut dropped = [0u64, 0u64];
-  let mut status: Option<i32> = None;
-  let mut exited_at: Option<Instant> = None;
-  let mut timed_out = false;
-  let mut max_rss_kb: Option<u64> = None;
-  let mut buf = vec![0u8; CHUNK];
-  loop {
-    if let Some(t) = exited_at {
-      if !open[0] && !open[1] || t.elapsed() >= DRAIN_AFTER_EXIT {
-        break;
-      }
-    }
-    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(3);
-    for i in 0..2 {
-      if open[i] {
-        pfds.push(libc::pollfd { fd: fds[i], events: libc::POLLIN, revents: 0 });
-      }
-    }
-    let watch_pid = status.is_none() && pidfd >= 0;
-    if watch_pid {
-      pfds.push(libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 });
-    }
-    // without a pidfd (old kernel, seccomp) the exit is noticed by polling every 20 ms
-    let mut wait_ms: i64 = if status.is_none() && pidfd < 0 { 20 } else { -1 };
-    let now = Instant::now();
-    if let (Some(d), None) = (deadline, status) {
-      let left = d.saturating_duration_since(now).as_millis() as i64;
-      wait_ms = if wait_ms < 0 { left } else { wait_ms.min(left) };
-    }
-    if let Some(t) = exited_at {
-      let left = DRAIN_AFTER_EXIT.saturating_sub(t.elapsed()).as_millis() as i64 + 1;
-      wait_ms = if wait_ms < 0 { left } else { wait_ms.min(left) };
-    }
-    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms.clamp(-1, i32::MAX as i64) as i32) };
-    if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-      log("poll failed");
-      break;
-    }
-    for i in 0..2 {
-      if !open[i] {
-        continue;
-      }
-      // read until the pipe is empty (bounded, so one stream cannot starve the other)
-      for _ in 0..16 {
-        let n = unsafe { libc::read(fds[i], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-        if n == 0 {
-          open[i] = false;
-          break;
-        }
-        if n < 0 {
-          let err = std::io::Error::last_os_error().raw_os_error();
-          if err == Some(libc::EINTR) {
-            continue;
-          }
-          if err != Some(libc::EAGAIN) {
-            open[i] = false;
-          }
-          break;
-        }
-        let n = n as u64;
-        let room = cap.saturating_sub(sent[i]).min(n);
-        if room > 0 {
-          let kind = if i == 0 { Kind::Stdout } else { Kind::Stderr };
-          let _ = out.send(encode(kind, id, &buf[..room as usize]));
-          sent[i] += room;
-        }
-        dropped[i] += n - room;
-        if (n as usize) < buf.len() {
-          break;
-        }
-      }
-    }
-    if status.is_none() {
-      let mut st: libc::c_int = 0;
-      // wait4, not waitpid: its rusage gives the peak memory (runCode's memoryUsedMB)
-      let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-      let r = unsafe { libc::wait4(pid, &mut st, libc::WNOHANG, &mut ru) };
-      if r == pid {
-        status = Some(st);
-        max_rss_kb = Some(ru.ru_maxrss.max(0) as u64);
-        exited_at = Some(Instant::now());
-        if !background {
-          // a foreground command owns its process group: nothing it started outlives it
-          unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-          }
-        }
-      } else if r < 0 {
-        // not our child any more (cannot happen unless someone else reaped it)
-        status = Some(0);
-        exited_at = Some(Instant::now());
-      } else if let Some(d) = deadline {
-        if !timed_out && Instant::now() >= d {
-          timed_out = true;
-          unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::kill(pid, libc::SIGKILL);
-          }
-        }
-      }
-    }
-  }
-  if pidfd >= 0 {
-    unsafe {
-      libc::close(pidfd);
-    }
-  }
-  let st = status.unwrap_or(0);
-  let (mut code, signal) = if libc::WIFSIGNALED(st) {
-    let sig = libc::WTERMSIG(st);
-    (128 + sig, Some(signal_name(sig)))
-  } else {
-    (libc::WEXITSTATUS(st), None)
-  };
-  if timed_out {
-    code = 124;
-  }
-  Reply::Exit { code, signal, timed_out, stdout_dropped: dropped[0], stderr_dropped: dropped[1], max_rss_kb }
-}
-
-fn read_stat(pid: &str) -> Option<(String, u32, u32)> {
-  let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-  let rest = &s[s.rfind(')')? + 2..];
-  let f: Vec<&str> = rest.split(' ').collect();
-  // state ppid pgrp session
-  Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(3)?.parse().ok()?))
-}
-
-/// The sandbox's processes: everything except PID 1's session (the init and the image's own
-/// command), the guest itself, and zombies.
-fn processes(tracked: &HashMap<i32, u32>) -> Vec<ProcessEntry> {
-  let me = std::process::id();
-  let init_session = read_stat("1").map(|s| s.2).unwrap_or(1);
-  let mut out = Vec::new();
-  let Ok(dir) = fs::read_dir("/proc") else { return out };
-  for d in dir.flatten() {
-    let name = d.file_name();
-    let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-    if pid == 1 || pid == me {
-      continue;
-    }
-    let Some((state, ppid, session)) = read_stat(&pid.to_string()) else { continue };
-    if session == init_session || state == "Z" {
-      continue;
-    }
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-      .map(|b| b.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
-      .unwrap_or_default();
-    let rss_kb = fs::read_to_string(format!("/proc/{pid}/status"))
-      .ok()
-      .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-      .unwrap_or(0);
-    out.push(ProcessEntry { pid, ppid, state, cmdline, request: tracked.get(&(pid as i32)).copied(), rss_kb });
-  }
-  out.sort_by_key(|p| p.pid);
-  out
 }
 
 // ------------------------------------------------------------------ files

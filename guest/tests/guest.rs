@@ -1,9 +1,12 @@
-//! End-to-end tests of the guest binary, driven over pipes like the addon drives it. They run it
-//! as a plain child and look at its processes in this machine's /proc.
+//! End-to-end tests of the guest binary, driven over pipes like the addon drives it.
+//!
+//! Tests of PID 1 mode run it as PID 1 of a new PID namespace (`unshare --pid --fork
+//! --mount-proc`, so they need root); the others run it as a plain child and look at its
+//! processes in this machine's /proc.
 mod harness;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::{spawn_req, Exec, Guest, Opts, Reply, Request};
 
@@ -15,10 +18,26 @@ fn plain() -> Guest {
   Guest::start(bin(), Opts::default())
 }
 
+fn pid1() -> Guest {
+  let g = Guest::start(bin(), Opts { pid1: true, ..Default::default() });
+  assert_eq!(g.pid, 1);
+  g
+}
+
+fn pids(e: &Exec) -> Vec<u32> {
+  e.out().split_whitespace().map(|p| p.parse().unwrap()).collect()
+}
+
 fn spawn(argv: &[&str], f: impl FnOnce(&mut Request)) -> Request {
   let mut r = spawn_req(argv);
   f(&mut r);
   r
+}
+
+fn set_background(r: &mut Request) {
+  if let Request::Spawn { background, .. } = r {
+    *background = true;
+  }
 }
 
 fn exit_of(e: &Exec) -> (i32, Option<String>, bool) {
@@ -67,8 +86,8 @@ fn commands_hold_only_their_own_stdio() {
 #[test]
 fn the_guest_cannot_be_opened_from_the_sandbox() {
   // no capabilities, like a sandbox with cap-drop ALL (still root: the same uid as the guest)
-  {
-    let mut g = Guest::start(bin(), Opts { drop_caps: true, ..Default::default() });
+  for pid1 in [false, true] {
+    let mut g = Guest::start(bin(), Opts { drop_caps: true, pid1, ..Default::default() });
     // (listing /proc/<pid>/fd is allowed to the owner; following its links is what needs
     // ptrace access)
     let e = g.sh(&format!(
@@ -79,6 +98,50 @@ fn the_guest_cannot_be_opened_from_the_sandbox() {
       g.pid
     ));
     // (a dumpable process of the same uid can be opened: the check itself works)
-    assert_eq!(e.out(), "child-fd\n", "{}", String::from_utf8_lossy(&e.stderr));
+    assert_eq!(e.out(), "child-fd\n", "pid1 {pid1}: {}", String::from_utf8_lossy(&e.stderr));
   }
+}
+
+// ------------------------------------------------------------------ 2. PID 1
+
+#[test]
+fn pid1_reaps_orphans_and_keeps_exit_statuses() {
+  let mut g = pid1();
+  // a background command's orphan is reparented to PID 1 and exits a moment later
+  let e = g.exec_req(&spawn(&["sh", "-c", "(sleep 0.2; exit 0) & echo $!; exit 7"], set_background));
+  assert_eq!(e.code(), 7);
+  let orphan = pids(&e)[0];
+  std::thread::sleep(Duration::from_millis(500));
+  let end = Instant::now() + Duration::from_secs(5);
+  loop {
+    let e = g.sh(&format!("cat /proc/[0-9]*/stat; test -e /proc/{orphan} && echo orphan-left"));
+    let out = e.out();
+    let zombies: Vec<&str> = out.lines().filter(|l| l.contains("orphan-left") || l[l.rfind(')').unwrap() + 1..].trim_start().starts_with('Z')).collect();
+    if zombies.is_empty() {
+      break;
+    }
+    assert!(Instant::now() < end, "zombies left: {zombies:?}");
+    std::thread::sleep(Duration::from_millis(100));
+  }
+  // many at once, foreground and background: every status reaches its own request
+  let ids: Vec<(u32, i32)> = (0..40)
+    .map(|i| {
+      let code = (i * 7) % 120;
+      let script = format!("(sleep 0.05 &) ; exit {code}");
+      (g.send(&spawn(&["sh", "-c", &script], |r| if i % 2 == 1 { set_background(r) })), code)
+    })
+    .collect();
+  for (id, code) in ids {
+    let pid = g.started(id);
+    assert_eq!(g.finish(id, pid, Duration::from_secs(20)).code(), code);
+  }
+}
+
+#[test]
+fn pid1_ignores_signals_from_the_sandbox() {
+  let mut g = pid1();
+  let e = g.sh("for s in TERM INT HUP QUIT USR1 SEGV BUS STOP KILL; do kill -$s 1 || echo failed $s; done; echo sent");
+  assert_eq!(e.out(), "sent\n", "{}", String::from_utf8_lossy(&e.stderr));
+  std::thread::sleep(Duration::from_millis(100));
+  assert_eq!(g.exec(&["echo", "alive"]).out(), "alive\n");
 }
