@@ -6,7 +6,8 @@
 //! thread that owns stdout (a bounded queue, so a slow reader on the host side pushes back on
 //! the processes producing output), a reaping thread (`reaper.rs`), one thread per running
 //! process (poll over its pipes and a pidfd, `process.rs`), one per stdin feeder and one per slow
-//! request (file reads, listings, stats).
+//! request (file reads, listings, stats). Threads count against the sandbox's pids limit: when
+//! one cannot be started the request fails (it does not abort the guest).
 //!
 //! When stdin ends (the addon went away) every process it started is killed and the guest exits;
 //! as the container's command that also stops the container.
@@ -61,6 +62,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
+use std::time::Duration;
 
 use process::{Ctx, SpawnArgs};
 use protocol::{encode, encode_json, Decoder, Entry, Kind, Reply, Request, CHUNK, VERSION};
@@ -108,6 +110,29 @@ fn errno_name(e: &std::io::Error) -> Option<String> {
     }
     .to_string(),
   )
+}
+
+/// Start a thread; unlike `std::thread::spawn` a failure is an error, not an abort. Threads count
+/// against the sandbox's pids limit, which a fork bomb can exhaust for a while: retried briefly.
+fn thread<F: FnOnce() + Send + 'static>(f: F) -> std::io::Result<()> {
+  let slot = Arc::new(std::sync::Mutex::new(Some(f)));
+  let mut delay = Duration::from_millis(1);
+  loop {
+    let s = slot.clone();
+    match std::thread::Builder::new().spawn(move || {
+      let f = s.lock().unwrap_or_else(|e| e.into_inner()).take();
+      if let Some(f) = f {
+        f()
+      }
+    }) {
+      Ok(_) => return Ok(()),
+      Err(e) if delay > Duration::from_millis(100) => return Err(e),
+      Err(_) => {
+        std::thread::sleep(delay);
+        delay *= 2;
+      }
+    }
+  }
 }
 
 /// Mark every fd from `first` up close-on-exec (whatever the guest inherited beyond its stdio
@@ -293,8 +318,10 @@ fn handle_request(id: u32, req: Request, out: &Out, ctx: &Arc<Ctx>, writes: &mut
     },
     other => {
       // everything else may take a while (big files, deep trees): off the reader thread
-      let (out, ctx) = (out.clone(), ctx.clone());
-      std::thread::spawn(move || slow_request(id, other, &out, &ctx));
+      let (o, ctx) = (out.clone(), ctx.clone());
+      if let Err(e) = thread(move || slow_request(id, other, &o, &ctx)) {
+        error_reply(out, id, &e, "cannot start a thread");
+      }
     }
   }
 }

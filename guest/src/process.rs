@@ -105,32 +105,56 @@ pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
   reaped.watch(pid);
   let pidfd = pidfd_open(pid);
   drop(reaped);
-  let stdin_tx = child.stdin.take().map(|mut pipe| {
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-      for chunk in rx {
-        if pipe.write_all(&chunk).is_err() {
-          break; // the process closed its stdin; the rest is dropped
+  // no thread (the sandbox is at its pids limit): the process cannot be supervised, so it must
+  // not run
+  let cannot = |e: std::io::Error| {
+    kill(-pid, libc::SIGKILL);
+    kill(pid, libc::SIGKILL);
+    ctx.reaper.forget(pid);
+    fail(126, format!("{}: cannot start a thread to supervise it: {}\n", a.argv[0], errno_text(&e)));
+  };
+  let stdin_tx = match child.stdin.take() {
+    None => None,
+    Some(mut pipe) => {
+      let (tx, rx) = mpsc::channel::<Vec<u8>>();
+      let fed = crate::thread(move || {
+        for chunk in rx {
+          if pipe.write_all(&chunk).is_err() {
+            break; // the process closed its stdin; the rest is dropped
+          }
         }
+      });
+      if let Err(e) = fed {
+        drop(table);
+        return cannot(e);
       }
-    });
-    tx
-  });
-  table.insert(id, Proc { pid, stdin: stdin_tx });
-  drop(table);
-  reply(out, id, &Reply::Started { pid: pid as u32 });
+      Some(tx)
+    }
+  };
   let stdout = child.stdout.take().unwrap();
   let stderr = child.stderr.take().unwrap();
-  let (out, procs, reaper) = (out.clone(), ctx.procs.clone(), ctx.reaper.clone());
   // a deadline beyond what the clock can hold means no deadline
   let deadline = a.timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
   let (max_output, background) = (a.max_output, a.background);
-  std::thread::spawn(move || {
-    let exit = supervise(id, pid, pidfd, stdout.into(), stderr.into(), deadline, max_output, background, &reaper, &out);
+  // the supervisor starts once `Started` is out (its frames must come after it)
+  let (go, wait_go) = mpsc::sync_channel::<()>(1);
+  let (o, procs, reaper) = (out.clone(), ctx.procs.clone(), ctx.reaper.clone());
+  let supervisor = crate::thread(move || {
+    if wait_go.recv().is_err() {
+      return;
+    }
+    let exit = supervise(id, pid, pidfd, stdout.into(), stderr.into(), deadline, max_output, background, &reaper, &o);
     procs.lock().unwrap().remove(&id);
-    drop(child);
-    reply(&out, id, &exit);
+    reply(&o, id, &exit);
   });
+  if let Err(e) = supervisor {
+    drop(table);
+    return cannot(e);
+  }
+  table.insert(id, Proc { pid, stdin: stdin_tx });
+  drop(table);
+  reply(out, id, &Reply::Started { pid: pid as u32 });
+  let _ = go.send(());
 }
 
 fn set_nonblocking(fd: RawFd) {

@@ -139,4 +139,11 @@ impl Reaper {
     s.watched.remove(&pid);
     Some(if r == pid { st } else { Status { raw: 0, max_rss_kb: 0 } })
   }
+
+  /// Stop watching `pid`: the reaping thread discards its status.
+  pub fn forget(&self, pid: i32) {
+    let mut s = self.lock();
+    s.watched.remove(&pid);
+    s.exited.remove(&pid);
+  }
 }

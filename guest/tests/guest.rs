@@ -8,7 +8,7 @@ mod harness;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use harness::{spawn_req, Exec, Guest, Opts, Reply, Request};
+use harness::{spawn_req, Exec, Guest, Opts, PidsCgroup, Reply, Request};
 
 fn bin() -> &'static str {
   env!("CARGO_BIN_EXE_agentic-sandbox-guest")
@@ -144,4 +144,33 @@ fn pid1_ignores_signals_from_the_sandbox() {
   assert_eq!(e.out(), "sent\n", "{}", String::from_utf8_lossy(&e.stderr));
   std::thread::sleep(Duration::from_millis(100));
   assert_eq!(g.exec(&["echo", "alive"]).out(), "alive\n");
+}
+
+#[test]
+fn a_guest_at_the_pids_limit_keeps_answering() {
+  let Some(cg) = PidsCgroup::new(16) else {
+    eprintln!("skipped: no writable cgroup v1 pids controller here");
+    return;
+  };
+  let mut g = Guest::start(bin(), Opts { pid1: true, cgroup: Some(cg.path.clone()), ..Default::default() });
+  // a background command takes every pid that is left (threads need one each)
+  let hog = "import os, time\nwhile True:\n  try:\n    if os.fork() == 0:\n      time.sleep(1000)\n  except OSError:\n    break\nprint('full', flush=True)\ntime.sleep(1000)";
+  let id = g.send(&spawn(&["python3", "-c", hog], set_background));
+  let pid = g.started(id);
+  let mut said = Vec::new();
+  while !said.ends_with(b"full\n") {
+    said.extend(g.next(id, Duration::from_secs(20)).expect("the hog filled the pids").payload);
+  }
+  // a request that needs a thread fails, the guest lives on
+  match g.request(&Request::Stat { path: "/".into() }) {
+    Reply::Error { message, .. } => assert!(message.contains("thread"), "{message}"),
+    Reply::Stat { .. } => {} // a pid came free meanwhile
+    other => panic!("{other:?}"),
+  }
+  let e = g.exec(&["echo", "no room"]);
+  assert_eq!(e.code(), 126, "{:?}", String::from_utf8_lossy(&e.stderr));
+  g.send(&Request::Signal { target: id, signal: libc::SIGKILL });
+  assert_eq!(exit_of(&g.finish(id, pid, Duration::from_secs(10))).0, 137);
+  assert!(matches!(g.request(&Request::Stat { path: "/".into() }), Reply::Stat { .. }));
+  assert_eq!(g.exec(&["echo", "room again"]).out(), "room again\n");
 }
