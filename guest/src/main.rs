@@ -2,12 +2,13 @@
 //!
 //! Runs inside a sandbox (as the container's command, or attached with one `docker exec`) and
 //! serves the addon over stdin/stdout with the frame protocol of `src/guest_protocol.rs`.
-//! Plain threads, no async runtime: a reader (this main thread) that dispatches frames, one writer
-//! thread that owns stdout (a bounded queue, so a slow reader on the host side pushes back on
-//! the processes producing output), a reaping thread (`reaper.rs`), one thread per running
-//! process (poll over its pipes and a pidfd, `process.rs`), one per stdin feeder and one per slow
-//! request (file reads, listings, stats). Threads count against the sandbox's pids limit: when
-//! one cannot be started the request fails (it does not abort the guest).
+//! Plain threads, no async runtime: a reader (this main thread) that dispatches frames and spawns
+//! processes, one writer thread that owns stdout (a bounded queue, so a slow reader on the host
+//! side pushes back on the processes producing output), a reaping thread (`reaper.rs`), a thread
+//! that keeps idle shims ready (`shim.rs`), one thread per running process (poll over its pipes
+//! and a pidfd or its shim's socket, `process.rs`), one per stdin feeder and one per slow request
+//! (file reads, listings, stats). Threads count against the sandbox's pids limit: when one
+//! cannot be started the request fails (it does not abort the guest).
 //!
 //! When stdin ends (the addon went away) every process it started is killed and the guest exits;
 //! as the container's command that also stops the container.
@@ -20,17 +21,18 @@
 //! can forge frames, whoever can read its stdin sees every request. Nothing else may hold them:
 //! every command gets fresh pipes (or /dev/null) as its 0, 1 and 2, and every other fd of the
 //! guest is close-on-exec (whatever it inherited beyond 0, 1, 2 is marked so at startup; std opens
-//! files, pipes and directories with O_CLOEXEC, pidfds and the signalfd are CLOEXEC too). As
-//! PID 1 the guest is the only process of the sandbox that holds the channel (under Docker's
-//! `--init`, docker-init holds the same pipes as /proc/1/fd/*).
+//! files, pipes and directories with O_CLOEXEC, the guest's own pipes, socketpairs, memfds,
+//! pidfds and its signalfd are CLOEXEC too). A shim holds /dev/null and its socket to the guest,
+//! never the channel. As PID 1 the guest is the only process of the sandbox that holds the
+//! channel (under Docker's `--init`, docker-init holds the same pipes as /proc/1/fd/*).
 //!
 //! # Non-dumpable
 //!
 //! A process of the same uid could still open `/proc/<guest>/fd/1` (that reopens the pipe),
 //! `/proc/<guest>/fd/0`, `/proc/<guest>/mem` or `environ`, or ptrace the guest. After
-//! `PR_SET_DUMPABLE 0` (the first thing `main` does) all of that needs CAP_SYS_PTRACE, which
-//! sandboxes do not have (not even Docker's default capabilities include it). An exec makes a
-//! process dumpable again, so commands are as usual.
+//! `PR_SET_DUMPABLE 0` (the first thing `main` does; shims do it too) all of that needs
+//! CAP_SYS_PTRACE, which sandboxes do not have (not even Docker's default capabilities include
+//! it). An exec makes a process dumpable again, so commands are as usual.
 //!
 //! # PID 1
 //!
@@ -45,15 +47,41 @@
 //! with SIGKILL from outside). SIGCHLD is blocked, and blocked signals are queued, so the
 //! signalfd still sees it. Attached with `docker exec` (not PID 1) the guest behaves as before;
 //! its reaping thread then only ever sees the guest's own children.
+//!
+//! # Foreground spawns own everything they start
+//!
+//! A foreground command runs under a shim (`shim.rs`): the guest binary re-executed from
+//! /proc/self/exe with `--shim`, in its own session, non-dumpable, with PR_SET_PDEATHSIG SIGKILL
+//! and RLIMIT_CORE 0, and a child subreaper, so whatever the command starts stays its
+//! descendant, even after setsid or a double fork. When the command returns (normally, at its
+//! timeout, killed by a `Signal`), the shim SIGSTOPs its whole remaining tree (so a fork bomb
+//! cannot outrun it), SIGKILLs it, reaps it, and only then reports the command's exit status and
+//! peak RSS (wait4's rusage). Shims are started ahead of time (a pool of two, refilled by a
+//! thread that lives as long as the guest, since PDEATHSIG follows the parent thread): a fresh
+//! exec per spawn would cost about 1 ms, the pool costs the `echo` path a few tens of µs. A shim
+//! gets its job (argv, env, cwd, and the command's stdin/stdout/stderr) over a socketpair and
+//! runs one command. `Started` carries the command's pid and `Signal` goes to the command's
+//! process group, never to the shim.
+//!
+//! The command can kill or stop its shim (same uid). It cannot do so before the guest knows its
+//! pid: its process waits until the shim told the guest. If the shim dies, or sends no report
+//! within `SHIM_GRACE` of the command's exit or timeout (it is sent SIGCONT meanwhile), the guest
+//! kills the command's process group, the (stopped) shim's tree, the shim, and what is left in
+//! the command's session, and reports the command as killed (137, SIGKILL; 124 at a timeout).
+//! What a command started in a session of its own and then killed its shim escapes that
+//! cleanup; only a live shim catches it. `KillAll` kills shims too (idle ones included: the pool
+//! then hands out fresh ones). `background: true` spawns have no shim: they keep what they leave
+//! behind and are killed as a group only at their timeout.
 
 #[path = "../../src/guest_protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
 mod process;
 mod reaper;
+mod shim;
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
@@ -62,7 +90,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use process::{Ctx, SpawnArgs};
 use protocol::{encode, encode_json, Decoder, Entry, Kind, Reply, Request, CHUNK, VERSION};
@@ -177,6 +205,10 @@ fn drop_signal_handlers() {
 }
 
 fn main() {
+  let args: Vec<OsString> = std::env::args_os().collect();
+  if args.get(1).map(|a| a == shim::MARKER).unwrap_or(false) {
+    shim::main(args);
+  }
   // before anything else: no process of the sandbox may open our /proc files (the channel)
   unsafe {
     libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -214,7 +246,13 @@ fn main() {
 
   reply(&out, 0, &Reply::Hello { version: VERSION, pid: me, uid: unsafe { libc::getuid() }, gid: unsafe { libc::getgid() } });
 
-  let ctx = Arc::new(Ctx { procs: Default::default(), reaper });
+  let pool = if fs::metadata("/proc/self/exe").is_ok() {
+    Some(shim::Pool::start(reaper.clone()))
+  } else {
+    log("/proc/self/exe is missing: foreground commands run without a shim (what they leave behind in other sessions survives)");
+    None
+  };
+  let ctx = Arc::new(Ctx { procs: Default::default(), reaper, pool });
   let mut writes: HashMap<u32, PendingWrite> = HashMap::new();
   let mut decoder = Decoder::default();
   let mut stdin = unsafe { File::from_raw_fd(0) };
@@ -238,11 +276,16 @@ fn main() {
       }
     }
   }
-  // the addon went away: nothing we started may outlive it
+  // the addon went away: nothing we started may outlive it. Kill the commands' groups; give
+  // their shims a moment to kill what the commands left behind (they die with us).
   for p in ctx.procs.lock().unwrap().values() {
     unsafe {
       libc::kill(-p.pid, libc::SIGKILL);
     }
+  }
+  let end = Instant::now() + Duration::from_secs(1);
+  while !ctx.procs.lock().unwrap().is_empty() && Instant::now() < end {
+    std::thread::sleep(Duration::from_millis(5));
   }
   drop(out);
   let _ = writer.join();
@@ -287,6 +330,8 @@ fn handle_frame(frame: protocol::Frame, out: &Out, ctx: &Arc<Ctx>, writes: &mut 
 fn handle_request(id: u32, req: Request, out: &Out, ctx: &Arc<Ctx>, writes: &mut HashMap<u32, PendingWrite>) {
   match req {
     Request::Spawn { argv, env, cwd, timeout_ms, max_output, background, stdin } => {
+      // on this (long-lived) thread: a shim's PR_SET_PDEATHSIG fires when the thread that
+      // spawned it ends
       process::spawn(id, SpawnArgs { argv, env, cwd, timeout_ms, max_output, background, stdin }, out, ctx)
     }
     Request::Signal { target, signal } => {

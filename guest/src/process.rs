@@ -1,8 +1,8 @@
-//! Processes: spawning, supervising (output, timeout, exit), listing and killing the sandbox's
-//! processes.
+//! Processes: spawning (a foreground command under a shim, a background one directly),
+//! supervising (output, timeout, exit), listing and killing the sandbox's processes.
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -13,14 +13,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{encode, Kind, ProcessEntry, Reply, CHUNK};
-use crate::reaper::Reaper;
+use crate::reaper::{Reaper, Status};
+use crate::shim::{self, IdleShim, Job, Pool, ReadRecord, Record};
 use crate::{errno_text, log, reply, Out};
 
 /// How long output is still collected after a process exited while something it left behind
-/// (a daemon that escaped the kill with setsid) keeps its pipes open.
+/// (a background process's daemon, or anything that escaped a dead shim) keeps its pipes open.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(250);
+/// How long the guest waits for a shim's report once the command exited (or was killed at its
+/// timeout) before it gives up on the shim (stopped, hung) and cleans up itself.
+const SHIM_GRACE: Duration = Duration::from_secs(3);
+/// How often a silent shim is sent SIGCONT meanwhile (undoes a hostile `kill -STOP $PPID`).
+const SHIM_NUDGE: Duration = Duration::from_millis(100);
+/// How long a spawn waits for its shim to say whether the command started.
+const SHIM_START: Duration = Duration::from_secs(5);
 
 pub struct Proc {
+  /// the command's pid (never the shim's)
   pub pid: i32,
   pub stdin: Option<Sender<Vec<u8>>>,
 }
@@ -31,6 +40,8 @@ pub type Procs = Arc<Mutex<HashMap<u32, Proc>>>;
 pub struct Ctx {
   pub procs: Procs,
   pub reaper: Arc<Reaper>,
+  /// idle shims for foreground commands (none when /proc/self/exe cannot be executed)
+  pub pool: Option<Arc<Pool>>,
 }
 
 pub struct SpawnArgs {
@@ -50,10 +61,52 @@ fn pidfd_open(pid: i32) -> Option<OwnedFd> {
   (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+fn pidfd_kill(pidfd: &OwnedFd) {
+  unsafe {
+    libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0);
+  }
+}
+
 fn kill(pid: i32, sig: i32) {
   unsafe {
     libc::kill(pid, sig);
   }
+}
+
+fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
+  let mut fds = [0 as RawFd; 2];
+  if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+    return Err(std::io::Error::last_os_error());
+  }
+  Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn set_nonblocking(fd: RawFd) {
+  unsafe {
+    let fl = libc::fcntl(fd, libc::F_GETFL);
+    libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+  }
+}
+
+fn poll_in(fd: RawFd, timeout: Duration) -> bool {
+  let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+  let end = Instant::now() + timeout;
+  loop {
+    let left = end.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32;
+    let r = unsafe { libc::poll(&mut p, 1, left) };
+    if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+      return r > 0;
+    }
+  }
+}
+
+/// Where a spawned process stands, as the supervisor sees it.
+enum Watch {
+  /// a process the guest spawned itself: a background one (or a foreground one when shims are
+  /// unavailable: then its process group is killed when it exits, as before shims)
+  Direct { pid: i32, pidfd: Option<OwnedFd>, kill_group: bool },
+  /// a foreground command under a shim, which reports on `status`
+  Shim { cmd: i32, cmd_pidfd: Option<OwnedFd>, shim: i32, status: OwnedFd },
 }
 
 pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
@@ -64,58 +117,48 @@ pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
   if a.argv.is_empty() {
     return reply(out, id, &Reply::Error { message: "empty argv".into(), errno: None });
   }
+  let argv0 = a.argv[0].clone();
+  let cwd = a.cwd.clone();
+  let spawn_failed = |e: SpawnError| match e {
+    SpawnError::Cwd(e) => fail(126, format!("cd: {cwd}: {}\n", errno_text(&e))),
+    SpawnError::Start(e) => match e.kind() {
+      std::io::ErrorKind::NotFound => fail(127, format!("{argv0}: command not found\n")),
+      std::io::ErrorKind::PermissionDenied => fail(126, format!("{argv0}: Permission denied\n")),
+      _ => fail(126, format!("{argv0}: {}\n", errno_text(&e))),
+    },
+  };
   if !Path::new(&a.cwd).is_dir() {
     return fail(126, format!("cd: {}: No such file or directory\n", a.cwd));
   }
-  let mut cmd = Command::new(&a.argv[0]);
-  cmd
-    .args(&a.argv[1..])
-    .current_dir(&a.cwd)
-    .envs(a.env)
-    .stdin(if a.stdin { Stdio::piped() } else { Stdio::null() })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-  // its own session and process group: the whole group can be signalled and killed at once,
-  // and stop()/KillAll can tell it from the image's own processes
-  unsafe {
-    cmd.pre_exec(|| {
-      if libc::setsid() < 0 {
-        return Err(std::io::Error::last_os_error());
-      }
-      Ok(())
-    });
-  }
-  // hold the table while spawning so a Signal for this id cannot miss it
-  let mut table = ctx.procs.lock().unwrap();
-  // and the reaper's lock: the process cannot be reaped before it is watched and has its pidfd
-  let mut reaped = ctx.reaper.lock();
-  let mut child = match cmd.spawn() {
-    Ok(c) => c,
-    Err(e) => {
-      drop(reaped);
-      drop(table);
-      return match e.kind() {
-        std::io::ErrorKind::NotFound => fail(127, format!("{}: command not found\n", a.argv[0])),
-        std::io::ErrorKind::PermissionDenied => fail(126, format!("{}: Permission denied\n", a.argv[0])),
-        _ => fail(126, format!("{}: {}\n", a.argv[0], errno_text(&e))),
-      };
-    }
+  let deadline = a.timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+  let max_output = a.max_output;
+  let started = match (&ctx.pool, a.background) {
+    (Some(pool), false) => spawn_shimmed(a, pool, ctx),
+    _ => spawn_direct(a, ctx).map_err(SpawnError::Start),
   };
-  let pid = child.id() as i32;
-  reaped.watch(pid);
-  let pidfd = pidfd_open(pid);
-  drop(reaped);
-  // no thread (the sandbox is at its pids limit): the process cannot be supervised, so it must
+  let s = match started {
+    Ok(s) => s,
+    Err(e) => return spawn_failed(e),
+  };
+  let (pid, shim_pid) = match s.watch {
+    Watch::Direct { pid, .. } => (pid, None),
+    Watch::Shim { cmd, shim, .. } => (cmd, Some(shim)),
+  };
+  // no thread (the sandbox is at its pids limit): the command cannot be supervised, so it must
   // not run
   let cannot = |e: std::io::Error| {
     kill(-pid, libc::SIGKILL);
     kill(pid, libc::SIGKILL);
-    ctx.reaper.forget(pid);
-    fail(126, format!("{}: cannot start a thread to supervise it: {}\n", a.argv[0], errno_text(&e)));
+    match shim_pid {
+      Some(shim) => kill(shim, libc::SIGKILL),
+      None => ctx.reaper.forget(pid),
+    }
+    fail(126, format!("{argv0}: cannot start a thread to supervise it: {}\n", errno_text(&e)));
   };
-  let stdin_tx = match child.stdin.take() {
+  let stdin_tx = match s.stdin {
     None => None,
-    Some(mut pipe) => {
+    Some(pipe) => {
+      let mut pipe = File::from(pipe);
       let (tx, rx) = mpsc::channel::<Vec<u8>>();
       let fed = crate::thread(move || {
         for chunk in rx {
@@ -125,43 +168,163 @@ pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
         }
       });
       if let Err(e) = fed {
-        drop(table);
         return cannot(e);
       }
       Some(tx)
     }
   };
-  let stdout = child.stdout.take().unwrap();
-  let stderr = child.stderr.take().unwrap();
-  // a deadline beyond what the clock can hold means no deadline
-  let deadline = a.timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
-  let (max_output, background) = (a.max_output, a.background);
   // the supervisor starts once `Started` is out (its frames must come after it)
   let (go, wait_go) = mpsc::sync_channel::<()>(1);
   let (o, procs, reaper) = (out.clone(), ctx.procs.clone(), ctx.reaper.clone());
+  let (watch, stdout, stderr) = (s.watch, s.stdout, s.stderr);
   let supervisor = crate::thread(move || {
     if wait_go.recv().is_err() {
       return;
     }
-    let exit = supervise(id, pid, pidfd, stdout.into(), stderr.into(), deadline, max_output, background, &reaper, &o);
+    let exit = supervise(id, watch, stdout, stderr, deadline, max_output, &reaper, &o);
     procs.lock().unwrap().remove(&id);
     reply(&o, id, &exit);
   });
   if let Err(e) = supervisor {
-    drop(table);
     return cannot(e);
   }
-  table.insert(id, Proc { pid, stdin: stdin_tx });
-  drop(table);
+  // (the reader thread is the only one that inserts: a Signal for this id, which comes after
+  // this request on the same thread, cannot miss it)
+  ctx.procs.lock().unwrap().insert(id, Proc { pid, stdin: stdin_tx });
   reply(out, id, &Reply::Started { pid: pid as u32 });
   let _ = go.send(());
 }
 
-fn set_nonblocking(fd: RawFd) {
+/// A started process: the guest's ends of its stdio, and how to watch it.
+struct Spawned {
+  stdin: Option<OwnedFd>,
+  stdout: OwnedFd,
+  stderr: OwnedFd,
+  watch: Watch,
+}
+
+/// A process the guest starts itself, in its own session and process group (so the whole group
+/// can be signalled and killed at once, and KillAll can tell it from the image's own processes).
+fn spawn_direct(a: SpawnArgs, ctx: &Ctx) -> std::io::Result<Spawned> {
+  let mut cmd = Command::new(&a.argv[0]);
+  cmd
+    .args(&a.argv[1..])
+    .current_dir(&a.cwd)
+    .envs(a.env)
+    .stdin(if a.stdin { Stdio::piped() } else { Stdio::null() })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
   unsafe {
-    let fl = libc::fcntl(fd, libc::F_GETFL);
-    libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    cmd.pre_exec(|| {
+      if libc::setsid() < 0 {
+        return Err(std::io::Error::last_os_error());
+      }
+      Ok(())
+    });
   }
+  // under the reaper's lock: it cannot be reaped before it is watched and has its pidfd
+  let mut r = ctx.reaper.lock();
+  let mut child = cmd.spawn()?;
+  let pid = child.id() as i32;
+  r.watch(pid);
+  let pidfd = pidfd_open(pid);
+  drop(r);
+  Ok(Spawned {
+    stdin: child.stdin.take().map(OwnedFd::from),
+    stdout: child.stdout.take().unwrap().into(),
+    stderr: child.stderr.take().unwrap().into(),
+    watch: Watch::Direct { pid, pidfd, kill_group: !a.background },
+  })
+}
+
+/// Why a spawn failed.
+enum SpawnError {
+  /// starting the program (exec, fork, ...)
+  Start(std::io::Error),
+  /// its working directory
+  Cwd(std::io::Error),
+}
+
+impl From<std::io::Error> for SpawnError {
+  fn from(e: std::io::Error) -> Self {
+    SpawnError::Start(e)
+  }
+}
+
+/// The next record of a shim, nudging it with SIGCONT (a hostile `kill -STOP`) while it is
+/// silent; `End` when it died or did not answer until `end`.
+fn next_record(shim: &IdleShim, end: Instant) -> ReadRecord {
+  loop {
+    if poll_in(shim.sock.as_raw_fd(), SHIM_NUDGE) {
+      match shim::read_record(shim.sock.as_raw_fd()) {
+        ReadRecord::Again => continue,
+        r => return r,
+      }
+    }
+    if Instant::now() >= end {
+      return ReadRecord::End;
+    }
+    kill(shim.pid, libc::SIGCONT);
+  }
+}
+
+/// A foreground command, run by an idle shim of the pool (or a fresh one when none is ready).
+fn spawn_shimmed(a: SpawnArgs, pool: &Pool, ctx: &Ctx) -> Result<Spawned, SpawnError> {
+  let (stdin_r, stdin_w) = if a.stdin {
+    let (r, w) = pipe_cloexec()?;
+    (r, Some(w))
+  } else {
+    (OwnedFd::from(File::open("/dev/null")?), None)
+  };
+  let (stdout_r, stdout_w) = pipe_cloexec()?;
+  let (stderr_r, stderr_w) = pipe_cloexec()?;
+  let job = Job { argv: a.argv, env: a.env, cwd: a.cwd };
+  let stdio = [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
+  // an idle shim may be dead (KillAll, or killed by the sandbox): then the next one
+  for attempt in 0..3 {
+    let shim = match pool.take() {
+      Some(s) if attempt < 2 => s,
+      _ => shim::start(&ctx.reaper)?,
+    };
+    // (undo a SIGSTOP from the sandbox)
+    kill(shim.pid, libc::SIGCONT);
+    if let Err(e) = shim::send_job(shim.sock.as_raw_fd(), &job, stdio) {
+      kill(shim.pid, libc::SIGKILL);
+      match e.raw_os_error() {
+        // the shim is gone
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ECONNREFUSED | libc::ENOTCONN) => continue,
+        _ => return Err(e.into()),
+      }
+    }
+    let end = Instant::now() + SHIM_START;
+    let cmd = match next_record(&shim, end) {
+      ReadRecord::Record(Record::Forked(cmd)) => cmd,
+      ReadRecord::Record(Record::Failed { errno, .. }) => return Err(std::io::Error::from_raw_os_error(errno).into()),
+      _ => {
+        // it died before it forked: nothing runs, the job can go to another shim
+        kill(shim.pid, libc::SIGKILL);
+        continue;
+      }
+    };
+    return match next_record(&shim, end) {
+      ReadRecord::Record(Record::Failed { errno, cwd }) => {
+        let e = std::io::Error::from_raw_os_error(errno);
+        Err(if cwd { SpawnError::Cwd(e) } else { SpawnError::Start(e) })
+      }
+      // `Execed`; or the shim died or hangs after the fork, most likely killed by the command
+      // itself: then the supervisor finds the shim gone (or silent) and kills the command
+      _ => {
+        set_nonblocking(shim.sock.as_raw_fd());
+        Ok(Spawned {
+          stdin: stdin_w,
+          stdout: stdout_r,
+          stderr: stderr_r,
+          watch: Watch::Shim { cmd, cmd_pidfd: pidfd_open(cmd), shim: shim.pid, status: shim.sock },
+        })
+      }
+    };
+  }
+  Err(std::io::Error::other("could not be started (no shim took the job)").into())
 }
 
 pub fn signal_name(sig: i32) -> String {
@@ -187,31 +350,54 @@ pub fn signal_name(sig: i32) -> String {
   .to_string()
 }
 
-/// Pump a process's output until it exited and its pipes closed; enforce the timeout; kill the
-/// process group when a foreground process returns.
+/// The shim of a foreground command died or stopped answering: kill the command's group, what
+/// the (stopped) shim still holds, the shim, and what is left of the command's session.
+fn abandon_shim(cmd: i32, cmd_pidfd: &Option<OwnedFd>, shim: i32, reaper: &Reaper, why: &str) {
+  log(&format!("the shim of process {cmd} {why}; cleaning up without it"));
+  kill(-cmd, libc::SIGKILL);
+  if let Some(fd) = cmd_pidfd {
+    pidfd_kill(fd);
+  }
+  {
+    // while the shim is not reaped its pid cannot name another process
+    let r = reaper.lock();
+    if r.has_shim(shim) {
+      shim::freeze_and_kill(shim);
+      kill(shim, libc::SIGKILL);
+    }
+  }
+  // what escaped a dead shim was reparented away; its session still names it (unless it made
+  // its own: that much only a live shim can catch)
+  for (pid, st) in proc_stats() {
+    if st.session == cmd {
+      kill(pid, libc::SIGKILL);
+    }
+  }
+}
+
+fn gone(pid: i32) -> bool {
+  read_stat(pid).map(|s| s.state == "Z").unwrap_or(true)
+}
+
+/// Pump a process's output until it exited and its pipes closed; enforce the timeout. A shim
+/// reports the command's exit after killing what it left behind; a direct foreground process's
+/// group is killed when it exits.
 #[allow(clippy::too_many_arguments)]
-fn supervise(
-  id: u32,
-  pid: i32,
-  pidfd: Option<OwnedFd>,
-  stdout: OwnedFd,
-  stderr: OwnedFd,
-  deadline: Option<Instant>,
-  cap: u64,
-  background: bool,
-  reaper: &Reaper,
-  out: &Out,
-) -> Reply {
+fn supervise(id: u32, watch: Watch, stdout: OwnedFd, stderr: OwnedFd, deadline: Option<Instant>, cap: u64, reaper: &Reaper, out: &Out) -> Reply {
   let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
   set_nonblocking(fds[0]);
   set_nonblocking(fds[1]);
   let mut open = [true, true];
   let mut sent = [0u64, 0u64];
   let mut dropped = [0u64, 0u64];
-  let mut status: Option<i32> = None;
+  // (raw wait status, peak RSS) once known
+  let mut done: Option<(i32, Option<u64>)> = None;
   let mut exited_at: Option<Instant> = None;
   let mut timed_out = false;
-  let mut max_rss_kb: Option<u64> = None;
+  // shim only: the command is gone (or was killed at its timeout) and the shim's report is due
+  let mut cmd_exited = false;
+  let mut grace_from: Option<Instant> = None;
+  let mut last_nudge = Instant::now();
   let mut buf = vec![0u8; CHUNK];
   loop {
     if let Some(t) = exited_at {
@@ -219,25 +405,49 @@ fn supervise(
         break;
       }
     }
-    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(3);
+    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(4);
+    let mut slot = [usize::MAX; 2];
     for i in 0..2 {
       if open[i] {
+        slot[i] = pfds.len();
         pfds.push(libc::pollfd { fd: fds[i], events: libc::POLLIN, revents: 0 });
       }
     }
-    if let (None, Some(fd)) = (status, &pidfd) {
-      pfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-    }
-    // without a pidfd (old kernel, seccomp) the exit is noticed by polling every 20 ms
-    let mut wait_ms: i64 = if status.is_none() && pidfd.is_none() { 20 } else { -1 };
-    let now = Instant::now();
-    if let (Some(d), None) = (deadline, status) {
-      let left = d.saturating_duration_since(now).as_millis() as i64;
-      wait_ms = if wait_ms < 0 { left } else { wait_ms.min(left) };
+    let mut wait_ms: i64 = -1;
+    let mut at_most = |ms: i64| wait_ms = if wait_ms < 0 { ms.max(0) } else { wait_ms.min(ms.max(0)) };
+    let mut cmd_slot = usize::MAX;
+    if done.is_none() {
+      match &watch {
+        Watch::Direct { pidfd, .. } => {
+          if let Some(fd) = pidfd {
+            pfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+          } else {
+            // without a pidfd (old kernel, seccomp) the exit is noticed by polling every 20 ms
+            at_most(20);
+          }
+        }
+        Watch::Shim { cmd_pidfd, status, .. } => {
+          pfds.push(libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+          if !cmd_exited {
+            if let Some(fd) = cmd_pidfd {
+              cmd_slot = pfds.len();
+              pfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            } else {
+              at_most(100);
+            }
+          }
+          if let Some(g) = grace_from {
+            at_most(SHIM_NUDGE.saturating_sub(last_nudge.elapsed()).as_millis() as i64 + 1);
+            at_most(SHIM_GRACE.saturating_sub(g.elapsed()).as_millis() as i64 + 1);
+          }
+        }
+      }
+      if let (Some(d), false) = (deadline, timed_out) {
+        at_most(d.saturating_duration_since(Instant::now()).as_millis().min(i64::MAX as u128) as i64);
+      }
     }
     if let Some(t) = exited_at {
-      let left = DRAIN_AFTER_EXIT.saturating_sub(t.elapsed()).as_millis() as i64 + 1;
-      wait_ms = if wait_ms < 0 { left } else { wait_ms.min(left) };
+      at_most(DRAIN_AFTER_EXIT.saturating_sub(t.elapsed()).as_millis() as i64 + 1);
     }
     let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms.clamp(-1, i32::MAX as i64) as i32) };
     if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
@@ -245,7 +455,7 @@ fn supervise(
       break;
     }
     for i in 0..2 {
-      if !open[i] {
+      if !open[i] || (rc > 0 && pfds[slot[i]].revents == 0) {
         continue;
       }
       // read until the pipe is empty (bounded, so one stream cannot starve the other)
@@ -278,27 +488,73 @@ fn supervise(
         }
       }
     }
-    if status.is_none() {
-      // the reaping thread may have reaped it already: its status waits in the reaper
-      if let Some(st) = reaper.take(pid) {
-        status = Some(st.raw);
-        // wait4's rusage gives the peak memory (runCode's memoryUsedMB)
-        max_rss_kb = Some(st.max_rss_kb);
-        exited_at = Some(Instant::now());
-        if !background {
-          // a foreground command owns its process group: nothing it started outlives it
-          kill(-pid, libc::SIGKILL);
-        }
-      } else if let Some(d) = deadline {
-        if !timed_out && Instant::now() >= d {
+    if done.is_some() {
+      continue;
+    }
+    let past_deadline = !timed_out && deadline.map(|d| Instant::now() >= d).unwrap_or(false);
+    match &watch {
+      Watch::Direct { pid, kill_group, .. } => {
+        if let Some(st) = reaper.take(*pid) {
+          // wait4's rusage gives the peak memory (runCode's memoryUsedMB)
+          done = Some((st.raw, Some(st.max_rss_kb)));
+          exited_at = Some(Instant::now());
+          if *kill_group {
+            // a foreground command owns its process group: nothing it started outlives it
+            kill(-pid, libc::SIGKILL);
+          }
+        } else if past_deadline {
           timed_out = true;
           kill(-pid, libc::SIGKILL);
-          kill(pid, libc::SIGKILL);
+          kill(*pid, libc::SIGKILL);
+        }
+      }
+      Watch::Shim { cmd, cmd_pidfd, shim, status } => {
+        loop {
+          match shim::read_record(status.as_raw_fd()) {
+            ReadRecord::Record(Record::Exit(Status { raw, max_rss_kb })) => {
+              done = Some((raw, Some(max_rss_kb)));
+              break;
+            }
+            ReadRecord::Record(_) => continue,
+            ReadRecord::Again => break,
+            ReadRecord::End => {
+              abandon_shim(*cmd, cmd_pidfd, *shim, reaper, "died");
+              done = Some((libc::SIGKILL, None));
+              break;
+            }
+          }
+        }
+        if done.is_none() {
+          let now = Instant::now();
+          if !cmd_exited && ((cmd_slot != usize::MAX && rc > 0 && pfds[cmd_slot].revents != 0) || (cmd_pidfd.is_none() && gone(*cmd))) {
+            cmd_exited = true;
+            grace_from.get_or_insert(now);
+          }
+          if past_deadline {
+            timed_out = true;
+            kill(-cmd, libc::SIGKILL);
+            if let Some(fd) = cmd_pidfd {
+              pidfd_kill(fd);
+            }
+            grace_from.get_or_insert(now);
+          }
+          if let Some(g) = grace_from {
+            if g.elapsed() >= SHIM_GRACE {
+              abandon_shim(*cmd, cmd_pidfd, *shim, reaper, "did not report within the grace period");
+              done = Some((libc::SIGKILL, None));
+            } else if last_nudge.elapsed() >= SHIM_NUDGE {
+              kill(*shim, libc::SIGCONT);
+              last_nudge = now;
+            }
+          }
+        }
+        if done.is_some() {
+          exited_at = Some(Instant::now());
         }
       }
     }
   }
-  let st = status.unwrap_or(0);
+  let (st, max_rss_kb) = done.unwrap_or((0, None));
   let (mut code, signal) = if libc::WIFSIGNALED(st) {
     let sig = libc::WTERMSIG(st);
     (128 + sig, Some(signal_name(sig)))

@@ -3,7 +3,7 @@
 //! One thread waits for SIGCHLD (blocked in every thread and read from a signalfd) and then runs
 //! `wait4(-1, WNOHANG)` until nothing more is waitable. The status of a *watched* pid (a process
 //! whose supervisor wants its exit status) is kept for its supervisor; every other child (an
-//! orphan reparented to PID 1) is just discarded. The same
+//! orphan reparented to PID 1, a shim whose report already arrived) is just discarded. The same
 //! mutex guards every `wait4` in the guest, so a supervisor that reaps its own pid
 //! (`Reaper::take`) and the reaping thread can never steal a status from each other, and a
 //! process spawned while the lock is held cannot be reaped before it is watched.
@@ -30,6 +30,8 @@ pub struct State {
   watched: HashSet<i32>,
   /// statuses of watched pids reaped by the reaping thread, not yet taken
   exited: HashMap<i32, Status>,
+  /// shims that are still alive or not yet reaped
+  shims: HashSet<i32>,
 }
 
 impl State {
@@ -39,7 +41,18 @@ impl State {
     self.exited.remove(&pid);
   }
 
+  /// Remember a shim until it is reaped.
+  pub fn add_shim(&mut self, pid: i32) {
+    self.shims.insert(pid);
+  }
+
+  /// A shim that is not reaped yet: its pid cannot name another process.
+  pub fn has_shim(&self, pid: i32) -> bool {
+    self.shims.contains(&pid)
+  }
+
   fn reaped(&mut self, pid: i32, st: Status) -> bool {
+    self.shims.remove(&pid);
     if self.watched.contains(&pid) {
       // keep the first status (a reused pid cannot be watched before this one is taken)
       self.exited.entry(pid).or_insert(st);
@@ -137,6 +150,7 @@ impl Reaper {
       return None;
     }
     s.watched.remove(&pid);
+    s.shims.remove(&pid);
     Some(if r == pid { st } else { Status { raw: 0, max_rss_kb: 0 } })
   }
 

@@ -1,14 +1,14 @@
 //! End-to-end tests of the guest binary, driven over pipes like the addon drives it.
 //!
-//! Tests of PID 1 mode run it as PID 1 of a new PID namespace (`unshare --pid --fork
-//! --mount-proc`, so they need root); the others run it as a plain child and look at its
-//! processes in this machine's /proc.
+//! Tests of PID 1 mode and tests that run fork bombs run it as PID 1 of a new PID namespace
+//! (`unshare --pid --fork --mount-proc`, so they need root), fork bombs also under a cgroup pids
+//! limit; the others run it as a plain child and look at its processes in this machine's /proc.
 mod harness;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use harness::{spawn_req, Exec, Guest, Opts, PidsCgroup, Reply, Request};
+use harness::{spawn_req, Exec, Guest, Kind, Opts, PidsCgroup, Reply, Request};
 
 fn bin() -> &'static str {
   env!("CARGO_BIN_EXE_agentic-sandbox-guest")
@@ -24,6 +24,14 @@ fn pid1() -> Guest {
   g
 }
 
+/// A process of this machine that exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+  match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    Ok(s) => !s[s.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'),
+    Err(_) => false,
+  }
+}
+
 fn pids(e: &Exec) -> Vec<u32> {
   e.out().split_whitespace().map(|p| p.parse().unwrap()).collect()
 }
@@ -37,6 +45,14 @@ fn spawn(argv: &[&str], f: impl FnOnce(&mut Request)) -> Request {
 fn set_background(r: &mut Request) {
   if let Request::Spawn { background, .. } = r {
     *background = true;
+  }
+}
+
+fn set_timeout(ms: Option<u64>) -> impl FnOnce(&mut Request) {
+  move |r| {
+    if let Request::Spawn { timeout_ms, .. } = r {
+      *timeout_ms = ms;
+    }
   }
 }
 
@@ -57,10 +73,16 @@ fn fds(pid: u32) -> Vec<(String, String)> {
   v
 }
 
+fn kill(pid: u32) {
+  unsafe {
+    libc::kill(pid as i32, libc::SIGKILL);
+  }
+}
+
 // ------------------------------------------------------------------ 1. the channel
 
 #[test]
-fn commands_hold_only_their_own_stdio() {
+fn commands_and_shims_hold_only_their_own_stdio() {
   let mut g = plain();
   let channel: HashSet<String> = fds(g.pid).into_iter().filter(|(n, _)| n == "0" || n == "1").map(|(_, l)| l).collect();
   assert_eq!(channel.len(), 2, "the guest's stdin and stdout are two pipes");
@@ -73,9 +95,26 @@ fn commands_hold_only_their_own_stdio() {
         }
       }));
       let pid = g.started(id);
-      let held = fds(pid);
+      // (sleep opens its locale files while it starts: wait for that; an inherited fd stays)
+      let end = Instant::now() + Duration::from_secs(2);
+      let mut held = fds(pid);
+      while held.len() > 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        held = fds(pid);
+      }
       assert_eq!(held.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["0", "1", "2"], "background {background}: {held:?}");
       assert!(held.iter().all(|(_, l)| !channel.contains(l)), "{held:?} vs {channel:?}");
+      if !background {
+        // its shim: /dev/null as 0, 1, 2 and the socket to the guest, nothing of the channel
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let shim: u32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
+        assert_ne!(shim, g.pid);
+        let cmdline = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap();
+        assert!(String::from_utf8_lossy(&cmdline).contains("--shim"));
+        let held = fds(shim);
+        assert_eq!(held.len(), 4, "{held:?}");
+        assert!(held.iter().all(|(_, l)| !channel.contains(l)), "{held:?} vs {channel:?}");
+      }
       g.send(&Request::Signal { target: id, signal: libc::SIGKILL });
       let e = g.finish(id, pid, Duration::from_secs(10));
       assert_eq!(exit_of(&e), (137, Some("SIGKILL".into()), false));
@@ -84,7 +123,7 @@ fn commands_hold_only_their_own_stdio() {
 }
 
 #[test]
-fn the_guest_cannot_be_opened_from_the_sandbox() {
+fn guest_and_shims_cannot_be_opened_from_the_sandbox() {
   // no capabilities, like a sandbox with cap-drop ALL (still root: the same uid as the guest)
   for pid1 in [false, true] {
     let mut g = Guest::start(bin(), Opts { drop_caps: true, pid1, ..Default::default() });
@@ -93,7 +132,7 @@ fn the_guest_cannot_be_opened_from_the_sandbox() {
     let e = g.sh(&format!(
       "readlink /proc/{0}/fd/1 >/dev/null 2>&1 && echo guest-fd; cat /proc/{0}/environ >/dev/null 2>&1 && echo guest-environ; \
        (exec 3>/proc/{0}/fd/1) 2>/dev/null && echo guest-stdout; (exec 3</proc/{0}/fd/0) 2>/dev/null && echo guest-stdin; \
-       head -c1 /proc/{0}/mem >/dev/null 2>&1 && echo guest-mem; \
+       readlink /proc/$PPID/fd/3 >/dev/null 2>&1 && echo shim-fd; head -c1 /proc/{0}/mem >/dev/null 2>&1 && echo guest-mem; \
        sleep 5 & readlink /proc/$!/fd/1 >/dev/null && echo child-fd; kill $!",
       g.pid
     ));
@@ -173,4 +212,233 @@ fn a_guest_at_the_pids_limit_keeps_answering() {
   assert_eq!(exit_of(&g.finish(id, pid, Duration::from_secs(10))).0, 137);
   assert!(matches!(g.request(&Request::Stat { path: "/".into() }), Reply::Stat { .. }));
   assert_eq!(g.exec(&["echo", "room again"]).out(), "room again\n");
+}
+
+// ------------------------------------------------------------------ 3. foreground spawns own their tree
+
+const LEAVE_THREE: &str = "setsid sleep 1000 & echo $!; (sleep 1000 & echo $!); ( (sleep 1000 & echo $!) & ); sleep 0.1";
+
+#[test]
+fn foreground_leftovers_are_gone_when_exit_arrives() {
+  let mut g = plain();
+  let t = Instant::now();
+  let e = g.sh(LEAVE_THREE);
+  assert_eq!(e.code(), 0);
+  assert!(t.elapsed() < Duration::from_secs(5));
+  let left = pids(&e);
+  assert_eq!(left.len(), 3);
+  for pid in left {
+    assert!(!alive(pid), "{pid} survived its foreground command");
+  }
+}
+
+#[test]
+fn foreground_leftovers_are_gone_as_pid1_too() {
+  let mut g = pid1();
+  let e = g.sh(LEAVE_THREE);
+  assert_eq!(e.code(), 0);
+  let left = pids(&e);
+  assert_eq!(left.len(), 3);
+  let check = left.iter().map(|p| format!("test -e /proc/{p} && echo {p} left;")).collect::<String>();
+  assert_eq!(g.sh(&check).out(), "");
+}
+
+#[test]
+fn background_spawns_keep_what_they_leave() {
+  let mut g = plain();
+  let e = g.exec_req(&spawn(&["sh", "-c", "setsid sleep 1000 & echo $!"], set_background));
+  assert_eq!(e.code(), 0);
+  let pid = pids(&e)[0];
+  assert!(alive(pid));
+  kill(pid);
+}
+
+#[test]
+fn started_pid_is_the_commands() {
+  let mut g = plain();
+  let e = g.sh("echo $$");
+  assert_eq!(pids(&e), [e.pid]);
+  let e = g.exec_req(&spawn(&["sh", "-c", "echo $$"], set_background));
+  assert_eq!(pids(&e), [e.pid]);
+}
+
+#[test]
+fn a_timeout_kills_the_command_and_its_leftovers() {
+  let mut g = plain();
+  let t = Instant::now();
+  let e = g.exec_req(&spawn(&["sh", "-c", "setsid sleep 1000 & echo $!; exec sleep 1000"], set_timeout(Some(300))));
+  assert_eq!(exit_of(&e), (124, Some("SIGKILL".into()), true));
+  assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+  assert!(!alive(pids(&e)[0]));
+}
+
+#[test]
+fn a_signal_reaches_the_command_and_its_leftovers_die() {
+  let mut g = plain();
+  let id = g.send(&spawn_req(&["sh", "-c", "setsid sleep 1000 & echo $!; exec sleep 1000"]));
+  let pid = g.started(id);
+  let f = g.next(id, Duration::from_secs(5)).unwrap();
+  assert_eq!(f.kind, Kind::Stdout);
+  let left: u32 = String::from_utf8_lossy(&f.payload).trim().parse().unwrap();
+  assert!(alive(left));
+  g.send(&Request::Signal { target: id, signal: libc::SIGTERM });
+  let e = g.finish(id, pid, Duration::from_secs(5));
+  assert_eq!(exit_of(&e), (143, Some("SIGTERM".into()), false));
+  assert!(!alive(left));
+}
+
+#[test]
+fn statuses_output_stdin_and_errors_are_as_before() {
+  let mut g = plain();
+  assert_eq!(g.sh("exit 5").code(), 5);
+  let e = g.sh("kill -TERM $$");
+  assert_eq!(exit_of(&e), (143, Some("SIGTERM".into()), false));
+  let e = g.sh("exit 0");
+  match e.exit {
+    Reply::Exit { max_rss_kb: Some(kb), .. } => assert!(kb > 0),
+    ref other => panic!("{other:?}"),
+  }
+  // output cap
+  let e = g.exec_req(&spawn(&["sh", "-c", "head -c 100000 /dev/zero"], |r| {
+    if let Request::Spawn { max_output, .. } = r {
+      *max_output = 1000;
+    }
+  }));
+  assert_eq!(e.stdout.len(), 1000);
+  assert!(matches!(e.exit, Reply::Exit { stdout_dropped: 99000, .. }));
+  // stdin
+  let id = g.send(&spawn(&["cat"], |r| {
+    if let Request::Spawn { stdin, .. } = r {
+      *stdin = true;
+    }
+  }));
+  let pid = g.started(id);
+  g.send_frame(Kind::Stdin, id, b"hello ");
+  g.send_frame(Kind::Stdin, id, b"world");
+  g.send_frame(Kind::StdinClose, id, b"");
+  let e = g.finish(id, pid, Duration::from_secs(5));
+  assert_eq!((e.out().as_str(), e.code()), ("hello world", 0));
+  // env and cwd
+  let e = g.exec_req(&spawn(&["sh", "-c", "echo $FOO; pwd"], |r| {
+    if let Request::Spawn { env, cwd, .. } = r {
+      *env = vec![("FOO".into(), "bar".into())];
+      *cwd = "/tmp".into();
+    }
+  }));
+  assert_eq!(e.out(), "bar\n/tmp\n");
+  // a PATH of the command's own is where its program is looked up
+  let e = g.exec_req(&spawn(&["sh", "-c", "true"], |r| {
+    if let Request::Spawn { env, .. } = r {
+      *env = vec![("PATH".into(), "/nonexistent".into())];
+    }
+  }));
+  assert_eq!(e.code(), 127);
+  // errors
+  let e = g.exec(&["no-such-command-here"]);
+  assert_eq!((e.code(), String::from_utf8_lossy(&e.stderr).into_owned()), (127, "no-such-command-here: command not found\n".into()));
+  let e = g.exec(&["/etc/passwd"]);
+  assert_eq!(e.code(), 126);
+  let e = g.exec_req(&spawn(&["true"], |r| {
+    if let Request::Spawn { cwd, .. } = r {
+      *cwd = "/no/such/dir".into();
+    }
+  }));
+  assert_eq!(e.code(), 126);
+  // a big argv travels in a memfd (one argument may have at most 128 KiB)
+  let big = "x".repeat(100_000);
+  let e = g.exec(&["sh", "-c", "printf %s \"$1\" | wc -c", "sh", &big, &big]);
+  assert_eq!(e.out().trim(), "100000");
+}
+
+#[test]
+fn a_killed_shim_still_ends_the_request() {
+  let mut g = plain();
+  let t = Instant::now();
+  let e = g.exec_req(&spawn(&["sh", "-c", "sleep 1000 & echo $!; kill -9 $PPID; exec sleep 1000"], set_timeout(None)));
+  assert_eq!(exit_of(&e), (137, Some("SIGKILL".into()), false));
+  assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+  // in the command's session: killed too
+  let left = pids(&e)[0];
+  let end = Instant::now() + Duration::from_secs(2);
+  while alive(left) && Instant::now() < end {
+    std::thread::sleep(Duration::from_millis(20));
+  }
+  assert!(!alive(left));
+}
+
+#[test]
+fn a_stopped_shim_is_continued() {
+  let mut g = plain();
+  let t = Instant::now();
+  let e = g.exec_req(&spawn(&["sh", "-c", "kill -STOP $PPID; exit 3"], set_timeout(None)));
+  assert_eq!(e.code(), 3);
+  assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+  // and at a timeout
+  let t = Instant::now();
+  let e = g.exec_req(&spawn(&["sh", "-c", "kill -STOP $PPID; exec sleep 1000"], set_timeout(Some(300))));
+  assert_eq!(exit_of(&e), (124, Some("SIGKILL".into()), true));
+  assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_shim_kept_stopped_is_given_up_within_the_grace() {
+  let mut g = plain();
+  let t = Instant::now();
+  // a leftover of its own session stops the shim over and over
+  let e = g.exec_req(&spawn(
+    &["sh", "-c", "p=$PPID; setsid sh -c \"while kill -STOP $p; do :; done\" >/dev/null 2>&1 & echo $!; exit 3"],
+    set_timeout(None),
+  ));
+  // either the shim won the race (3) or the guest gave up on it (137): in time, all the same
+  assert!([3, 137].contains(&e.code()), "{:?}", e.exit);
+  assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+  let left = pids(&e)[0];
+  let end = Instant::now() + Duration::from_secs(2);
+  while alive(left) && Instant::now() < end {
+    std::thread::sleep(Duration::from_millis(20));
+  }
+  assert!(!alive(left), "the loop survived");
+  assert_eq!(g.exec(&["echo", "ok"]).out(), "ok\n");
+}
+
+/// The cgroup's pids (threads too) come back to `before` (the guest's threads end and the idle
+/// shims are replaced right after a reply).
+fn settles(cg: &PidsCgroup, before: u32) {
+  let end = Instant::now() + Duration::from_secs(3);
+  while cg.current() > before {
+    assert!(Instant::now() < end, "pids before {before}, now {}", cg.current());
+    std::thread::sleep(Duration::from_millis(20));
+  }
+}
+
+#[test]
+fn a_fork_bomb_is_gone_when_exit_arrives() {
+  let Some(cg) = PidsCgroup::new(64) else {
+    eprintln!("skipped: no writable cgroup v1 pids controller here");
+    return;
+  };
+  let mut g = Guest::start(bin(), Opts { pid1: true, cgroup: Some(cg.path.clone()), ..Default::default() });
+  assert_eq!(g.exec(&["echo", "warm"]).out(), "warm\n");
+  std::thread::sleep(Duration::from_millis(300));
+  let before = cg.current();
+  let t = Instant::now();
+  // its leader returns at once; the bomb keeps the sandbox at its pids limit
+  let e = g.exec_req(&spawn(&["sh", "-c", "b() { b | b & }; b; exit 0"], set_timeout(Some(60_000))));
+  assert_eq!(e.code(), 0);
+  // nothing of it is left (but shims, which may be exiting; the guest and its threads are
+  // PID 1's)
+  let Reply::Processes { processes } = g.request(&Request::Processes) else { panic!() };
+  let shim = |p: &harness::ProcessEntry| p.cmdline.is_empty() || p.cmdline.iter().any(|a| a == "--shim");
+  let left: Vec<_> = processes.into_iter().filter(|p| !shim(p)).collect();
+  assert_eq!(left, [], "after {:?}", t.elapsed());
+  settles(&cg, before);
+  assert_eq!(g.exec(&["echo", "still here"]).out(), "still here\n");
+  // and a bomb that runs until its timeout
+  let e = g.exec_req(&spawn(&["sh", "-c", "b() { b | b & }; b; exec sleep 1000"], set_timeout(Some(1000))));
+  assert_eq!(exit_of(&e), (124, Some("SIGKILL".into()), true));
+  let Reply::Processes { processes } = g.request(&Request::Processes) else { panic!() };
+  assert!(processes.iter().all(shim), "{processes:?}");
+  settles(&cg, before);
+  assert_eq!(g.exec(&["echo", "still here"]).out(), "still here\n");
+  drop(g);
 }
