@@ -93,7 +93,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use process::{Ctx, SpawnArgs};
-use protocol::{encode, encode_json, Decoder, Entry, Kind, Reply, Request, CHUNK, VERSION};
+use protocol::{encode, encode_json, Decoder, Entry, Kind, Reply, Request, CHUNK, LIST_CHUNK, VERSION};
 use reaper::Reaper;
 
 type Out = SyncSender<Vec<u8>>;
@@ -374,16 +374,7 @@ fn handle_request(id: u32, req: Request, out: &Out, ctx: &Arc<Ctx>, writes: &mut
 fn slow_request(id: u32, req: Request, out: &Out, ctx: &Ctx) {
   match req {
     Request::ReadFile { path, max_bytes } => read_file(id, &path, max_bytes, out),
-    Request::List { path, recursive, all, .. } => {
-      let mut entries = Vec::new();
-      match list(Path::new(&path), "", recursive, all, &mut entries) {
-        Ok(()) => {
-          entries.sort_by(|a, b| a.path.cmp(&b.path));
-          reply(out, id, &Reply::List { entries, truncated: false })
-        }
-        Err(e) => error_reply(out, id, &e, &path),
-      }
-    }
+    Request::List { path, recursive, all, max_entries } => list(id, &path, recursive, all, max_entries, out),
     Request::Remove { path, recursive } => {
       let r = match fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -552,23 +543,76 @@ fn entry(path: String, m: &fs::Metadata) -> Entry {
   Entry { path, kind: kind.into(), size: m.len(), mtime_ms: m.mtime() as f64 * 1000.0 + (m.mtime_nsec() / 1_000_000) as f64, mode: m.mode() & 0o7777 }
 }
 
-fn list(dir: &Path, prefix: &str, recursive: bool, all: bool, entries: &mut Vec<Entry>) -> std::io::Result<()> {
-  for d in fs::read_dir(dir)? {
-    let d = d?;
-    let name = d.file_name().to_string_lossy().into_owned();
-    if !all && name.starts_with('.') {
-      continue;
+/// Walk `root` and hand every entry to `emit` (which returns false to stop the walk; then this
+/// returns `Ok(true)`). Depth-first, each directory's entries sorted by name; only the names of
+/// the directories on the current path are held, never the listing. An unreadable subdirectory
+/// is listed but not descended into; an unreadable `root` is an error.
+fn walk(root: &Path, recursive: bool, all: bool, emit: &mut dyn FnMut(Entry) -> bool) -> std::io::Result<bool> {
+  struct Level {
+    dir: PathBuf,
+    prefix: String,
+    names: std::vec::IntoIter<OsString>,
+  }
+  let names = |dir: &Path| -> std::io::Result<std::vec::IntoIter<OsString>> {
+    let mut v = Vec::new();
+    for d in fs::read_dir(dir)? {
+      let name = d?.file_name();
+      if all || !name.as_bytes().starts_with(b".") {
+        v.push(name);
+      }
     }
-    let Ok(m) = d.path().symlink_metadata() else { continue };
-    let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-    let is_dir = m.is_dir();
-    entries.push(entry(rel.clone(), &m));
-    if recursive && is_dir {
-      // an unreadable subdirectory is listed but not descended into
-      let _ = list(&d.path(), &rel, recursive, all, entries);
+    v.sort_unstable();
+    Ok(v.into_iter())
+  };
+  let mut stack = vec![Level { dir: root.to_path_buf(), prefix: String::new(), names: names(root)? }];
+  while let Some(level) = stack.last_mut() {
+    let Some(name) = level.names.next() else {
+      stack.pop();
+      continue;
+    };
+    let path = level.dir.join(&name);
+    let Ok(m) = path.symlink_metadata() else { continue };
+    let name = name.to_string_lossy();
+    let rel = if level.prefix.is_empty() { name.into_owned() } else { format!("{}/{name}", level.prefix) };
+    let descend = recursive && m.is_dir();
+    if !emit(entry(rel.clone(), &m)) {
+      return Ok(true);
+    }
+    if descend {
+      if let Ok(names) = names(&path) {
+        stack.push(Level { dir: path, prefix: rel, names });
+      }
     }
   }
-  Ok(())
+  Ok(false)
+}
+
+/// A listing, sent as it is walked: `Entries` chunks of at most `LIST_CHUNK` entries (fewer when
+/// their paths are long: a chunk stays well below `MAX_FRAME`), then `List` with the rest.
+/// Entries are in walk order (see `walk`): sorted within a directory, not across the listing.
+/// After `max_entries` entries the walk stops and `List` says `truncated` (if anything was left).
+fn list(id: u32, path: &str, recursive: bool, all: bool, max_entries: Option<u64>, out: &Out) {
+  const CHUNK_BYTES: usize = 1 << 20;
+  let max = max_entries.unwrap_or(u64::MAX);
+  let mut chunk: Vec<Entry> = Vec::new();
+  let (mut bytes, mut count) = (0usize, 0u64);
+  let walked = walk(Path::new(path), recursive, all, &mut |e| {
+    if count == max {
+      return false;
+    }
+    count += 1;
+    bytes += e.path.len() + 100;
+    chunk.push(e);
+    if chunk.len() >= LIST_CHUNK || bytes >= CHUNK_BYTES {
+      reply(out, id, &Reply::Entries { entries: std::mem::take(&mut chunk) });
+      bytes = 0;
+    }
+    true
+  });
+  match walked {
+    Ok(truncated) => reply(out, id, &Reply::List { entries: chunk, truncated }),
+    Err(e) => error_reply(out, id, &e, path),
+  }
 }
 
 // ------------------------------------------------------------------ stats
@@ -627,4 +671,96 @@ fn stats(disk_path: &str) -> Reply {
     }
   }
   Reply::Stats { memory_bytes, memory_limit, cpu_usage_ns, pids, disk_bytes: du(Path::new(disk_path)), net_rx_bytes: rx, net_tx_bytes: tx }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  /// The replies of a `List` request: chunk sizes, all entries, `truncated`.
+  fn listing(path: &Path, recursive: bool, max_entries: Option<u64>) -> (Vec<usize>, Vec<Entry>, bool) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(2);
+    let path = path.to_str().unwrap().to_owned();
+    let walker = std::thread::spawn(move || list(7, &path, recursive, true, max_entries, &tx));
+    let (mut chunks, mut all) = (Vec::new(), Vec::new());
+    let mut d = Decoder::default();
+    for frame in rx {
+      d.push(&frame);
+      while let Some(f) = d.next_frame().unwrap() {
+        assert_eq!((f.kind, f.id), (Kind::Reply, 7));
+        assert!(f.payload.len() < protocol::MAX_FRAME);
+        match serde_json::from_slice(&f.payload).unwrap() {
+          Reply::Entries { entries } => {
+            chunks.push(entries.len());
+            all.extend(entries);
+          }
+          Reply::List { entries, truncated } => {
+            chunks.push(entries.len());
+            all.extend(entries);
+            walker.join().unwrap();
+            return (chunks, all, truncated);
+          }
+          other => panic!("{other:?}"),
+        }
+      }
+    }
+    panic!("no final List");
+  }
+
+  fn tmp(name: &str) -> PathBuf {
+    // (tmpfs when there is one: 100,000 files are quicker there)
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let dir = base.join(format!("agentic-guest-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+  }
+
+  #[test]
+  fn a_listing_of_100000_files_comes_in_chunks() {
+    let dir = tmp("list100k");
+    for i in 0..100_000 {
+      File::create(dir.join(format!("f{i:06}"))).unwrap();
+    }
+    let (chunks, all, truncated) = listing(&dir, true, None);
+    assert!(!truncated);
+    assert_eq!(all.len(), 100_000);
+    assert_eq!(chunks.len(), 51);
+    assert!(chunks[..50].iter().all(|n| *n == LIST_CHUNK) && chunks[50] == 0, "{chunks:?}");
+    // one directory: its entries come sorted
+    assert!(all.windows(2).all(|w| w[0].path < w[1].path));
+    // max_entries stops the walk
+    let (chunks, all, truncated) = listing(&dir, true, Some(4500));
+    assert_eq!((chunks, all.len(), truncated), (vec![2000, 2000, 500], 4500, true));
+    fs::remove_dir_all(&dir).unwrap();
+  }
+
+  #[test]
+  fn long_paths_make_smaller_chunks_and_the_walk_is_depth_first() {
+    let dir = tmp("listlong");
+    // paths of ~500 bytes: 2000 of them would make a chunk of more than 1 MiB
+    let long = "x".repeat(250);
+    let c = format!("a/{}", "c".repeat(240));
+    for d in ["b", "a", &c] {
+      fs::create_dir(dir.join(d)).unwrap();
+    }
+    for i in 0..6000 {
+      File::create(dir.join(&c).join(format!("{long}{i:04}"))).unwrap();
+    }
+    File::create(dir.join("a.txt")).unwrap();
+    File::create(dir.join(".hidden")).unwrap();
+    let (chunks, all, truncated) = listing(&dir, true, None);
+    assert!(!truncated);
+    assert_eq!(all.len(), 6005);
+    assert!(chunks.iter().all(|n| *n < LIST_CHUNK), "{chunks:?}");
+    let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
+    // depth-first, sorted within each directory ("a.txt" sorts after "a", but comes after all of a/)
+    assert_eq!(&paths[..3], [".hidden", "a", &c]);
+    assert_eq!(paths[6002], format!("{c}/{long}5999"));
+    assert_eq!(&paths[6003..], ["a.txt", "b"]);
+    // not recursive: the top level only
+    let (_, all, _) = listing(&dir, false, None);
+    assert_eq!(all.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), [".hidden", "a", "a.txt", "b"]);
+    fs::remove_dir_all(&dir).unwrap();
+  }
 }

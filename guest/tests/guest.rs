@@ -8,7 +8,7 @@ mod harness;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use harness::{spawn_req, Exec, Guest, Kind, Opts, PidsCgroup, Reply, Request};
+use harness::{spawn_req, Entry, Exec, Guest, Kind, Opts, PidsCgroup, Reply, Request};
 
 fn bin() -> &'static str {
   env!("CARGO_BIN_EXE_agentic-sandbox-guest")
@@ -441,4 +441,54 @@ fn a_fork_bomb_is_gone_when_exit_arrives() {
   settles(&cg, before);
   assert_eq!(g.exec(&["echo", "still here"]).out(), "still here\n");
   drop(g);
+}
+
+// ------------------------------------------------------------------ 4. listings
+
+fn list(g: &mut Guest, path: &str, max_entries: Option<u64>) -> (Vec<usize>, Vec<Entry>, bool) {
+  let id = g.send(&Request::List { path: path.into(), recursive: true, all: true, max_entries });
+  let (mut chunks, mut all) = (Vec::new(), Vec::new());
+  loop {
+    match g.next_reply(id, Duration::from_secs(30)) {
+      Reply::Entries { entries } => {
+        chunks.push(entries.len());
+        all.extend(entries);
+      }
+      Reply::List { entries, truncated } => {
+        chunks.push(entries.len());
+        all.extend(entries);
+        return (chunks, all, truncated);
+      }
+      other => panic!("{other:?}"),
+    }
+  }
+}
+
+#[test]
+fn listings_come_in_chunks_and_stop_at_max_entries() {
+  let dir = std::env::temp_dir().join(format!("agentic-guest-list-{}", std::process::id()));
+  let _ = std::fs::remove_dir_all(&dir);
+  std::fs::create_dir_all(dir.join("sub")).unwrap();
+  for i in 0..4500 {
+    std::fs::write(dir.join(format!("f{i:05}")), b"").unwrap();
+  }
+  for i in 0..10 {
+    std::fs::write(dir.join("sub").join(format!("g{i}")), b"x").unwrap();
+  }
+  let mut g = plain();
+  let path = dir.to_str().unwrap();
+  let (chunks, all, truncated) = list(&mut g, path, None);
+  assert_eq!(chunks, [2000, 2000, 511]);
+  assert!(!truncated);
+  assert_eq!(all.len(), 4511);
+  assert_eq!(all.iter().map(|e| e.path.as_str()).collect::<HashSet<_>>().len(), 4511);
+  assert!(all.iter().any(|e| e.path == "sub/g9" && e.size == 1));
+  let (chunks, all, truncated) = list(&mut g, path, Some(100));
+  assert_eq!((chunks, all.len(), truncated), (vec![100], 100, true));
+  let (_, all, truncated) = list(&mut g, path, Some(4511));
+  assert_eq!((all.len(), truncated), (4511, false));
+  let (chunks, all, truncated) = list(&mut g, path, Some(2000));
+  assert_eq!((chunks, all.len(), truncated), (vec![2000, 0], 2000, true));
+  assert!(matches!(g.request(&Request::List { path: "/no/such".into(), recursive: false, all: false, max_entries: None }), Reply::Error { .. }));
+  std::fs::remove_dir_all(&dir).unwrap();
 }
