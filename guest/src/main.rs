@@ -69,9 +69,9 @@
 //! kills the command's process group, the (stopped) shim's tree, the shim, and what is left in
 //! the command's session, and reports the command as killed (137, SIGKILL; 124 at a timeout).
 //! What a command started in a session of its own and then killed its shim escapes that
-//! cleanup; only a live shim catches it. `KillAll` kills shims too (idle ones included: the pool
-//! then hands out fresh ones). `background: true` spawns have no shim: they keep what they leave
-//! behind and are killed as a group only at their timeout.
+//! cleanup; only a live shim catches it. Shims are hidden from `Processes`; `KillAll` kills
+//! them too (the pool is refilled). `background: true` spawns have no shim: they keep what they
+//! leave behind and are killed as a group only at their timeout.
 
 #[path = "../../src/guest_protocol.rs"]
 #[allow(dead_code)]
@@ -402,7 +402,7 @@ fn slow_request(id: u32, req: Request, out: &Out, ctx: &Ctx) {
     Request::Stats { disk_path } => reply(out, id, &stats(&disk_path)),
     Request::Processes => {
       let tracked: HashMap<i32, u32> = ctx.procs.lock().unwrap().iter().map(|(k, p)| (p.pid, *k)).collect();
-      reply(out, id, &Reply::Processes { processes: process::processes(&tracked) })
+      reply(out, id, &Reply::Processes { processes: process::processes(&tracked, &ctx.reaper.shims()) })
     }
     Request::KillAll => reply(out, id, &Reply::Killed { count: process::kill_all() }),
     Request::Spawn { .. } | Request::Signal { .. } | Request::WriteFile { .. } => unreachable!("handled inline"),

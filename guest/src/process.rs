@@ -1,7 +1,7 @@
 //! Processes: spawning (a foreground command under a shim, a background one directly),
 //! supervising (output, timeout, exit), listing and killing the sandbox's processes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -591,13 +591,14 @@ fn proc_stats() -> Vec<(i32, ProcStat)> {
 }
 
 /// The sandbox's processes: everything except PID 1's session (the init and the image's own
-/// command; the guest itself when it is PID 1), the guest, and zombies.
-pub fn processes(tracked: &HashMap<i32, u32>) -> Vec<ProcessEntry> {
+/// command; the guest itself when it is PID 1), the guest, zombies, and the pids in `hidden`
+/// (the shims).
+pub fn processes(tracked: &HashMap<i32, u32>, hidden: &HashSet<i32>) -> Vec<ProcessEntry> {
   let me = std::process::id() as i32;
   let init_session = read_stat(1).map(|s| s.session).unwrap_or(1);
   let mut out = Vec::new();
   for (pid, st) in proc_stats() {
-    if pid == 1 || pid == me || st.session == init_session || st.state == "Z" {
+    if pid == 1 || pid == me || st.session == init_session || st.state == "Z" || hidden.contains(&pid) {
       continue;
     }
     let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
@@ -613,17 +614,18 @@ pub fn processes(tracked: &HashMap<i32, u32>) -> Vec<ProcessEntry> {
   out
 }
 
-/// SIGKILL everything `Processes` would list; returns how many kills were sent.
+/// SIGKILL everything `Processes` would list, shims included; returns how many processes.
 pub fn kill_all() -> u32 {
-  let mut count = 0;
+  let none = HashSet::new();
+  let mut killed: HashSet<u32> = HashSet::new();
   // stop everything first (a stopped process cannot fork), then kill; twice for stragglers
   for sig in [libc::SIGSTOP, libc::SIGKILL, libc::SIGKILL] {
-    for p in processes(&HashMap::new()) {
+    for p in processes(&HashMap::new(), &none) {
       kill(p.pid as i32, sig);
       if sig == libc::SIGKILL {
-        count += 1;
+        killed.insert(p.pid);
       }
     }
   }
-  count
+  killed.len() as u32
 }

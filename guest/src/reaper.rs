@@ -30,7 +30,7 @@ pub struct State {
   watched: HashSet<i32>,
   /// statuses of watched pids reaped by the reaping thread, not yet taken
   exited: HashMap<i32, Status>,
-  /// shims that are still alive or not yet reaped
+  /// shims (hidden from `Processes`) that are still alive or not yet reaped
   shims: HashSet<i32>,
 }
 
@@ -41,7 +41,7 @@ impl State {
     self.exited.remove(&pid);
   }
 
-  /// Remember a shim until it is reaped.
+  /// Remember a shim (until it is reaped) so that `Processes` can hide it.
   pub fn add_shim(&mut self, pid: i32) {
     self.shims.insert(pid);
   }
@@ -159,5 +159,10 @@ impl Reaper {
     let mut s = self.lock();
     s.watched.remove(&pid);
     s.exited.remove(&pid);
+  }
+
+  /// Shims that are still alive (or zombies not yet reaped).
+  pub fn shims(&self) -> HashSet<i32> {
+    self.lock().shims.clone()
   }
 }

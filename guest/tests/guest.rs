@@ -1,8 +1,9 @@
 //! End-to-end tests of the guest binary, driven over pipes like the addon drives it.
 //!
-//! Tests of PID 1 mode and tests that run fork bombs run it as PID 1 of a new PID namespace
-//! (`unshare --pid --fork --mount-proc`, so they need root), fork bombs also under a cgroup pids
-//! limit; the others run it as a plain child and look at its processes in this machine's /proc.
+//! Tests that let the guest kill "every process of the sandbox" (KillAll) or that run fork bombs
+//! run it as PID 1 of a new PID namespace (`unshare --pid --fork --mount-proc`, so they need
+//! root), fork bombs also under a cgroup pids limit; the others run it as a plain child and look
+//! at its processes in this machine's /proc.
 mod harness;
 
 use std::collections::HashSet;
@@ -425,19 +426,16 @@ fn a_fork_bomb_is_gone_when_exit_arrives() {
   // its leader returns at once; the bomb keeps the sandbox at its pids limit
   let e = g.exec_req(&spawn(&["sh", "-c", "b() { b | b & }; b; exit 0"], set_timeout(Some(60_000))));
   assert_eq!(e.code(), 0);
-  // nothing of it is left (but shims, which may be exiting; the guest and its threads are
-  // PID 1's)
+  // nothing of it is left (shims are not listed; the guest and its threads are PID 1's)
   let Reply::Processes { processes } = g.request(&Request::Processes) else { panic!() };
-  let shim = |p: &harness::ProcessEntry| p.cmdline.is_empty() || p.cmdline.iter().any(|a| a == "--shim");
-  let left: Vec<_> = processes.into_iter().filter(|p| !shim(p)).collect();
-  assert_eq!(left, [], "after {:?}", t.elapsed());
+  assert_eq!(processes, [], "after {:?}", t.elapsed());
   settles(&cg, before);
   assert_eq!(g.exec(&["echo", "still here"]).out(), "still here\n");
   // and a bomb that runs until its timeout
   let e = g.exec_req(&spawn(&["sh", "-c", "b() { b | b & }; b; exec sleep 1000"], set_timeout(Some(1000))));
   assert_eq!(exit_of(&e), (124, Some("SIGKILL".into()), true));
   let Reply::Processes { processes } = g.request(&Request::Processes) else { panic!() };
-  assert!(processes.iter().all(shim), "{processes:?}");
+  assert_eq!(processes, []);
   settles(&cg, before);
   assert_eq!(g.exec(&["echo", "still here"]).out(), "still here\n");
   drop(g);
@@ -491,4 +489,33 @@ fn listings_come_in_chunks_and_stop_at_max_entries() {
   assert_eq!((chunks, all.len(), truncated), (vec![2000, 0], 2000, true));
   assert!(matches!(g.request(&Request::List { path: "/no/such".into(), recursive: false, all: false, max_entries: None }), Reply::Error { .. }));
   std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ------------------------------------------------------------------ 5. Processes and KillAll
+
+#[test]
+fn processes_hides_shims_and_killall_kills_them_too() {
+  let mut g = pid1();
+  let id = g.send(&spawn_req(&["sleep", "1000"]));
+  let pid = g.started(id);
+  let cmdlines = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -c";
+  // this command's shim, the sleep's, and the idle ones
+  let shims_seen = g.sh(&format!("{cmdlines} '^agentic-sandbox-guest --shim'"));
+  assert!(shims_seen.out().trim().parse::<u32>().unwrap() >= 3, "{}", shims_seen.out());
+  let Reply::Processes { processes } = g.request(&Request::Processes) else { panic!() };
+  assert!(processes.iter().all(|p| !p.cmdline.iter().any(|a| a == "--shim")), "{processes:?}");
+  assert!(processes.iter().all(|p| p.pid != 1));
+  let sleep = processes.iter().find(|p| p.pid == pid).expect("the command is listed");
+  assert_eq!(sleep.request, Some(id));
+  let Reply::Killed { count } = g.request(&Request::KillAll) else { panic!() };
+  // the command, its shim and the idle shims
+  assert!(count >= 3, "{count}");
+  let e = g.finish(id, pid, Duration::from_secs(10));
+  assert_eq!(exit_of(&e), (137, Some("SIGKILL".into()), false));
+  let left = g.sh(&format!("{cmdlines} '^sleep 1000 $'"));
+  assert_eq!(left.out().trim(), "0");
+  // the guest starts fresh shims
+  for _ in 0..3 {
+    assert_eq!(g.exec(&["echo", "ok"]).out(), "ok\n");
+  }
 }
