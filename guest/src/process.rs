@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::{encode, Kind, ProcessEntry, Reply, CHUNK};
 use crate::reaper::{Reaper, Status};
-use crate::shim::{self, IdleShim, Job, Pool, ReadRecord, Record};
+use crate::shim::{self, Job, Pool, ReadRecord, Record};
 use crate::{errno_text, log, reply, Out};
 
 /// How long output is still collected after a process exited while something it left behind
@@ -251,20 +251,17 @@ impl From<std::io::Error> for SpawnError {
   }
 }
 
-/// The next record of a shim, nudging it with SIGCONT (a hostile `kill -STOP`) while it is
-/// silent; `End` when it died or did not answer until `end`.
-fn next_record(shim: &IdleShim, end: Instant) -> ReadRecord {
+/// Wait until `fd` is readable (or ends), nudging the shim with SIGCONT (a hostile `kill -STOP`)
+/// while it is silent; false when nothing came until `end`.
+fn wait_nudging(fd: RawFd, shim: i32, end: Instant) -> bool {
   loop {
-    if poll_in(shim.sock.as_raw_fd(), SHIM_NUDGE) {
-      match shim::read_record(shim.sock.as_raw_fd()) {
-        ReadRecord::Again => continue,
-        r => return r,
-      }
+    if poll_in(fd, SHIM_NUDGE) {
+      return true;
     }
     if Instant::now() >= end {
-      return ReadRecord::End;
+      return false;
     }
-    kill(shim.pid, libc::SIGCONT);
+    kill(shim, libc::SIGCONT);
   }
 }
 
@@ -279,16 +276,19 @@ fn spawn_shimmed(a: SpawnArgs, pool: &Pool, ctx: &Ctx) -> Result<Spawned, SpawnE
   let (stdout_r, stdout_w) = pipe_cloexec()?;
   let (stderr_r, stderr_w) = pipe_cloexec()?;
   let job = Job { argv: a.argv, env: a.env, cwd: a.cwd };
-  let stdio = [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
   // an idle shim may be dead (KillAll, or killed by the sandbox): then the next one
   for attempt in 0..3 {
     let shim = match pool.take() {
       Some(s) if attempt < 2 => s,
       _ => shim::start(&ctx.reaper)?,
     };
+    // only the command's process will hold its write end: it ends at the exec, or says why not
+    let (exec_r, exec_w) = pipe_cloexec()?;
     // (undo a SIGSTOP from the sandbox)
     kill(shim.pid, libc::SIGCONT);
-    if let Err(e) = shim::send_job(shim.sock.as_raw_fd(), &job, stdio) {
+    let sent = shim::send_job(shim.sock.as_raw_fd(), &job, [stdin_r.as_raw_fd(), stdout_w.as_raw_fd(), stderr_w.as_raw_fd(), exec_w.as_raw_fd()]);
+    drop(exec_w);
+    if let Err(e) = sent {
       kill(shim.pid, libc::SIGKILL);
       match e.raw_os_error() {
         // the shim is gone
@@ -296,31 +296,36 @@ fn spawn_shimmed(a: SpawnArgs, pool: &Pool, ctx: &Ctx) -> Result<Spawned, SpawnE
         _ => return Err(e.into()),
       }
     }
-    let end = Instant::now() + SHIM_START;
-    let cmd = match next_record(&shim, end) {
-      ReadRecord::Record(Record::Forked(cmd)) => cmd,
-      ReadRecord::Record(Record::Failed { errno, .. }) => return Err(std::io::Error::from_raw_os_error(errno).into()),
-      _ => {
-        // it died before it forked: nothing runs, the job can go to another shim
-        kill(shim.pid, libc::SIGKILL);
-        continue;
-      }
-    };
-    return match next_record(&shim, end) {
-      ReadRecord::Record(Record::Failed { errno, cwd }) => {
-        let e = std::io::Error::from_raw_os_error(errno);
-        Err(if cwd { SpawnError::Cwd(e) } else { SpawnError::Start(e) })
-      }
-      // `Execed`; or the shim died or hangs after the fork, most likely killed by the command
-      // itself: then the supervisor finds the shim gone (or silent) and kills the command
-      _ => {
-        set_nonblocking(shim.sock.as_raw_fd());
+    if !wait_nudging(exec_r.as_raw_fd(), shim.pid, Instant::now() + SHIM_START) {
+      kill(shim.pid, libc::SIGKILL);
+      return Err(std::io::Error::other("could not be started (the guest's shim did not answer)").into());
+    }
+    let mut failure = [0u8; 8];
+    let n = unsafe { libc::read(exec_r.as_raw_fd(), failure.as_mut_ptr() as *mut libc::c_void, failure.len()) };
+    // `Forked` (or `Failed`) was sent before the pipe could end
+    let record = shim::read_record(shim.sock.as_raw_fd());
+    if n == failure.len() as isize {
+      // the chdir or the exec failed (the shim reaps the process and exits)
+      let stage = u32::from_le_bytes(failure[..4].try_into().unwrap());
+      let e = std::io::Error::from_raw_os_error(i32::from_le_bytes(failure[4..].try_into().unwrap()));
+      return Err(if stage == shim::STAGE_CWD { SpawnError::Cwd(e) } else { SpawnError::Start(e) });
+    }
+    return match record {
+      // the exec worked (or the shim died after the fork, most likely killed by the command
+      // itself: then the supervisor finds it gone and kills the command)
+      ReadRecord::Record(Record::Forked(cmd)) => {
         Ok(Spawned {
           stdin: stdin_w,
           stdout: stdout_r,
           stderr: stderr_r,
           watch: Watch::Shim { cmd, cmd_pidfd: pidfd_open(cmd), shim: shim.pid, status: shim.sock },
         })
+      }
+      ReadRecord::Record(Record::Failed(errno)) => Err(std::io::Error::from_raw_os_error(errno).into()),
+      _ => {
+        // it died before it forked: nothing runs, the job can go to another shim
+        kill(shim.pid, libc::SIGKILL);
+        continue;
       }
     };
   }

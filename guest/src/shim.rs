@@ -10,13 +10,17 @@
 //! whole budget of an `echo`, so the guest keeps a small pool of idle shims (`Pool`, filled by a
 //! thread of its own) that wait for one job each on a socketpair (SOCK_SEQPACKET): the job is
 //! the command's argv, env overrides and cwd (inline, or in a memfd when large) with its stdin,
-//! stdout and stderr attached (SCM_RIGHTS). A shim runs one job and exits.
+//! stdout, stderr and exec-status pipe attached (SCM_RIGHTS). A shim runs one job and exits.
 //!
-//! The shim answers on the same socket with fixed 16-byte records: `Forked(pid)`, then `Execed`
-//! (or `Failed(errno)`), then `Exit(status, peak RSS)`. The command's process waits (on a pipe)
-//! until `Forked` is sent: the command cannot kill the shim before the guest knows its pid. If
-//! the socket ends before `Forked`, no command was started (the job can go to another shim); if
-//! it ends later without an `Exit`, the shim died (a hostile command can `kill -9 $PPID`) and the
+//! The shim answers on the same socket with fixed 16-byte records: `Forked(pid)` (or
+//! `Failed(errno)` when it could not fork), then `Exit(status, peak RSS)`. The command's process
+//! waits (on a pipe) until `Forked` is on its way, so the command cannot kill the shim before the
+//! guest can know its pid. Whether the exec worked the guest learns itself, from the job's fourth
+//! fd: the write end of a close-on-exec pipe that only the command's process holds, which ends at
+//! the exec or carries the errno of the chdir or exec that failed (the shim does not wait for the
+//! exec: every handoff between processes costs a scheduler slice on a busy machine). If the
+//! socket ends before `Forked`, no command was started (the job can go to another shim); if it
+//! ends later without an `Exit`, the shim died (a hostile command can `kill -9 $PPID`) and the
 //! guest cleans up itself (see `process.rs`).
 //!
 //! The shim sets PR_SET_PDEATHSIG (it dies with the guest; it is spawned from a thread that
@@ -51,12 +55,10 @@ const INLINE_MAX: usize = 32 * 1024;
 /// One record on the shim's socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
-  /// the command's process exists but waits (it runs once the guest could know its pid)
+  /// the command's process exists (it execs once this record is on its way)
   Forked(i32),
-  /// the command runs (its exec succeeded)
-  Execed,
-  /// the command could not be started: errno of the fork, the chdir (`cwd`) or the exec
-  Failed { errno: i32, cwd: bool },
+  /// the command's process could not be made (errno of the fork)
+  Failed(i32),
   /// the command exited and everything it left behind is gone
   Exit(Status),
 }
@@ -67,9 +69,8 @@ impl Record {
   pub fn encode(self) -> [u8; RECORD_LEN] {
     let (tag, a, b): (u8, i32, u64) = match self {
       Record::Forked(pid) => (1, pid, 0),
-      Record::Failed { errno, cwd } => (2, errno, cwd as u64),
+      Record::Failed(errno) => (2, errno, 0),
       Record::Exit(st) => (3, st.raw, st.max_rss_kb),
-      Record::Execed => (4, 0, 0),
     };
     let mut r = [0u8; RECORD_LEN];
     r[0] = tag;
@@ -83,9 +84,8 @@ impl Record {
     let b = u64::from_le_bytes([r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]]);
     Some(match r[0] {
       1 => Record::Forked(a),
-      2 => Record::Failed { errno: a, cwd: b != 0 },
+      2 => Record::Failed(a),
       3 => Record::Exit(Status { raw: a, max_rss_kb: b }),
-      4 => Record::Execed,
       _ => return None,
     })
   }
@@ -213,11 +213,11 @@ fn sendmsg_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
   }
 }
 
-/// Receive one message with up to 4 fds (CLOEXEC); `None` at the end of the stream.
+/// Receive one message with up to 5 fds (CLOEXEC); `None` at the end of the stream.
 fn recvmsg_fds(sock: RawFd, buf: &mut [u8]) -> Option<(usize, Vec<OwnedFd>)> {
   unsafe {
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-    let space = libc::CMSG_SPACE(4 * std::mem::size_of::<RawFd>() as u32) as usize;
+    let space = libc::CMSG_SPACE(5 * std::mem::size_of::<RawFd>() as u32) as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8)];
     let mut msg: libc::msghdr = std::mem::zeroed();
     msg.msg_iov = &mut iov;
@@ -250,13 +250,14 @@ fn recvmsg_fds(sock: RawFd, buf: &mut [u8]) -> Option<(usize, Vec<OwnedFd>)> {
   }
 }
 
-/// Hand `job` to an idle shim, with the command's stdin, stdout and stderr. Never blocks.
-pub fn send_job(sock: RawFd, job: &Job, stdio: [RawFd; 3]) -> std::io::Result<()> {
+/// Hand `job` to an idle shim, with the command's stdin, stdout, stderr and the write end of its
+/// exec-status pipe. Never blocks.
+pub fn send_job(sock: RawFd, job: &Job, fds: [RawFd; 4]) -> std::io::Result<()> {
   let data = job.encode();
   if data.len() <= INLINE_MAX {
     let mut msg = vec![b'I'];
     msg.extend_from_slice(&data);
-    return sendmsg_fds(sock, &msg, &stdio);
+    return sendmsg_fds(sock, &msg, &fds);
   }
   // too big for one message (a long script in argv): in a memfd
   let memfd = unsafe { libc::memfd_create(c"agentic-sandbox-job".as_ptr(), libc::MFD_CLOEXEC) };
@@ -267,7 +268,7 @@ pub fn send_job(sock: RawFd, job: &Job, stdio: [RawFd; 3]) -> std::io::Result<()
   std::io::Write::write_all(&mut fs::File::from(memfd.try_clone()?), &data)?;
   let mut msg = vec![b'M'];
   msg.extend_from_slice(&(data.len() as u64).to_le_bytes());
-  sendmsg_fds(sock, &msg, &[stdio[0], stdio[1], stdio[2], memfd.as_raw_fd()])
+  sendmsg_fds(sock, &msg, &[fds[0], fds[1], fds[2], fds[3], memfd.as_raw_fd()])
 }
 
 /// Wait for a job; `None` when the guest is gone or sent something else.
@@ -275,8 +276,8 @@ fn recv_job(sock: RawFd) -> Option<(Job, Vec<OwnedFd>)> {
   let mut buf = vec![0u8; INLINE_MAX + 1];
   let (n, mut fds) = recvmsg_fds(sock, &mut buf)?;
   let job = match (buf[0], n, fds.len()) {
-    (b'I', _, 3) => Job::decode(&buf[1..n])?,
-    (b'M', 9, 4) => {
+    (b'I', _, 4) => Job::decode(&buf[1..n])?,
+    (b'M', 9, 5) => {
       let len = u64::from_le_bytes(buf[1..9].try_into().ok()?) as usize;
       let memfd = fds.pop()?;
       let mut data = vec![0u8; len];
@@ -392,13 +393,20 @@ fn run(args: Vec<OsString>) -> i32 {
   if sock < 0 {
     return 1;
   }
-  let Some((job, stdio)) = recv_job(sock) else { return 0 };
+  let Some((job, fds)) = recv_job(sock) else { return 0 };
+  run_job(sock, job, fds, &old_core);
+  0
+}
+
+/// Run one job: the command with the stdio and exec-status pipe that came with it.
+fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit) {
+  let exec_status = fds.pop().expect("four fds");
   // the command's stdio becomes ours, to be inherited
-  for (i, fd) in stdio.iter().enumerate() {
+  for (i, fd) in fds.iter().enumerate() {
     unsafe { libc::dup2(fd.as_raw_fd(), i as RawFd) };
   }
-  drop(stdio);
-  let forked = Prepared::new(&job).and_then(|p| p.fork(&old_core));
+  drop(fds);
+  let forked = Prepared::new(&job).and_then(|p| p.fork(old_core, exec_status.as_raw_fd()));
   // let go of the command's stdio: its pipes end when the command and its leftovers are gone
   unsafe {
     let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
@@ -413,37 +421,24 @@ fn run(args: Vec<OsString>) -> i32 {
       libc::close(null);
     }
   }
-  let (pid, go, errors) = match forked {
+  let (pid, go) = match forked {
     Ok(f) => f,
     Err(errno) => {
-      send_record(sock, Record::Failed { errno, cwd: false });
-      return 0;
+      // (before the exec-status pipe ends: the guest reads this record when it does)
+      send_record(sock, Record::Failed(errno));
+      return;
     }
   };
-  // the guest knows the pid before the command runs: if we die from here on (the command can
+  // from now on only the command's process holds the exec-status pipe
+  drop(exec_status);
+  // the guest can know the pid before the command runs: if we die from here on (the command can
   // kill us), the guest can still kill it
   if !send_record(sock, Record::Forked(pid)) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    return 0;
+    return;
   }
   unsafe { libc::write(go.as_raw_fd(), [1u8].as_ptr() as *const libc::c_void, 1) };
   drop(go);
-  let mut err = [0u8; 8];
-  let n = loop {
-    let n = unsafe { libc::read(errors.as_raw_fd(), err.as_mut_ptr() as *mut libc::c_void, err.len()) };
-    if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-      continue;
-    }
-    break n;
-  };
-  drop(errors);
-  if n == 8 {
-    let (stage, errno) = (u32::from_le_bytes(err[..4].try_into().unwrap()), i32::from_le_bytes(err[4..].try_into().unwrap()));
-    wait4(pid, 0);
-    send_record(sock, Record::Failed { errno, cwd: stage == STAGE_CWD });
-    return 0;
-  }
-  send_record(sock, Record::Execed);
   // wait for the command, reaping the orphans that come to us meanwhile
   let st = loop {
     let (r, st) = wait4(-1, 0);
@@ -456,11 +451,13 @@ fn run(args: Vec<OsString>) -> i32 {
   };
   kill_and_reap_descendants();
   send_record(sock, Record::Exit(st));
-  0
 }
 
-const STAGE_CWD: u32 = 1;
-const STAGE_EXEC: u32 = 2;
+
+/// What failed in the command's process before or at its exec, as written (with the errno) to
+/// the exec-status pipe.
+pub const STAGE_CWD: u32 = 1;
+pub const STAGE_EXEC: u32 = 2;
 
 /// A job made ready for `fork` (everything allocated before it).
 struct Prepared {
@@ -481,10 +478,10 @@ impl Prepared {
 
   /// Fork the command's process: in its own session, with an empty signal mask, default
   /// dispositions, the original RLIMIT_CORE, its env and cwd; it waits until a byte arrives on
-  /// `go` (and exits if `go` closes first), then execs, searching the PATH of its own env. Returns
-  /// the pid, `go`, and a pipe that ends at the exec or carries (stage, errno) of a failure.
+  /// `go` (and exits if `go` closes first), then execs, searching the PATH of its own env. A
+  /// failure is written to `exec_status` as (stage, errno). Returns the pid and `go`.
   /// (The shim is single-threaded: the child may allocate.)
-  fn fork(&self, core: &libc::rlimit) -> Result<(i32, OwnedFd, OwnedFd), i32> {
+  fn fork(&self, core: &libc::rlimit, exec_status: RawFd) -> Result<(i32, OwnedFd), i32> {
     let pipe = || {
       let mut fds = [0 as RawFd; 2];
       if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -492,7 +489,6 @@ impl Prepared {
       }
       Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
     };
-    let (err_r, err_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -504,7 +500,7 @@ impl Prepared {
           let mut m = [0u8; 8];
           m[..4].copy_from_slice(&stage.to_le_bytes());
           m[4..].copy_from_slice(&errno.to_le_bytes());
-          libc::write(err_w.as_raw_fd(), m.as_ptr() as *const libc::c_void, m.len());
+          libc::write(exec_status, m.as_ptr() as *const libc::c_void, m.len());
           libc::_exit(127)
         };
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -526,7 +522,7 @@ impl Prepared {
         libc::execvp(argv[0], argv.as_ptr());
         fail(STAGE_EXEC)
       },
-      pid => Ok((pid, go_w, err_r)),
+      pid => Ok((pid, go_w)),
     }
   }
 }
@@ -627,13 +623,7 @@ mod tests {
 
   #[test]
   fn records_round_trip() {
-    for r in [
-      Record::Forked(42),
-      Record::Execed,
-      Record::Failed { errno: libc::ENOENT, cwd: true },
-      Record::Failed { errno: libc::EACCES, cwd: false },
-      Record::Exit(Status { raw: 9, max_rss_kb: 1 << 40 }),
-    ] {
+    for r in [Record::Forked(42), Record::Failed(libc::EAGAIN), Record::Exit(Status { raw: 9, max_rss_kb: 1 << 40 })] {
       assert_eq!(Record::decode(&r.encode()), Some(r));
     }
     assert_eq!(Record::decode(&[9; RECORD_LEN]), None);
@@ -651,10 +641,10 @@ mod tests {
       assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) }, 0);
       let (a, b) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
       let null = fs::File::open("/dev/null").unwrap();
-      send_job(a.as_raw_fd(), &job, [null.as_raw_fd(); 3]).unwrap();
+      send_job(a.as_raw_fd(), &job, [null.as_raw_fd(); 4]).unwrap();
       let (got, fds) = recv_job(b.as_raw_fd()).unwrap();
       assert_eq!(got, job);
-      assert_eq!(fds.len(), 3);
+      assert_eq!(fds.len(), 4);
       for fd in &fds {
         assert_eq!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
       }
