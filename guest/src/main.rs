@@ -56,12 +56,14 @@
 //! descendant, even after setsid or a double fork. When the command returns (normally, at its
 //! timeout, killed by a `Signal`), the shim SIGSTOPs its whole remaining tree (so a fork bomb
 //! cannot outrun it), SIGKILLs it, reaps it, and only then reports the command's exit status and
-//! peak RSS (wait4's rusage). Shims are started ahead of time (a pool of two, refilled by a
-//! thread that lives as long as the guest, since PDEATHSIG follows the parent thread): a fresh
-//! exec per spawn would cost about 1 ms, the pool costs the `echo` path a few tens of µs. A shim
-//! gets its job (argv, env, cwd, and the command's stdin/stdout/stderr) over a socketpair and
-//! runs one command. `Started` carries the command's pid and `Signal` goes to the command's
-//! process group, never to the shim.
+//! peak RSS (wait4's rusage). Shims are started ahead of time (at least one idle, by a thread
+//! that lives as long as the guest, since PDEATHSIG follows the parent thread) and reused: a
+//! fresh exec per spawn would cost an `echo` about 1 ms of latency and 0.5 ms of CPU. A shim gets
+//! its jobs (argv, env, cwd, and the command's stdin/stdout/stderr) over a socketpair, one at a
+//! time; it retires when a command changed what the next one would inherit from it (rlimits,
+//! nice, affinity, oom_score_adj: a process of the same uid can, without ptrace rights).
+//! `Started` carries the command's pid and `Signal` goes to the command's process group, never
+//! to the shim.
 //!
 //! The command can kill or stop its shim (same uid). It cannot do so before the guest knows its
 //! pid: its process waits until the shim told the guest. If the shim dies, or sends no report

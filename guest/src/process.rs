@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::{encode, Kind, ProcessEntry, Reply, CHUNK};
 use crate::reaper::{Reaper, Status};
-use crate::shim::{self, Job, Pool, ReadRecord, Record};
+use crate::shim::{self, IdleShim, Job, Pool, ReadRecord, Record};
 use crate::{errno_text, log, reply, Out};
 
 /// How long output is still collected after a process exited while something it left behind
@@ -175,13 +175,13 @@ pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
   };
   // the supervisor starts once `Started` is out (its frames must come after it)
   let (go, wait_go) = mpsc::sync_channel::<()>(1);
-  let (o, procs, reaper) = (out.clone(), ctx.procs.clone(), ctx.reaper.clone());
+  let (o, procs, reaper, pool) = (out.clone(), ctx.procs.clone(), ctx.reaper.clone(), ctx.pool.clone());
   let (watch, stdout, stderr) = (s.watch, s.stdout, s.stderr);
   let supervisor = crate::thread(move || {
     if wait_go.recv().is_err() {
       return;
     }
-    let exit = supervise(id, watch, stdout, stderr, deadline, max_output, &reaper, &o);
+    let exit = supervise(id, watch, stdout, stderr, deadline, max_output, &reaper, pool.as_deref(), &o);
     procs.lock().unwrap().remove(&id);
     reply(&o, id, &exit);
   });
@@ -385,10 +385,20 @@ fn gone(pid: i32) -> bool {
 }
 
 /// Pump a process's output until it exited and its pipes closed; enforce the timeout. A shim
-/// reports the command's exit after killing what it left behind; a direct foreground process's
-/// group is killed when it exits.
+/// reports the command's exit after killing what it left behind (and goes back to the pool if it
+/// can take another job); a direct foreground process's group is killed when it exits.
 #[allow(clippy::too_many_arguments)]
-fn supervise(id: u32, watch: Watch, stdout: OwnedFd, stderr: OwnedFd, deadline: Option<Instant>, cap: u64, reaper: &Reaper, out: &Out) -> Reply {
+fn supervise(
+  id: u32,
+  watch: Watch,
+  stdout: OwnedFd,
+  stderr: OwnedFd,
+  deadline: Option<Instant>,
+  cap: u64,
+  reaper: &Reaper,
+  pool: Option<&Pool>,
+  out: &Out,
+) -> Reply {
   let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
   set_nonblocking(fds[0]);
   set_nonblocking(fds[1]);
@@ -401,6 +411,8 @@ fn supervise(id: u32, watch: Watch, stdout: OwnedFd, stderr: OwnedFd, deadline: 
   let mut timed_out = false;
   // shim only: the command is gone (or was killed at its timeout) and the shim's report is due
   let mut cmd_exited = false;
+  // shim only: it reported cleanly and takes another job
+  let mut give_back = false;
   let mut grace_from: Option<Instant> = None;
   let mut last_nudge = Instant::now();
   let mut buf = vec![0u8; CHUNK];
@@ -516,8 +528,9 @@ fn supervise(id: u32, watch: Watch, stdout: OwnedFd, stderr: OwnedFd, deadline: 
       Watch::Shim { cmd, cmd_pidfd, shim, status } => {
         loop {
           match shim::read_record(status.as_raw_fd()) {
-            ReadRecord::Record(Record::Exit(Status { raw, max_rss_kb })) => {
+            ReadRecord::Record(Record::Exit { status: Status { raw, max_rss_kb }, reusable }) => {
               done = Some((raw, Some(max_rss_kb)));
+              give_back = reusable;
               break;
             }
             ReadRecord::Record(_) => continue,
@@ -558,6 +571,9 @@ fn supervise(id: u32, watch: Watch, stdout: OwnedFd, stderr: OwnedFd, deadline: 
         }
       }
     }
+  }
+  if let (true, Some(pool), Watch::Shim { shim, status, .. }) = (give_back, pool, watch) {
+    pool.give_back(IdleShim { pid: shim, sock: status });
   }
   let (st, max_rss_kb) = done.unwrap_or((0, None));
   let (mut code, signal) = if libc::WIFSIGNALED(st) {

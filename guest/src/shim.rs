@@ -6,11 +6,15 @@
 //! shim freezes (SIGSTOP) its whole remaining tree, kills it (SIGKILL), reaps it, and only then
 //! reports the command's status to the guest, so a foreground `execute` owns everything it started.
 //!
-//! **Pre-spawned.** Executing a fresh binary per spawn costs about a millisecond, more than the
-//! whole budget of an `echo`, so the guest keeps a small pool of idle shims (`Pool`, filled by a
-//! thread of its own) that wait for one job each on a socketpair (SOCK_SEQPACKET): the job is
-//! the command's argv, env overrides and cwd (inline, or in a memfd when large) with its stdin,
-//! stdout, stderr and exec-status pipe attached (SCM_RIGHTS). A shim runs one job and exits.
+//! **Pre-spawned and reused.** Executing a fresh binary per spawn costs about a millisecond of
+//! latency and half a millisecond of CPU, more than the whole budget of an `echo`, so the guest
+//! keeps idle shims (`Pool`, filled by a thread of its own) that wait for jobs on a socketpair
+//! (SOCK_SEQPACKET): a job is the command's argv, env overrides and cwd (inline, or in a memfd
+//! when large) with its stdin, stdout, stderr and exec-status pipe attached (SCM_RIGHTS). A shim
+//! runs one job at a time; after a clean `Exit` (its tree is empty again) it takes the next one,
+//! unless the command changed what the next command would inherit from the shim and a process
+//! of the same uid can change without ptrace rights (rlimits, nice, CPU affinity,
+//! oom_score_adj): then it exits.
 //!
 //! The shim answers on the same socket with fixed 16-byte records: `Forked(pid)` (or
 //! `Failed(errno)` when it could not fork), then `Exit(status, peak RSS)`. The command's process
@@ -45,8 +49,10 @@ use crate::reaper::{Reaper, Status};
 pub const MARKER: &str = "--shim";
 /// argv[0] of a shim (what `ps` shows).
 const ARGV0: &str = "agentic-sandbox-guest";
-/// Idle shims the guest keeps ready (each holds a pid of the sandbox's pids limit).
-const POOL_SIZE: usize = 2;
+/// Idle shims the guest keeps ready at least (each holds a pid of the sandbox's pids limit)...
+const MIN_IDLE: usize = 1;
+/// ...and at most (shims that finished a job come back until there are this many).
+const MAX_IDLE: usize = 2;
 /// Jobs up to this size travel in the message itself; larger ones in a memfd.
 const INLINE_MAX: usize = 32 * 1024;
 
@@ -59,21 +65,23 @@ pub enum Record {
   Forked(i32),
   /// the command's process could not be made (errno of the fork)
   Failed(i32),
-  /// the command exited and everything it left behind is gone
-  Exit(Status),
+  /// the command exited and everything it left behind is gone; the shim takes another job if
+  /// `reusable`
+  Exit { status: Status, reusable: bool },
 }
 
 pub const RECORD_LEN: usize = 16;
 
 impl Record {
   pub fn encode(self) -> [u8; RECORD_LEN] {
-    let (tag, a, b): (u8, i32, u64) = match self {
-      Record::Forked(pid) => (1, pid, 0),
-      Record::Failed(errno) => (2, errno, 0),
-      Record::Exit(st) => (3, st.raw, st.max_rss_kb),
+    let (tag, flag, a, b): (u8, bool, i32, u64) = match self {
+      Record::Forked(pid) => (1, false, pid, 0),
+      Record::Failed(errno) => (2, false, errno, 0),
+      Record::Exit { status, reusable } => (3, reusable, status.raw, status.max_rss_kb),
     };
     let mut r = [0u8; RECORD_LEN];
     r[0] = tag;
+    r[1] = flag as u8;
     r[4..8].copy_from_slice(&a.to_le_bytes());
     r[8..16].copy_from_slice(&b.to_le_bytes());
     r
@@ -85,7 +93,7 @@ impl Record {
     Some(match r[0] {
       1 => Record::Forked(a),
       2 => Record::Failed(a),
-      3 => Record::Exit(Status { raw: a, max_rss_kb: b }),
+      3 => Record::Exit { status: Status { raw: a, max_rss_kb: b }, reusable: r[1] == 1 },
       _ => return None,
     })
   }
@@ -340,7 +348,7 @@ impl Pool {
     std::thread::spawn(move || loop {
       {
         let mut idle = p.idle.lock().unwrap();
-        while idle.len() >= POOL_SIZE {
+        while idle.len() >= MIN_IDLE {
           idle = p.wanted.wait(idle).unwrap();
         }
       }
@@ -353,11 +361,20 @@ impl Pool {
     pool
   }
 
-  /// An idle shim, if one is ready (the pool thread then starts a replacement).
+  /// An idle shim, if one is ready (the pool thread starts another one when none is left).
   pub fn take(&self) -> Option<IdleShim> {
     let s = self.idle.lock().unwrap().pop();
     self.wanted.notify_one();
     s
+  }
+
+  /// A shim that finished its job cleanly and said it can take another one (else it exits when
+  /// its socket closes).
+  pub fn give_back(&self, shim: IdleShim) {
+    let mut idle = self.idle.lock().unwrap();
+    if idle.len() < MAX_IDLE {
+      idle.push(shim);
+    }
   }
 }
 
@@ -393,13 +410,67 @@ fn run(args: Vec<OsString>) -> i32 {
   if sock < 0 {
     return 1;
   }
-  let Some((job, fds)) = recv_job(sock) else { return 0 };
-  run_job(sock, job, fds, &old_core);
-  0
+  let inherited = Inherited::now();
+  // one job after the other, as long as the guest hands them out and nothing tainted us
+  loop {
+    let Some((job, fds)) = recv_job(sock) else { return 0 };
+    if !run_job(sock, job, fds, &old_core, &inherited) {
+      return 0;
+    }
+  }
 }
 
-/// Run one job: the command with the stdio and exec-status pipe that came with it.
-fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit) {
+/// What a command inherits from its shim and a process of the same uid can change from outside
+/// without ptrace rights (prlimit, setpriority, sched_setaffinity, /proc/<pid>/oom_score_adj).
+#[derive(PartialEq)]
+struct Inherited {
+  limits: Vec<(u64, u64)>,
+  nice: i32,
+  affinity: Vec<u8>,
+  oom_score_adj: Option<String>,
+}
+
+impl Inherited {
+  fn now() -> Inherited {
+    unsafe {
+      let limits = [
+        libc::RLIMIT_CPU,
+        libc::RLIMIT_FSIZE,
+        libc::RLIMIT_DATA,
+        libc::RLIMIT_STACK,
+        libc::RLIMIT_CORE,
+        libc::RLIMIT_RSS,
+        libc::RLIMIT_NPROC,
+        libc::RLIMIT_NOFILE,
+        libc::RLIMIT_MEMLOCK,
+        libc::RLIMIT_AS,
+        libc::RLIMIT_LOCKS,
+        libc::RLIMIT_SIGPENDING,
+        libc::RLIMIT_MSGQUEUE,
+        libc::RLIMIT_NICE,
+        libc::RLIMIT_RTPRIO,
+        libc::RLIMIT_RTTIME,
+      ]
+      .into_iter()
+      .map(|r| {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(r, &mut l);
+        (l.rlim_cur, l.rlim_max)
+      })
+      .collect();
+      *libc::__errno_location() = 0;
+      let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+      let mut set: libc::cpu_set_t = std::mem::zeroed();
+      libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+      let affinity = std::slice::from_raw_parts(&set as *const libc::cpu_set_t as *const u8, std::mem::size_of::<libc::cpu_set_t>()).to_vec();
+      Inherited { limits, nice, affinity, oom_score_adj: fs::read_to_string("/proc/self/oom_score_adj").ok() }
+    }
+  }
+}
+
+/// Run one job: the command with the stdio and exec-status pipe that came with it. True when
+/// it ended cleanly and the shim may take another job.
+fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit, inherited: &Inherited) -> bool {
   let exec_status = fds.pop().expect("four fds");
   // the command's stdio becomes ours, to be inherited
   for (i, fd) in fds.iter().enumerate() {
@@ -426,7 +497,7 @@ fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit
     Err(errno) => {
       // (before the exec-status pipe ends: the guest reads this record when it does)
       send_record(sock, Record::Failed(errno));
-      return;
+      return false;
     }
   };
   // from now on only the command's process holds the exec-status pipe
@@ -435,7 +506,7 @@ fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit
   // kill us), the guest can still kill it
   if !send_record(sock, Record::Forked(pid)) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    return;
+    return false;
   }
   unsafe { libc::write(go.as_raw_fd(), [1u8].as_ptr() as *const libc::c_void, 1) };
   drop(go);
@@ -450,7 +521,9 @@ fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit
     }
   };
   kill_and_reap_descendants();
-  send_record(sock, Record::Exit(st));
+  // taken again only if the command could not change what the next one would inherit from us
+  let reusable = *inherited == Inherited::now();
+  send_record(sock, Record::Exit { status: st, reusable }) && reusable
 }
 
 
@@ -623,7 +696,12 @@ mod tests {
 
   #[test]
   fn records_round_trip() {
-    for r in [Record::Forked(42), Record::Failed(libc::EAGAIN), Record::Exit(Status { raw: 9, max_rss_kb: 1 << 40 })] {
+    for r in [
+      Record::Forked(42),
+      Record::Failed(libc::EAGAIN),
+      Record::Exit { status: Status { raw: 9, max_rss_kb: 1 << 40 }, reusable: true },
+      Record::Exit { status: Status { raw: 0, max_rss_kb: 0 }, reusable: false },
+    ] {
       assert_eq!(Record::decode(&r.encode()), Some(r));
     }
     assert_eq!(Record::decode(&[9; RECORD_LEN]), None);

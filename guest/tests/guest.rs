@@ -352,6 +352,33 @@ fn statuses_output_stdin_and_errors_are_as_before() {
 }
 
 #[test]
+fn shims_are_reused_unless_a_command_tainted_them() {
+  let mut g = plain();
+  let shims: HashSet<u32> = (0..6).map(|_| pids(&g.sh("echo $PPID"))[0]).collect();
+  assert!(shims.len() <= 3, "{shims:?}");
+  let inherited = "ulimit -n; nice; cat /proc/self/oom_score_adj";
+  let untainted = g.sh(inherited).out();
+  // a command can change what its shim's next command would inherit (same uid, no ptrace
+  // needed): that shim takes no other job
+  for taint in ["prlimit --pid $PPID --nofile=64:64", "renice -n 5 -p $PPID >/dev/null", "echo 500 > /proc/$PPID/oom_score_adj"] {
+    let e = g.sh(&format!("echo $PPID; {taint}"));
+    assert_eq!(e.code(), 0, "{taint}: {}", String::from_utf8_lossy(&e.stderr));
+    let tainted = pids(&e)[0];
+    let end = Instant::now() + Duration::from_secs(2);
+    while alive(tainted) && Instant::now() < end {
+      std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(tainted), "{taint}: the shim lives on");
+    for _ in 0..3 {
+      let out = g.sh(&format!("echo $PPID; {inherited}")).out();
+      let (shim, rest) = out.split_once('\n').unwrap();
+      assert_ne!(shim.parse::<u32>().unwrap(), tainted);
+      assert_eq!(rest, untainted, "{taint}");
+    }
+  }
+}
+
+#[test]
 fn a_killed_shim_still_ends_the_request() {
   let mut g = plain();
   let t = Instant::now();
