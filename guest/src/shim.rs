@@ -1,5 +1,5 @@
-//! The per-spawn shim: the guest binary re-executed as `agentic-sandbox-guest --shim <guest pid>`
-//! (its stdin a socket to the guest), between the guest and a foreground command.
+//! The shim: the guest binary re-executed as `agentic-sandbox-guest --shim <guest pid>` (its
+//! stdin a socket to the guest), between the guest and each foreground command.
 //!
 //! It is a child subreaper: whatever the command leaves behind (a `setsid` daemon, a double-forked
 //! orphan, a fork bomb whose leader exited) stays its descendant. When the command has exited, the
@@ -525,7 +525,6 @@ fn run_job(sock: RawFd, job: Job, mut fds: Vec<OwnedFd>, old_core: &libc::rlimit
   let reusable = *inherited == Inherited::now();
   send_record(sock, Record::Exit { status: st, reusable }) && reusable
 }
-
 
 /// What failed in the command's process before or at its exec, as written (with the errno) to
 /// the exec-status pipe.
