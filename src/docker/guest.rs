@@ -583,6 +583,8 @@ impl GuestConn {
         Event::Entries(chunk) => entries.extend(chunk),
         Event::Reply(Reply::List { entries: last, truncated }) => {
           entries.extend(last);
+          // the guest sorts within each directory only (it streams the walk); callers get one order
+          entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
           return Ok((entries, truncated));
         }
         Event::Reply(r) => return Err(reply_error(r)),
