@@ -110,6 +110,10 @@ pub struct DockerOptions {
   pub keep_image_command: Option<bool>,
   /// `Guest` (default): the in-sandbox guest daemon, falling back to `Exec` where it cannot run.
   pub exec_engine: ExecEngine,
+  /// how often the stale-resource reaper sweeps this engine (`docker.reaperIntervalSeconds`,
+  /// env `SANDBOX_REAPER_INTERVAL_SECONDS`; zero: never after the first connect; `None`: 30 s).
+  /// Process-wide per engine: a manager's setting applies from its construction on.
+  pub reaper_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +260,9 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
       )));
     }
     docker.insert("execEngine".into(), Value::String(v));
+  }
+  if let Some(v) = get(crate::docker::reaper::INTERVAL_ENV).filter(|v| !v.is_empty()) {
+    docker.insert("reaperIntervalSeconds".into(), num(crate::docker::reaper::INTERVAL_ENV, v)?);
   }
   if !limits.is_empty() {
     layer.insert("limits".into(), Value::Object(limits));
@@ -610,6 +617,19 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
           "docker.execEngine must be 'guest' or 'exec', got {other:?}"
         )))
       }
+    },
+    reaper_interval: match get(d, "reaperIntervalSeconds") {
+      None => None,
+      Some(v) => match v.as_f64() {
+        Some(n) if n.is_finite() && (0.0..=MAX_SECONDS).contains(&n) => Some(std::time::Duration::from_secs_f64(n)),
+        _ => {
+          return Err(SandboxError::invalid_config(format!(
+            "docker.reaperIntervalSeconds must be a number of seconds from 0 (no periodic sweeps) to {MAX_SECONDS}, got {} (env {})",
+            type_name(v),
+            crate::docker::reaper::INTERVAL_ENV
+          )))
+        }
+      },
     },
   };
   for t in &docker.tmpfs {

@@ -198,6 +198,10 @@ pub struct DockerOptions {
   /// Keep the image's own entrypoint/command running (default: true when the image EXPOSEs ports,
   /// e.g. postgres; otherwise the sandbox idles on `sleep infinity`).
   pub keep_image_command: Option<bool>,
+  /// Seconds between sweeps of the stale-resource reaper on this engine (default 30; 0: only
+  /// the sweep at the first connect; env SANDBOX_REAPER_INTERVAL_SECONDS). Process-wide per
+  /// engine, taken from a manager's configuration.
+  pub reaper_interval_seconds: Option<f64>,
 }
 
 /// Sandbox configuration (all optional; see README "Configuration").

@@ -88,7 +88,10 @@ impl Manager {
       }
       _ => base,
     };
-    config::resolve(&defaults)?;
+    let resolved = config::resolve(&defaults)?;
+    if let Some(every) = resolved.docker.reaper_interval {
+      crate::docker::reaper::set_interval(resolved.docker.socket_path.as_deref(), every);
+    }
     Ok(Self {
       defaults,
       sandboxes: Mutex::new(Vec::new()),

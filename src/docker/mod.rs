@@ -1,15 +1,16 @@
-//! The Docker provider (bollard): engine connection, labels, ownership registry, the stale
-//! resource reaper and the synchronous exit cleanup.
+//! The Docker provider (bollard): engine connection, labels, ownership registry and the exit
+//! cleanup; the stale-resource reaper is in `reaper`.
 
 pub mod exec;
 pub mod guest;
 pub mod process;
+pub mod reaper;
 pub mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions};
+use bollard::query_parameters::RemoveContainerOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
 
 use crate::error::{ErrorCode, Result, SandboxError};
@@ -48,17 +49,6 @@ pub fn process_start_ticks(pid: u32) -> Option<String> {
   after.split(' ').nth(19).map(str::to_string)
 }
 
-fn owner_is_alive(labels: &HashMap<String, String>) -> bool {
-  if labels.get(LABEL_OWNER_HOST).map(String::as_str) != Some(hostname().as_str()) {
-    return true; // another machine's: not ours to judge
-  }
-  let Some(pid) = labels.get(LABEL_OWNER_PID).and_then(|p| p.parse::<u32>().ok()) else { return true };
-  match process_start_ticks(pid) {
-    None => false,
-    Some(ticks) => labels.get(LABEL_OWNER_START).map(|s| s.is_empty() || *s == ticks).unwrap_or(true),
-  }
-}
-
 fn unavailable(target: &str, e: impl std::fmt::Display) -> SandboxError {
   SandboxError::new(
     ErrorCode::ProviderUnavailable,
@@ -82,7 +72,8 @@ pub async fn connect(socket_path: Option<&str>) -> Result<Docker> {
   }
   let docker = connect_fresh(socket_path).await?;
   cache.insert(key.clone(), docker.clone());
-  reap_stale_once(&docker, key.clone().unwrap_or_default()).await;
+  drop(cache);
+  reaper::start(&docker, key).await;
   Ok(docker)
 }
 
@@ -103,68 +94,8 @@ pub async fn connect_fresh(socket_path: Option<&str>) -> Result<Docker> {
   Ok(docker)
 }
 
-fn label_filter(extra: Option<String>) -> HashMap<String, Vec<String>> {
-  let mut f = vec![format!("{LABEL_MANAGED}=true")];
-  f.extend(extra);
-  HashMap::from([("label".to_string(), f)])
-}
-
-/// Remove containers, volumes and networks left by processes of this host that died without
-/// cleaning up (SIGKILL, OOM, power loss). Runs once per process and engine; never fails the caller.
-async fn reap_stale_once(docker: &Docker, key: String) {
-  static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
-  {
-    let mut done = DONE.lock().unwrap();
-    if done.len() > 16 || done.contains(&key) {
-      return;
-    }
-    done.push(key);
-  }
-  match reap_stale(docker).await {
-    Ok(n) if n > 0 => tracing::info!(removed = n, "removed resources left by dead processes"),
-    Ok(_) => {}
-    Err(e) => tracing::warn!(error = %e, "stale sandbox reaper failed"),
-  }
-}
-
-pub async fn reap_stale(docker: &Docker) -> std::result::Result<usize, bollard::errors::Error> {
-  let mut removed = 0;
-  let containers = docker
-    .list_containers(Some(ListContainersOptions { all: true, filters: Some(label_filter(None)), ..Default::default() }))
-    .await?;
-  for c in containers {
-    let labels = c.labels.unwrap_or_default();
-    if owner_is_alive(&labels) {
-      continue;
-    }
-    if let Some(id) = c.id {
-      if docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok() {
-        removed += 1;
-      }
-    }
-  }
-  let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(None)) })).await?;
-  for v in volumes.volumes.unwrap_or_default() {
-    if !owner_is_alive(&v.labels) && docker.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await.is_ok() {
-      removed += 1;
-    }
-  }
-  let networks = docker.list_networks(Some(ListNetworksOptions { filters: Some(label_filter(None)) })).await?;
-  for n in networks {
-    let labels = n.labels.unwrap_or_default();
-    if !owner_is_alive(&labels) {
-      if let Some(name) = n.name {
-        if docker.remove_network(&name).await.is_ok() {
-          removed += 1;
-        }
-      }
-    }
-  }
-  Ok(removed)
-}
-
 /// What a live sandbox owns on an engine; recorded so an exit hook can remove it synchronously.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Owned {
   pub socket_path: Option<String>,
   pub container: Option<String>,
