@@ -9,6 +9,7 @@ pub mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use bollard::query_parameters::RemoveContainerOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
@@ -160,30 +161,69 @@ pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
   }
 }
 
+/// Default of [`EXIT_BUDGET_ENV`]: how long the exit cleanup may take for all sandboxes together.
+pub const EXIT_BUDGET: Duration = Duration::from_secs(10);
+pub const EXIT_BUDGET_ENV: &str = "SANDBOX_EXIT_CLEANUP_SECONDS";
+
+fn exit_budget() -> Duration {
+  std::env::var(EXIT_BUDGET_ENV)
+    .ok()
+    .and_then(|v| v.trim().parse::<f64>().ok())
+    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+    .map(Duration::from_secs_f64)
+    .unwrap_or(EXIT_BUDGET)
+}
+
 /// Synchronously remove everything every sandbox of this process still owns. Used by the process
 /// `exit` hook: runs on its own single-threaded runtime with fresh clients, so it works while or
-/// after napi's runtime shuts down. Returns how many sandboxes were cleaned.
+/// after napi's runtime shuts down. All sandboxes are removed concurrently within one budget
+/// (`SANDBOX_EXIT_CLEANUP_SECONDS`, default 10 s), so a shutdown grace period (Kubernetes gives
+/// 30 s) is not outlasted; what is left then dies with its owner (its guest or watchdog sees
+/// stdin close) and the reaper removes it. Returns how many sandboxes were cleaned.
 pub fn cleanup_all_sync() -> usize {
   let owned: Vec<(String, Owned)> = registry().lock().unwrap().drain().collect();
   if owned.is_empty() {
     return 0;
   }
   let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
+  let budget = exit_budget();
   rt.block_on(async {
-    let mut clients: HashMap<Option<String>, Option<Docker>> = HashMap::new();
-    let mut n = 0;
-    for (id, o) in owned {
-      if !clients.contains_key(&o.socket_path) {
-        clients.insert(o.socket_path.clone(), connect_fresh(o.socket_path.as_deref()).await.ok());
-      }
-      if let Some(Some(d)) = clients.get(&o.socket_path) {
-        match tokio::time::timeout(std::time::Duration::from_secs(20), remove_owned(d, &o)).await {
-          Ok(Ok(())) => n += 1,
-          Ok(Err(e)) => tracing::warn!(sandbox = %id, error = %e, "exit cleanup incomplete"),
-          Err(_) => tracing::warn!(sandbox = %id, "exit cleanup timed out"),
+    let started = std::time::Instant::now();
+    let mut endpoints: Vec<Option<String>> = owned.iter().map(|(_, o)| o.socket_path.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let connects = futures_util::future::join_all(endpoints.iter().map(|e| async move { (e.clone(), connect_fresh(e.as_deref()).await) }));
+    let Ok(clients) = tokio::time::timeout(budget, connects).await else {
+      tracing::warn!(sandboxes = owned.len(), "exit cleanup: no engine answered within the budget");
+      return 0;
+    };
+    let clients: HashMap<Option<String>, Docker> = clients
+      .into_iter()
+      .filter_map(|(e, c)| match c {
+        Ok(d) => Some((e, d)),
+        Err(err) => {
+          tracing::warn!(error = %err, "exit cleanup: engine unavailable");
+          None
         }
-      }
+      })
+      .collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let removals = owned.iter().filter_map(|(id, o)| {
+      let d = clients.get(&o.socket_path)?;
+      let done = &done;
+      Some(async move {
+        match remove_owned(d, o).await {
+          Ok(()) => {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+          }
+          Err(e) => tracing::warn!(sandbox = %id, error = %e, "exit cleanup incomplete"),
+        }
+      })
+    });
+    let left = budget.saturating_sub(started.elapsed());
+    if tokio::time::timeout(left, futures_util::future::join_all(removals)).await.is_err() {
+      tracing::warn!(budget_s = budget.as_secs_f64(), "exit cleanup ran out of time; the rest is left to the reaper");
     }
-    n
+    done.load(std::sync::atomic::Ordering::Relaxed)
   })
 }
