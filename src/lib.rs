@@ -513,6 +513,9 @@ fn pool_options(o: Option<PoolOptionsJs>) -> std::result::Result<pool::PoolOptio
       .map(|t| config::seconds("pool acquireTimeoutSeconds", t, true))
       .transpose()?
       .unwrap_or(std::time::Duration::from_secs(30)),
+    // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
+    reset_timeout: sandbox::teardown_timeout(),
+    destroy_timeout: sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1),
   })
 }
 

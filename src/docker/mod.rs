@@ -161,6 +161,21 @@ pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
   }
 }
 
+/// Remove what the registry says sandbox `sandbox_id` owns, without going through its sandbox
+/// object (whose own destroy is stuck, e.g. behind a hung start or stop). False when it owns
+/// nothing. The registry entry is dropped only if nothing was recorded meanwhile.
+pub async fn force_remove(sandbox_id: &str) -> Result<bool> {
+  let owned = registry().lock().unwrap().get(sandbox_id).cloned();
+  let Some(owned) = owned else { return Ok(false) };
+  let docker = connect(owned.socket_path.as_deref()).await?;
+  remove_owned(&docker, &owned).await?;
+  let mut reg = registry().lock().unwrap();
+  if reg.get(sandbox_id) == Some(&owned) {
+    reg.remove(sandbox_id);
+  }
+  Ok(true)
+}
+
 /// Default of [`EXIT_BUDGET_ENV`]: how long the exit cleanup may take for all sandboxes together.
 pub const EXIT_BUDGET: Duration = Duration::from_secs(10);
 pub const EXIT_BUDGET_ENV: &str = "SANDBOX_EXIT_CLEANUP_SECONDS";
