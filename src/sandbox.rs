@@ -19,6 +19,8 @@ use crate::policy::CommandPolicy;
 use crate::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, State, Stats};
 
 const MB: f64 = 1024.0 * 1024.0;
+/// Largest file `readFile` returns (every provider), and the most any internal reader loads.
+pub const MAX_READ_BYTES: usize = 256 * 1024 * 1024;
 
 /// A thread-scoped session's bookkeeping (seed 003), kept on its sandbox.
 #[derive(Debug, Clone)]
@@ -796,6 +798,20 @@ impl AnySandbox {
       Err(e) => return self.file_failure(path, e),
     };
     each!(self, s => s.read_file(path).await)
+  }
+
+  /// At most `max` bytes of a file: the whole file when it is no larger, else its first `max`
+  /// bytes. For internal readers, which ask for what they can use (the agent's Read tool asks
+  /// for what it shows plus one byte, to know the file was cut), so a huge file in a hostile
+  /// sandbox never lands in host memory.
+  /// `max` is at most [`MAX_READ_BYTES`] + 1.
+  pub async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
+    let _busy = match self.enter().await {
+      Ok(b) => b,
+      Err(e) => return self.file_failure(path, e),
+    };
+    let max = max.min(MAX_READ_BYTES + 1);
+    each!(self, s => s.read_file_max(path, max).await)
   }
 
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
