@@ -629,10 +629,12 @@ impl SandboxManager {
     Ok(Self { inner: Arc::new(inner) })
   }
 
-  /// The effective defaults (built-in < .sandboxrc.json < environment < constructor config).
+  /// The effective defaults (built-in < .sandboxrc.json < environment < constructor config),
+  /// with secrets (`e2b.apiKey`, `docker.registryAuth.password`, any `*token*`, `*secret*`,
+  /// `*password*` or `apiKey` key, also in `env` and `metadata`) replaced by `'***'`.
   #[napi(getter, ts_return_type = "SandboxConfig")]
   pub fn default_config(&self) -> Value {
-    self.inner.defaults().clone()
+    config::redacted(self.inner.defaults())
   }
 
   /// Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`.
