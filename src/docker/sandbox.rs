@@ -48,6 +48,9 @@ t="$d/.agentic-sandbox-write.$$"
 cat > "$t" || { rm -f -- "$t"; exit 1; }
 mv -f -- "$t" "$p" || { rm -f -- "$t"; exit 1; }"#;
 const READ_SCRIPT: &str = r#"[ -d "$1" ] && { echo "$1 is a directory" >&2; exit 21; }; exec cat -- "$1""#;
+/// The first $2 bytes of $1 (`cat`, cut by the output cap, where the image has no `head`).
+const READ_PREFIX_SCRIPT: &str = r#"[ -d "$1" ] && { echo "$1 is a directory" >&2; exit 21; }
+command -v head >/dev/null 2>&1 && exec head -c "$2" -- "$1"; exec cat -- "$1""#;
 const LIST_SCRIPT: &str = r#"cd -- "$1" || exit 2
 if [ "$2" = all ]; then set -- * .[!.]* ..?*; else set -- *; fi
 for f; do [ -e "$f" ] || [ -L "$f" ] || continue; printf '%s\0' "$f"; done"#;
@@ -822,6 +825,33 @@ impl DockerSandbox {
     match self.helper(READ_SCRIPT, &[&full], None, MAX_READ).await {
       Ok(out) if out.exit_code == 0 && !out.truncated => FileOp::ok(&full, Some(out.stdout)),
       Ok(out) if out.truncated => FileOp::fail(&full, format!("file is larger than {} MB; read it in parts with execute()", MAX_READ >> 20)),
+      Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
+      Err(e) => FileOp::fail(&full, e.message),
+    }
+  }
+
+  /// At most `max` bytes of a file (a larger file gives its first `max`), for internal readers.
+  /// The guest refuses files over `max` (EFBIG): their first bytes then come from `head -c`.
+  pub async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
+    let full = match paths::resolve(&self.config.workdir, path) {
+      Ok(p) => p,
+      Err(e) => return FileOp::fail(path, e.message),
+    };
+    if let Some(op) = self.not_running_op(&full) {
+      return op;
+    }
+    match self.engine().await {
+      Ok(Engine::Guest(conn)) => match conn.read_file(&full, max as u64).await {
+        Ok(data) => return FileOp::ok(&full, Some(data)),
+        // the guest's EFBIG messages ("... more than the N that can be read at once", "grew beyond N bytes while reading")
+        Err(e) if e.message.contains("can be read at once") || e.message.contains("while reading") => {}
+        Err(e) => return FileOp::fail(&full, e.message),
+      },
+      Ok(Engine::Exec(..)) => {}
+      Err(e) => return FileOp::fail(&full, e.message),
+    }
+    match self.helper(READ_PREFIX_SCRIPT, &[&full, &max.to_string()], None, max).await {
+      Ok(out) if out.exit_code == 0 || out.truncated => FileOp::ok(&full, Some(out.stdout)),
       Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
       Err(e) => FileOp::fail(&full, e.message),
     }
