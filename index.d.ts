@@ -196,7 +196,11 @@ export declare class SandboxManager {
   list(options?: ListOptions): Promise<SandboxSummary[]>
   /** Throws `INVALID_CONFIG` (synchronously) when the merged configuration is invalid. */
   constructor(defaultConfig?: SandboxConfig)
-  /** The effective defaults (built-in < .sandboxrc.json < environment < constructor config). */
+  /**
+   * The effective defaults (built-in < .sandboxrc.json < environment < constructor config),
+   * with secrets (`e2b.apiKey`, `docker.registryAuth.password`, any `*token*`, `*secret*`,
+   * `*password*` or `apiKey` key, also in `env` and `metadata`) replaced by `'***'`.
+   */
   get defaultConfig(): SandboxConfig
   /** Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`. */
   createSandbox(config?: SandboxConfig): Promise<Sandbox>
@@ -342,6 +346,12 @@ export interface DockerOptions {
    * (env SANDBOX_ISOLATED_SUBNET_POOL). @default '10.213.0.0/16'
    */
   isolatedSubnetPool?: string
+  /**
+   * Seconds between sweeps of the stale-resource reaper on this engine (default 30; 0: only
+   * the sweep at the first connect; env SANDBOX_REAPER_INTERVAL_SECONDS). Process-wide per
+   * engine, taken from a manager's configuration.
+   */
+  reaperIntervalSeconds?: number
 }
 
 export interface DownloadOptions {
@@ -515,6 +525,44 @@ export interface ProcessInfo {
   memoryKB: number
   /** Started with `execute(.., { background: true })` and still running. */
   background: boolean
+}
+
+export interface PrunedResource {
+  kind: 'container' | 'volume' | 'network'
+  /** Container id, volume name or network id. */
+  id: string
+  name: string
+  sandboxId?: string
+  /** Why it is removed (the reaper's rule, or '--all'). */
+  reason: string
+  /** Removed (false in a dry run and when the engine refused). */
+  removed: boolean
+  /** The engine's refusal. */
+  error?: string
+}
+
+export interface PruneOptions {
+  /** List what would be removed; remove nothing. */
+  dryRun?: boolean
+  /** Remove every labelled resource, including running sandboxes of live processes. */
+  all?: boolean
+  /** Engine socket; default DOCKER_HOST, else /var/run/docker.sock. */
+  socketPath?: string
+}
+
+/**
+ * Removes what sandboxes of dead processes left on the Docker engine: the stale-resource
+ * reaper's rules with a 10 s grace period (see README "Cleanup"). `{ dryRun: true }` lists it;
+ * `{ all: true }` removes every resource labelled `agentic-sandbox.managed=true`, live sandboxes
+ * of other processes included. `npx agentic-sandbox prune` calls this.
+ */
+export declare function pruneResources(options?: PruneOptions): Promise<PruneResult>
+
+export interface PruneResult {
+  dryRun: boolean
+  containers: Array<PrunedResource>
+  volumes: Array<PrunedResource>
+  networks: Array<PrunedResource>
 }
 
 export interface PullProgressEvent {

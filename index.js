@@ -844,4 +844,5 @@ module.exports.SandboxedAgentContext = nativeBinding.SandboxedAgentContext
 module.exports.SandboxedAgentExecutor = nativeBinding.SandboxedAgentExecutor
 module.exports.SandboxManager = nativeBinding.SandboxManager
 module.exports.SandboxPool = nativeBinding.SandboxPool
+module.exports.pruneResources = nativeBinding.pruneResources
 module.exports.SandboxState = nativeBinding.SandboxState

@@ -322,7 +322,15 @@ const { SandboxManager } = require(${JSON.stringify(ADDON)});
       const t0 = Date.now()
       child.kill('SIGKILL')
       await exited
-      const running = () => containers.filter((c) => docker(['inspect', '-f', '{{.State.Running}}', c]) === 'true')
+      // an exited container may already be gone: the stale-resource reaper removes exited ones
+      const isRunning = (c: string) => {
+        try {
+          return docker(['inspect', '-f', '{{.State.Running}}', c]) === 'true'
+        } catch {
+          return false
+        }
+      }
+      const running = () => containers.filter(isRunning)
       const allStopped = await waitFor(() => running().length === 0, 20_000, 100)
       const took = Date.now() - t0
       expect(allStopped, `still running ${took} ms after kill -9: ${running().join(' ')}`).toBe(true)

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
-import { BUSYBOX, docker, dockerLabelled, dockerLabelledIds, ownerPidLabel, sandboxLabel, waitFor } from './helpers.js'
+import { BUSYBOX, docker, dockerLabelled, dockerLabelledIds, ownerPidLabel, sandboxLabel, sleep, waitFor } from './helpers.js'
 
 const ADDON = fileURLToPath(new URL('../index.js', import.meta.url))
 const childCwd = fs.mkdtempSync(path.join(os.tmpdir(), 'agentic-sandbox-cleanup-'))
@@ -38,10 +38,10 @@ interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-async function startChild(mode: string): Promise<Child> {
+async function startChild(mode: string, env: Record<string, string> = {}): Promise<Child> {
   const proc = spawn(process.execPath, ['-e', CHILD], {
     cwd: childCwd,
-    env: { ...process.env, CHILD_MODE: mode },
+    env: { ...process.env, ...env, CHILD_MODE: mode },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''
@@ -185,6 +185,8 @@ describe('cleanup when the owning process ends', () => {
   })
 
   it('(d) SIGKILL leaves the sandbox until the stale reaper of a new manager removes it', async () => {
+    // The reaper removes a stopped container at once, its volume and network once they are older
+    // than the grace period (60 s; 5 s for the reaper child below, whose first sweep does it).
     const mine: any = new SandboxManager({ image: BUSYBOX })
     const c = await startChild('wait')
     try {
@@ -199,7 +201,8 @@ describe('cleanup when the owning process ends', () => {
       const own: any = await mine.createSandbox()
       await own.start()
 
-      const reaper = await startChild('reaper')
+      await sleep(5500) // the dead child's volume and network get older than the grace
+      const reaper = await startChild('reaper', { SANDBOX_REAPER_GRACE_SECONDS: '5' })
       const rr = await waitExit(reaper)
       expect(rr.code, reaper.out()).toBe(0)
       expect(reaper.out()).toContain('DONE')

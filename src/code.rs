@@ -139,7 +139,8 @@ async fn detect(sb: &AnySandbox, dir: &str) -> Result<Option<Framework>> {
   let files = sb.list_files(dir, true).await?;
   let names: Vec<String> = files.iter().map(|f| f.rsplit('/').next().unwrap_or(f).to_string()).collect();
   let package_json = if names.iter().any(|n| n == "package.json") {
-    let op = sb.read_file(&format!("{}/package.json", dir.trim_end_matches('/'))).await;
+    // a package.json is small; a huge one is not worth loading to detect a framework
+    let op = sb.read_file_max(&format!("{}/package.json", dir.trim_end_matches('/')), 1 << 20).await;
     op.content.map(|c| String::from_utf8_lossy(&c).into_owned())
   } else {
     None

@@ -91,11 +91,50 @@ pub struct CommandPolicySpec {
   pub deny: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq, Default)]
 pub struct RegistryAuth {
   pub username: String,
   pub password: String,
   pub serveraddress: Option<String>,
+}
+
+/// Redacts the password.
+impl std::fmt::Debug for RegistryAuth {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("RegistryAuth")
+      .field("username", &self.username)
+      .field("password", &REDACTED)
+      .field("serveraddress", &self.serveraddress)
+      .finish()
+  }
+}
+
+/// What secrets are replaced with in `Debug` output and in configuration handed back to JS.
+pub const REDACTED: &str = "***";
+
+/// Whether a configuration key names a secret: `apiKey`, `password`, or anything with `token`,
+/// `secret`, `password`, `passwd`, `apikey`, `privatekey` or `credential` in it (case, `_`, `-`
+/// and `.` ignored), so `e2b.apiKey`, `GITHUB_TOKEN` and `AWS_SECRET_ACCESS_KEY` are.
+pub fn is_secret_key(key: &str) -> bool {
+  let k: String = key.chars().filter(|c| !matches!(c, '_' | '-' | '.')).flat_map(char::to_lowercase).collect();
+  ["token", "secret", "password", "passwd", "apikey", "privatekey", "credential"].iter().any(|s| k.contains(s))
+}
+
+/// A copy of a configuration value with every secret (see [`is_secret_key`]) at any depth
+/// replaced by `"***"`, for getters that hand configuration back (`defaultConfig`, `getStatus`).
+pub fn redacted(v: &Value) -> Value {
+  match v {
+    Value::Object(m) => Value::Object(
+      m.iter()
+        .map(|(k, v)| {
+          let v = if is_secret_key(k) && !v.is_null() { Value::String(REDACTED.into()) } else { redacted(v) };
+          (k.clone(), v)
+        })
+        .collect(),
+    ),
+    Value::Array(a) => Value::Array(a.iter().map(redacted).collect()),
+    other => other.clone(),
+  }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +153,10 @@ pub struct DockerOptions {
   pub runtime: Option<String>,
   /// IPv4 range (CIDR) the per-sandbox networks of `networkMode: 'isolated'` take their subnets from.
   pub isolated_subnet_pool: String,
+  /// how often the stale-resource reaper sweeps this engine (`docker.reaperIntervalSeconds`,
+  /// env `SANDBOX_REAPER_INTERVAL_SECONDS`; zero: never after the first connect; `None`: 30 s).
+  /// Process-wide per engine: a manager's setting applies from its construction on.
+  pub reaper_interval: Option<std::time::Duration>,
 }
 
 /// Default of `docker.isolatedSubnetPool`: 4096 isolated networks of 16 addresses each.
@@ -125,8 +168,8 @@ pub enum ExecEngine {
   Exec,
 }
 
-/// A validated, fully defaulted sandbox configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// A validated, fully defaulted sandbox configuration. `Debug` redacts secrets.
+#[derive(Clone, PartialEq)]
 pub struct SandboxConfig {
   pub provider: ProviderKind,
   pub image: String,
@@ -151,6 +194,32 @@ pub struct SandboxConfig {
   pub install_packages: Vec<String>,
   pub startup_script: Option<String>,
   pub command_policy: Option<CommandPolicySpec>,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    let env: BTreeMap<&str, &str> =
+      self.env.iter().map(|(k, v)| (k.as_str(), if is_secret_key(k) { REDACTED } else { v.as_str() })).collect();
+    f.debug_struct("SandboxConfig")
+      .field("provider", &self.provider)
+      .field("image", &self.image)
+      .field("limits", &self.limits)
+      .field("network_mode", &self.network_mode)
+      .field("env", &env)
+      .field("workdir", &self.workdir)
+      .field("gpu", &self.gpu)
+      .field("metadata", &self.metadata.as_ref().map(redacted))
+      .field("docker", &self.docker)
+      .field("e2b", &self.e2b.as_ref().map(redacted))
+      .field("fallback_providers", &self.fallback_providers)
+      .field("name", &self.name)
+      .field("template", &self.template)
+      .field("package_manager", &self.package_manager)
+      .field("install_packages", &self.install_packages)
+      .field("startup_script", &self.startup_script)
+      .field("command_policy", &self.command_policy)
+      .finish()
+  }
 }
 
 /// The built-in defaults (the proof of concept's, plus the hardening defaults).
@@ -269,6 +338,9 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   }
   if let Some(v) = get("SANDBOX_ISOLATED_SUBNET_POOL").filter(|v| !v.is_empty()) {
     docker.insert("isolatedSubnetPool".into(), Value::String(v));
+  }
+  if let Some(v) = get(crate::docker::reaper::INTERVAL_ENV).filter(|v| !v.is_empty()) {
+    docker.insert("reaperIntervalSeconds".into(), num(crate::docker::reaper::INTERVAL_ENV, v)?);
   }
   if !limits.is_empty() {
     layer.insert("limits".into(), Value::Object(limits));
@@ -419,9 +491,11 @@ fn type_name(v: &Value) -> String {
 }
 
 fn want_str(v: &Value, field: &str) -> Result<String> {
+  // a secret of the wrong type is not repeated in the message
+  let got = |v: &Value| if is_secret_key(field) && !v.is_null() { "a value of another type".to_string() } else { type_name(v) };
   v.as_str()
     .map(str::to_owned)
-    .ok_or_else(|| SandboxError::invalid_config(format!("{field} must be a string, got {}", type_name(v))))
+    .ok_or_else(|| SandboxError::invalid_config(format!("{field} must be a string, got {}", got(v))))
 }
 
 fn want_bool(v: &Value, field: &str) -> Result<bool> {
@@ -633,6 +707,19 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
           .map_err(|e| SandboxError::invalid_config(format!("docker.isolatedSubnetPool {e}")))?;
         pool
       }
+    },
+    reaper_interval: match get(d, "reaperIntervalSeconds") {
+      None => None,
+      Some(v) => match v.as_f64() {
+        Some(n) if n.is_finite() && (0.0..=MAX_SECONDS).contains(&n) => Some(std::time::Duration::from_secs_f64(n)),
+        _ => {
+          return Err(SandboxError::invalid_config(format!(
+            "docker.reaperIntervalSeconds must be a number of seconds from 0 (no periodic sweeps) to {MAX_SECONDS}, got {} (env {})",
+            type_name(v),
+            crate::docker::reaper::INTERVAL_ENV
+          )))
+        }
+      },
     },
   };
   for t in &docker.tmpfs {
@@ -986,5 +1073,57 @@ mod tests {
     assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": { "block": ["rm"] } }))).is_err());
     assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": ["rm"] }))).is_err());
     assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": { "allow": [""] } }))).is_err());
+  }
+
+  #[test]
+  fn secrets_are_redacted_in_debug_and_handed_back_config() {
+    let given = json!({
+      "e2b": { "apiKey": "e2b_0123456789abcdef", "templateId": "base" },
+      "docker": { "registryAuth": { "username": "bob", "password": "hunter2-registry" } },
+      "env": { "GITHUB_TOKEN": "ghp_secret_value", "AWS_SECRET_ACCESS_KEY": "aws-secret-value", "PATH_EXTRA": "/opt/bin" },
+      "metadata": { "owner": "team-a", "db": { "password": "pg-secret-value", "apiKey": null } },
+    });
+    let c = resolve(&merge(&defaults(), &given)).unwrap();
+    let dbg = format!("{c:?} {:?} {:?}", c.docker, c.docker.registry_auth);
+    for secret in ["e2b_0123456789abcdef", "hunter2-registry", "ghp_secret_value", "aws-secret-value", "pg-secret-value"] {
+      assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
+    }
+    assert!(dbg.contains("bob") && dbg.contains("/opt/bin") && dbg.contains("team-a") && dbg.contains(REDACTED), "{dbg}");
+
+    let shown = redacted(&merge(&defaults(), &given));
+    assert_eq!(shown["e2b"]["apiKey"], REDACTED);
+    assert_eq!(shown["e2b"]["templateId"], "base");
+    assert_eq!(shown["docker"]["registryAuth"]["password"], REDACTED);
+    assert_eq!(shown["docker"]["registryAuth"]["username"], "bob");
+    assert_eq!(shown["env"]["GITHUB_TOKEN"], REDACTED);
+    assert_eq!(shown["env"]["PATH_EXTRA"], "/opt/bin");
+    assert_eq!(shown["metadata"]["db"]["password"], REDACTED);
+    assert_eq!(shown["metadata"]["db"]["apiKey"], Value::Null, "an unset secret stays unset");
+    assert_eq!(shown["limits"], defaults()["limits"]);
+    for k in ["apiKey", "api_key", "OPENAI_API_KEY", "password", "dbPassword", "x-auth-token", "clientSecret", "privateKey", "credentials"] {
+      assert!(is_secret_key(k), "{k}");
+    }
+    for k in ["username", "templateId", "keepImageCommand", "PATH", "monkey", "socketPath"] {
+      assert!(!is_secret_key(k), "{k}");
+    }
+    // a secret of the wrong type is not echoed in the error either
+    let e = resolve(&merge(&defaults(), &json!({ "docker": { "registryAuth": { "password": 918273645 } } }))).unwrap_err();
+    assert!(!e.message.contains("918273645"), "{}", e.message);
+  }
+
+  #[test]
+  fn reaper_interval_from_config_and_environment() {
+    assert_eq!(resolve(&defaults()).unwrap().docker.reaper_interval, None);
+    let c = resolve(&merge(&defaults(), &json!({ "docker": { "reaperIntervalSeconds": 0 } }))).unwrap();
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::ZERO));
+    let env = |k: &str| (k == "SANDBOX_REAPER_INTERVAL_SECONDS").then(|| "2.5".to_string());
+    let c = resolve(&merge(&defaults(), &env_layer(&env).unwrap())).unwrap();
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::from_millis(2500)));
+    for bad in [json!(-1), json!("30"), json!(1e12)] {
+      let e = resolve(&merge(&defaults(), &json!({ "docker": { "reaperIntervalSeconds": bad } }))).unwrap_err();
+      assert!(e.message.contains("docker.reaperIntervalSeconds"), "{}", e.message);
+    }
+    let bad_env = |k: &str| (k == "SANDBOX_REAPER_INTERVAL_SECONDS").then(|| "often".to_string());
+    assert!(env_layer(&bad_env).unwrap_err().message.contains("SANDBOX_REAPER_INTERVAL_SECONDS"));
   }
 }

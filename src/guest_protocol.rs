@@ -68,7 +68,8 @@ pub enum Request {
     timeout_ms: Option<u64>,
     /// per-stream cap; output beyond it is counted, not sent
     max_output: u64,
-    /// a background process keeps the processes it leaves behind; a foreground one kills its group
+    /// a background process keeps the processes it leaves behind; a foreground one runs under a
+    /// subreaper shim that kills every descendant (setsid'd and orphaned ones too) when it returns
     background: bool,
     /// keep stdin open for `Stdin` frames (otherwise it is /dev/null)
     stdin: bool,
@@ -95,9 +96,9 @@ pub enum Request {
   /// Resource usage; `disk_path` is summed like `du`.
   Stats { disk_path: String },
   /// Every process in the sandbox except PID 1 and its session (the init and the image's own
-  /// command) and the guest itself.
+  /// command, or the guest itself when it is PID 1), the guest, and the guest's idle shims.
   Processes,
-  /// Kill (SIGKILL) what `Processes` lists. Replies `Killed`.
+  /// Kill (SIGKILL) what `Processes` lists, and the shims. Replies `Killed`.
   KillAll,
 }
 
@@ -225,6 +226,16 @@ impl Decoder {
       self.start = 0;
     }
     Ok(Some(Frame { kind, id, payload }))
+  }
+}
+
+/// For the addon's property tests (`src/proptests.rs`): bytes held, and where the unconsumed
+/// ones start. Test-only, so the wire format and the guest's build are untouched.
+#[cfg(test)]
+impl Decoder {
+  #[allow(dead_code)]
+  pub(crate) fn held(&self) -> (usize, usize) {
+    (self.buf.len(), self.start)
   }
 }
 

@@ -23,6 +23,7 @@ pub mod transfer;
 pub mod templates;
 pub mod testparse;
 pub mod types;
+#[cfg(test)] mod proptests;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -205,6 +206,10 @@ pub struct DockerOptions {
   /// IPv4 range the per-sandbox /28 networks of networkMode 'isolated' come from
   /// (env SANDBOX_ISOLATED_SUBNET_POOL). @default '10.213.0.0/16'
   pub isolated_subnet_pool: Option<String>,
+  /// Seconds between sweeps of the stale-resource reaper on this engine (default 30; 0: only
+  /// the sweep at the first connect; env SANDBOX_REAPER_INTERVAL_SECONDS). Process-wide per
+  /// engine, taken from a manager's configuration.
+  pub reaper_interval_seconds: Option<f64>,
 }
 
 /// Sandbox configuration (all optional; see README "Configuration").
@@ -516,6 +521,9 @@ fn pool_options(o: Option<PoolOptionsJs>) -> std::result::Result<pool::PoolOptio
       .map(|t| config::seconds("pool acquireTimeoutSeconds", t, true))
       .transpose()?
       .unwrap_or(std::time::Duration::from_secs(30)),
+    // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
+    reset_timeout: sandbox::teardown_timeout(),
+    destroy_timeout: sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1),
   })
 }
 
@@ -629,10 +637,12 @@ impl SandboxManager {
     Ok(Self { inner: Arc::new(inner) })
   }
 
-  /// The effective defaults (built-in < .sandboxrc.json < environment < constructor config).
+  /// The effective defaults (built-in < .sandboxrc.json < environment < constructor config),
+  /// with secrets (`e2b.apiKey`, `docker.registryAuth.password`, any `*token*`, `*secret*`,
+  /// `*password*` or `apiKey` key, also in `env` and `metadata`) replaced by `'***'`.
   #[napi(getter, ts_return_type = "SandboxConfig")]
   pub fn default_config(&self) -> Value {
-    self.inner.defaults().clone()
+    config::redacted(self.inner.defaults())
   }
 
   /// Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`.
@@ -1093,6 +1103,79 @@ impl SandboxPool {
       max: s.max as u32,
     }
   }
+}
+
+// ------------------------------------------------------------------ prune
+
+#[napi(object)]
+pub struct PruneOptions {
+  /// List what would be removed; remove nothing.
+  pub dry_run: Option<bool>,
+  /// Remove every labelled resource, including running sandboxes of live processes.
+  pub all: Option<bool>,
+  /// Engine socket; default DOCKER_HOST, else /var/run/docker.sock.
+  pub socket_path: Option<String>,
+}
+
+#[napi(object)]
+pub struct PrunedResource {
+  #[napi(ts_type = "'container' | 'volume' | 'network'")]
+  pub kind: String,
+  /// Container id, volume name or network id.
+  pub id: String,
+  pub name: String,
+  pub sandbox_id: Option<String>,
+  /// Why it is removed (the reaper's rule, or '--all').
+  pub reason: String,
+  /// Removed (false in a dry run and when the engine refused).
+  pub removed: bool,
+  /// The engine's refusal.
+  pub error: Option<String>,
+}
+
+#[napi(object)]
+pub struct PruneResult {
+  pub dry_run: bool,
+  pub containers: Vec<PrunedResource>,
+  pub volumes: Vec<PrunedResource>,
+  pub networks: Vec<PrunedResource>,
+}
+
+/// Removes what sandboxes of dead processes left on the Docker engine: the stale-resource
+/// reaper's rules with a 10 s grace period (see README "Cleanup"). `{ dryRun: true }` lists it;
+/// `{ all: true }` removes every resource labelled `agentic-sandbox.managed=true`, live sandboxes
+/// of other processes included. `npx agentic-sandbox prune` calls this.
+#[napi(ts_args_type = "options?: PruneOptions", ts_return_type = "Promise<PruneResult>")]
+pub fn prune_resources(env: &Env, options: Option<PruneOptions>) -> Result<PromiseRaw<'_, PruneResult>> {
+  init_tracing();
+  let (dry_run, all, socket) = match options {
+    Some(o) => (o.dry_run.unwrap_or(false), o.all.unwrap_or(false), o.socket_path),
+    None => (false, false, None),
+  };
+  promise(env, async move {
+    let docker = docker::connect_fresh(socket.as_deref()).await?;
+    let done = docker::reaper::sweep(&docker, &docker::reaper::SweepOptions::prune(dry_run, all))
+      .await
+      .map_err(|e| SandboxError::provider(format!("pruning failed: the engine refused a listing ({e})")))?;
+    let mut r = PruneResult { dry_run, containers: Vec::new(), volumes: Vec::new(), networks: Vec::new() };
+    for p in done {
+      let item = PrunedResource {
+        kind: p.kind.as_str().to_string(),
+        id: p.id,
+        name: p.name,
+        sandbox_id: p.sandbox_id,
+        reason: p.reason,
+        removed: !dry_run && p.error.is_none(),
+        error: p.error,
+      };
+      match p.kind {
+        docker::reaper::Kind::Container => r.containers.push(item),
+        docker::reaper::Kind::Volume => r.volumes.push(item),
+        docker::reaper::Kind::Network => r.networks.push(item),
+      }
+    }
+    Ok(r)
+  })
 }
 
 #[cfg(test)]

@@ -88,7 +88,10 @@ impl Manager {
       }
       _ => base,
     };
-    config::resolve(&defaults)?;
+    let resolved = config::resolve(&defaults)?;
+    if let Some(every) = resolved.docker.reaper_interval {
+      crate::docker::reaper::set_interval(resolved.docker.socket_path.as_deref(), every);
+    }
     Ok(Self {
       defaults,
       sandboxes: Mutex::new(Vec::new()),
@@ -103,7 +106,9 @@ impl Manager {
     &self.defaults
   }
 
-  pub fn create(&self, config: Option<&Value>) -> Result<Arc<AnySandbox>> {
+  /// A new sandbox of this manager (not started). Destroying it, through the manager or directly,
+  /// removes it from the manager's tables.
+  pub fn create(self: &Arc<Self>, config: Option<&Value>) -> Result<Arc<AnySandbox>> {
     let merged = match config {
       Some(v) if !v.is_null() => {
         if !v.is_object() {
@@ -115,8 +120,38 @@ impl Manager {
     };
     let cfg = config::resolve(&merged)?;
     let sb = Arc::new(AnySandbox::new(&cfg)?);
+    let weak = Arc::downgrade(self);
+    sb.on_destroyed(Box::new(move |id: &str| {
+      if let Some(m) = weak.upgrade() {
+        m.destroyed(id);
+      }
+    }));
     self.sandboxes.lock().unwrap().push(sb.clone());
     Ok(sb)
+  }
+
+  /// A sandbox of this manager was destroyed (by whoever): forget it everywhere. A pool that
+  /// holds it frees its slot; a session of it ends.
+  fn destroyed(&self, id: &str) {
+    self.forget(id);
+    let threads: Vec<String> = {
+      let mut sessions = self.sessions.lock().unwrap();
+      let threads: Vec<String> = sessions.iter().filter(|(_, s)| s.id() == id).map(|(t, _)| t.clone()).collect();
+      threads.iter().for_each(|t| {
+        sessions.remove(t);
+      });
+      threads
+    };
+    if !threads.is_empty() {
+      let mut locks = self.session_locks.lock().unwrap();
+      threads.iter().for_each(|t| {
+        locks.remove(t);
+      });
+    }
+    let pools = self.pools.lock().unwrap().clone();
+    for p in pools {
+      p.discard(id);
+    }
   }
 
   pub fn get(&self, id: &str) -> Option<Arc<AnySandbox>> {
@@ -131,15 +166,15 @@ impl Manager {
     self.sandboxes.lock().unwrap().retain(|s| s.id() != id);
   }
 
-  /// Unknown ids resolve (like the proof of concept). A failed destroy keeps the entry.
+  /// Unknown ids resolve (like the proof of concept). A failed destroy keeps the entry. Bounded
+  /// like every destroy of the manager (see `AnySandbox::destroy_within`).
   pub async fn destroy(&self, id: &str) -> Result<()> {
     let Some(sb) = self.get(id) else {
       tracing::warn!(sandbox = id, "destroySandbox: no such sandbox");
       return Ok(());
     };
-    sb.destroy().await?;
-    self.forget(id);
-    self.sessions.lock().unwrap().retain(|_, s| s.id() != id);
+    sb.destroy_within(crate::sandbox::teardown_timeout()).await?;
+    self.destroyed(id);
     Ok(())
   }
 
@@ -214,7 +249,7 @@ impl Manager {
     };
     self.session_locks.lock().unwrap().remove(thread_id);
     sb.set_session(None);
-    sb.destroy().await?;
+    sb.destroy_within(crate::sandbox::teardown_timeout()).await?;
     self.forget(sb.id());
     Ok(true)
   }
@@ -314,11 +349,12 @@ impl Manager {
           Ok(sb)
         })
       }),
+      // the pool bounds the reset (a stuck one counts as failed)
       reset: Arc::new(|sb: Arc<AnySandbox>| Box::pin(async move { sb.reset().await })),
       destroy: Arc::new(move |sb: Arc<AnySandbox>| {
         let weak = weak.clone();
         Box::pin(async move {
-          sb.destroy().await?;
+          sb.destroy_within(crate::sandbox::teardown_timeout()).await?;
           if let Some(m) = weak.upgrade() {
             m.forget(sb.id());
           }
@@ -333,19 +369,26 @@ impl Manager {
     Ok(pool)
   }
 
-  /// Destroys every pool and every sandbox concurrently; all are attempted, failures are reported together.
+  /// Destroys every pool and every sandbox, all concurrently, each destroy bounded (see
+  /// `AnySandbox::destroy_within`); all are attempted, failures are reported together.
   pub async fn destroy_all(&self) -> Result<()> {
     self.sessions.lock().unwrap().clear();
     self.session_locks.lock().unwrap().clear();
     let pools: Vec<_> = std::mem::take(&mut *self.pools.lock().unwrap());
-    for p in pools {
-      if let Err(e) = p.destroy().await {
-        tracing::warn!(error = %e, "pool destroy incomplete");
+    // a pool destroys its own sandboxes (and waits for those it is creating)
+    let standalone: Vec<_> = self.list().into_iter().filter(|s| !pools.iter().any(|p| p.contains(s.id()))).collect();
+    let limit = crate::sandbox::teardown_timeout();
+    let (pool_results, results) = futures_util::future::join(
+      futures_util::future::join_all(pools.iter().map(|p| p.destroy())),
+      futures_util::future::join_all(standalone.iter().map(|s| async move { (s.id().to_string(), s.destroy_within(limit).await) })),
+    )
+    .await;
+    let mut failed = Vec::new();
+    for r in pool_results {
+      if let Err(e) = r {
+        failed.push(e.message);
       }
     }
-    let all = self.list();
-    let results = futures_util::future::join_all(all.iter().map(|s| async move { (s.id().to_string(), s.destroy().await) })).await;
-    let mut failed = Vec::new();
     for (id, r) in results {
       match r {
         Ok(()) => self.forget(&id),

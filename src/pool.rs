@@ -23,6 +23,12 @@
 //!   in-flight creates and resets and destroys what they produce, and reports all destroy failures
 //!   in one error. A second call returns `Ok` at once. Later `acquire`/`fill` fail with
 //!   `POOL_CLOSED`. Dropping a pool without `destroy` runs no hooks: nothing is destroyed.
+//! - Teardown is bounded: a `reset` running longer than `reset_timeout` counts as failed (the item
+//!   is destroyed and replaced), a `destroy` hook running longer than `destroy_timeout` is reported
+//!   as failed, and `destroy` waits at most `destroy_timeout` for in-flight creates: an item that
+//!   arrives later is destroyed as it arrives.
+//! - `discard` forgets an item destroyed behind the pool's back (idle or in use): its slot is
+//!   freed, and its later `release` is a no-op `Ok`.
 //!
 //! No std `Mutex` guard is held across an await. Dropping an `acquire` future at any point gives
 //! back whatever it held or was granted; `fill` and `release` run their work as spawned tasks, so
@@ -67,6 +73,11 @@ pub struct PoolOptions {
   pub max: usize,
   pub idle_timeout: Option<Duration>,
   pub acquire_timeout: Duration,
+  /// longest a `reset` may run before it counts as failed
+  pub reset_timeout: Duration,
+  /// longest a `destroy` hook may run before it is reported as failed; also how long `destroy`
+  /// waits for in-flight creates
+  pub destroy_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,6 +122,10 @@ struct State<T> {
   /// items that arrived after close; `destroy` destroys them
   orphans: Vec<Arc<T>>,
   closed: bool,
+  /// `destroy` stopped waiting for in-flight creates: what arrives now is destroyed at once
+  abandoned: bool,
+  /// ids of in-use items destroyed behind the pool's back (`discard`); their `release` is a no-op
+  discarded: std::collections::HashSet<String>,
 }
 
 impl<T> State<T> {
@@ -163,6 +178,8 @@ impl<T: Send + Sync + 'static> Pool<T> {
       next_waiter: 0,
       orphans: Vec::new(),
       closed: false,
+      abandoned: false,
+      discarded: Default::default(),
     };
     let reaper_started = AtomicBool::new(false);
     Ok(Arc::new(Self { opts, hooks, state: Mutex::new(state), settled: Notify::new(), reaper_started }))
@@ -309,7 +326,7 @@ impl<T: Send + Sync + 'static> Pool<T> {
     st.creating -= 1;
     let out = match res {
       Ok(item) if st.closed => {
-        st.orphans.push(item);
+        self.orphan_locked(&mut st, item);
         Err(closed_error())
       }
       Ok(item) => {
@@ -335,6 +352,9 @@ impl<T: Send + Sync + 'static> Pool<T> {
         return Ok(());
       }
       if st.in_use.remove(&id).is_none() {
+        if st.discarded.remove(&id) {
+          return Ok(()); // destroyed while in use: nothing to give back
+        }
         let again = st.resetting.contains_key(&id) || st.idle.iter().any(|i| (self.hooks.id)(&i.item) == id);
         return Err(SandboxError::invalid_argument(if again {
           format!("sandbox {id} was already released to this pool; release each acquired sandbox once")
@@ -346,10 +366,10 @@ impl<T: Send + Sync + 'static> Pool<T> {
     }
     let pool = self.clone();
     detached(async move {
-      let reset = (pool.hooks.reset)(item.clone()).await;
+      let reset = pool.reset_bounded(item.clone()).await;
       if let Err(e) = &reset {
         warn!(sandbox = %id, error = %e, "resetting a released pool sandbox failed; destroying it");
-        if let Err(e) = (pool.hooks.destroy)(item.clone()).await {
+        if let Err(e) = pool.destroy_bounded(item.clone()).await {
           warn!(sandbox = %id, error = %e, "destroying a pool sandbox whose reset failed failed");
         }
       }
@@ -397,6 +417,7 @@ impl<T: Send + Sync + 'static> Pool<T> {
       doomed
     };
     let mut errors = self.destroy_all(doomed).await;
+    let deadline = tokio::time::Instant::now() + self.opts.destroy_timeout;
     loop {
       let settled = self.settled.notified(); // registered before the check, so no wake-up is lost
       let (orphans, busy) = {
@@ -407,7 +428,17 @@ impl<T: Send + Sync + 'static> Pool<T> {
       if !busy {
         break;
       }
-      settled.await;
+      if tokio::time::timeout_at(deadline, settled).await.is_err() {
+        // creates can take long (an image pull); their items are destroyed when they arrive
+        let late = {
+          let mut st = self.lock();
+          st.abandoned = true;
+          std::mem::take(&mut st.orphans)
+        };
+        errors.extend(self.destroy_all(late).await);
+        warn!(wait_ms = self.opts.destroy_timeout.as_millis() as u64, "pool destroyed while sandboxes were still being created; they are destroyed when their start ends");
+        break;
+      }
     }
     let Some((_, first)) = errors.first() else { return Ok(()) };
     let list: Vec<String> = errors.iter().map(|(id, e)| format!("{id}: {}", e.message)).collect();
@@ -418,18 +449,88 @@ impl<T: Send + Sync + 'static> Pool<T> {
   async fn destroy_all(&self, items: Vec<Arc<T>>) -> Vec<(String, SandboxError)> {
     let results = join_all(items.into_iter().map(|item| {
       let id = (self.hooks.id)(&item);
-      let fut = (self.hooks.destroy)(item);
+      let fut = self.destroy_bounded(item);
       async move { fut.await.err().map(|e| (id, e)) }
     }))
     .await;
     results.into_iter().flatten().collect()
   }
 
+  /// The `destroy` hook, failing after `destroy_timeout`.
+  fn destroy_bounded(&self, item: Arc<T>) -> BoxFut<Result<()>> {
+    let (id, limit) = ((self.hooks.id)(&item), self.opts.destroy_timeout);
+    let fut = (self.hooks.destroy)(item);
+    Box::pin(async move {
+      tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(SandboxError::new(ErrorCode::ProviderError, format!("destroying sandbox {id} did not finish within {} ms", limit.as_millis())))
+      })
+    })
+  }
+
+  /// The `reset` hook, failing after `reset_timeout`.
+  async fn reset_bounded(&self, item: Arc<T>) -> Result<()> {
+    let (id, limit) = ((self.hooks.id)(&item), self.opts.reset_timeout);
+    tokio::time::timeout(limit, (self.hooks.reset)(item)).await.unwrap_or_else(|_| {
+      Err(SandboxError::new(ErrorCode::ProviderError, format!("resetting sandbox {id} did not finish within {} ms", limit.as_millis())))
+    })
+  }
+
+  /// Under the lock: an item that arrived after close goes to `destroy`, or, once `destroy`
+  /// stopped waiting, is destroyed now.
+  fn orphan_locked(&self, st: &mut State<T>, item: Arc<T>) {
+    if !st.abandoned {
+      st.orphans.push(item);
+      return;
+    }
+    let id = (self.hooks.id)(&item);
+    let fut = self.destroy_bounded(item);
+    tokio::spawn(async move {
+      if let Err(e) = fut.await {
+        warn!(sandbox = %id, error = %e, "destroying a sandbox created for a destroyed pool failed");
+      }
+    });
+  }
+
+  /// Forget an item destroyed behind the pool's back (a user destroyed a sandbox the pool holds):
+  /// an idle one leaves the idle list, one in use is no longer expected back. Its slot is freed
+  /// and the pool refills. Unknown ids (items being reset or destroyed by the pool) are ignored.
+  pub fn discard(self: &Arc<Self>, id: &str) {
+    let found = {
+      let mut st = self.lock();
+      if st.closed {
+        return;
+      }
+      let found = if let Some(pos) = st.idle.iter().position(|i| (self.hooks.id)(&i.item) == id) {
+        st.idle.remove(pos);
+        true
+      } else if st.in_use.remove(id).is_some() {
+        st.discarded.insert(id.to_string());
+        true
+      } else {
+        false
+      };
+      if found {
+        self.free_slot_locked(&mut st);
+      }
+      found
+    };
+    if found {
+      self.settled.notify_waiters();
+      self.refill_in_background();
+    }
+  }
+
+  /// Whether the pool holds the item with `id` (idle, in use, or being reset).
+  pub fn contains(&self, id: &str) -> bool {
+    let st = self.lock();
+    st.in_use.contains_key(id) || st.resetting.contains_key(id) || st.idle.iter().any(|i| (self.hooks.id)(&i.item) == id)
+  }
+
   /// Under the lock: hand a ready item to the first live waiter, else make it idle (or an orphan
   /// for `destroy` if the pool is closed).
   fn settle_locked(&self, st: &mut State<T>, mut item: Arc<T>) {
     if st.closed {
-      st.orphans.push(item);
+      self.orphan_locked(st, item);
       return;
     }
     while let Some(w) = st.waiters.pop_front() {
@@ -630,6 +731,8 @@ mod tests {
     /// fail every second create (calls 1, 3, ...)
     fail_odd_creates: AtomicBool,
     fail_reset: AtomicBool,
+    hang_reset: AtomicBool,
+    hang_destroy: AtomicBool,
     create_delay_ms: AtomicU64,
   }
 
@@ -655,6 +758,9 @@ mod tests {
         let c = c2.clone();
         Box::pin(async move {
           f.resets.fetch_add(1, SeqCst);
+          if c.hang_reset.load(SeqCst) {
+            std::future::pending::<()>().await;
+          }
           if c.fail_reset.load(SeqCst) {
             Err(SandboxError::provider("reset failed"))
           } else {
@@ -665,6 +771,9 @@ mod tests {
       destroy: Arc::new(move |_f: Arc<Fake>| -> BoxFut<Result<()>> {
         let c = c3.clone();
         Box::pin(async move {
+          if c.hang_destroy.load(SeqCst) {
+            std::future::pending::<()>().await;
+          }
           c.destroyed.fetch_add(1, SeqCst);
           Ok(())
         })
@@ -672,7 +781,8 @@ mod tests {
       id: Arc::new(|f: &Fake| f.id.clone()),
     };
     let idle_timeout = idle_ms.map(Duration::from_millis);
-    Pool::new(PoolOptions { min, max, idle_timeout, acquire_timeout: Duration::from_secs(5) }, hooks).unwrap()
+    let (reset_timeout, destroy_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
+    Pool::new(PoolOptions { min, max, idle_timeout, acquire_timeout: Duration::from_secs(5), reset_timeout, destroy_timeout }, hooks).unwrap()
   }
 
   fn ctl() -> Arc<Ctl> {
@@ -697,7 +807,7 @@ mod tests {
   fn new_validates_min_and_max() {
     let c = ctl();
     let hooks = || pool(&c, 0, 1, None).hooks.clone();
-    let opts = |min, max| PoolOptions { min, max, idle_timeout: None, acquire_timeout: Duration::ZERO };
+    let opts = |min, max| PoolOptions { min, max, idle_timeout: None, acquire_timeout: Duration::ZERO, reset_timeout: Duration::ZERO, destroy_timeout: Duration::ZERO };
     let e = Pool::new(opts(0, 0), hooks()).err().unwrap();
     assert_eq!(e.code, ErrorCode::InvalidArgument);
     let e = Pool::new(opts(3, 2), hooks()).err().unwrap();
@@ -895,5 +1005,75 @@ mod tests {
     assert!(e.message.contains("min 2") && e.message.contains("1 of 2"), "{}", e.message);
     assert_eq!((c.created.load(SeqCst), c.destroyed.load(SeqCst)), (1, 1));
     assert_eq!(p.stats(), PoolStats { idle: 0, in_use: 0, creating: 0, waiting: 0, min: 2, max: 2 });
+  }
+
+  #[tokio::test]
+  async fn a_reset_that_hangs_counts_as_failed() {
+    let c = ctl();
+    let p = pool(&c, 0, 1, None);
+    let a = p.acquire(None).await.unwrap();
+    c.hang_reset.store(true, SeqCst);
+    let start = Instant::now();
+    p.release(a.clone()).await.unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2), "release is bounded: {:?}", start.elapsed());
+    assert_eq!(c.destroyed.load(SeqCst), 1, "the stuck sandbox was destroyed");
+    c.hang_reset.store(false, SeqCst);
+    let b = p.acquire(Some(Duration::from_secs(2))).await.unwrap();
+    assert_ne!(b.id, a.id, "and replaced");
+  }
+
+  #[tokio::test]
+  async fn a_destroy_that_hangs_is_reported_not_awaited_forever() {
+    let c = ctl();
+    let p = pool(&c, 2, 2, None);
+    p.fill().await.unwrap();
+    let _a = p.acquire(None).await.unwrap();
+    c.hang_destroy.store(true, SeqCst);
+    let start = Instant::now();
+    let e = p.destroy().await.expect_err("stuck destroys are failures");
+    assert!(start.elapsed() < Duration::from_secs(2), "destroy is bounded: {:?}", start.elapsed());
+    assert_eq!(e.code, ErrorCode::ProviderError);
+    assert!(e.message.contains("2 sandbox(es)") && e.message.contains("did not finish within 300 ms"), "{}", e.message);
+    assert!(e.message.contains("fake-0") && e.message.contains("fake-1"), "names the sandboxes: {}", e.message);
+  }
+
+  #[tokio::test]
+  async fn destroy_stops_waiting_for_slow_creates_and_destroys_them_on_arrival() {
+    let c = ctl();
+    c.create_delay_ms.store(1000, SeqCst);
+    let p = pool(&c, 0, 1, None);
+    let p2 = p.clone();
+    let acquirer = tokio::spawn(async move { p2.acquire(None).await });
+    settle().await;
+    let start = Instant::now();
+    p.destroy().await.unwrap();
+    assert!(start.elapsed() < Duration::from_millis(900), "did not wait for the create: {:?}", start.elapsed());
+    assert_eq!(acquirer.await.unwrap().err().unwrap().code, ErrorCode::PoolClosed);
+    assert!(eventually(|| c.destroyed.load(SeqCst) == 1).await, "the late sandbox was destroyed when it arrived");
+    assert_eq!(c.created.load(SeqCst), 1);
+  }
+
+  #[tokio::test]
+  async fn discard_forgets_items_destroyed_behind_the_pools_back() {
+    let c = ctl();
+    let p = pool(&c, 1, 2, None);
+    p.fill().await.unwrap();
+    let idle_id = "fake-0";
+    assert!(p.contains(idle_id));
+    p.discard(idle_id);
+    assert!(!p.contains(idle_id));
+    assert!(eventually(|| p.stats().idle == 1).await, "refilled to min");
+    assert_eq!(c.created.load(SeqCst), 2);
+
+    let a = p.acquire(None).await.unwrap();
+    let b = p.acquire(None).await.unwrap();
+    p.discard(&a.id);
+    assert_eq!(p.stats().in_use, 1, "its slot is free again");
+    p.release(a.clone()).await.unwrap(); // a no-op: no reset of a destroyed sandbox
+    assert_eq!(a.resets.load(SeqCst), 0);
+    assert!(p.release(a.clone()).await.is_err(), "only once");
+    p.discard("unknown");
+    p.release(b).await.unwrap();
+    p.destroy().await.unwrap();
   }
 }

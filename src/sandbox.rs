@@ -19,6 +19,8 @@ use crate::policy::CommandPolicy;
 use crate::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, State, Stats};
 
 const MB: f64 = 1024.0 * 1024.0;
+/// Largest file `readFile` returns (every provider), and the most any internal reader loads.
+pub const MAX_READ_BYTES: usize = 256 * 1024 * 1024;
 
 /// A thread-scoped session's bookkeeping (seed 003), kept on its sandbox.
 #[derive(Debug, Clone)]
@@ -83,6 +85,27 @@ pub struct AnySandbox {
   quota_lock: tokio::sync::Mutex<()>,
   /// held while a session's container is destroyed for idleness or recreated
   revive_lock: tokio::sync::Mutex<()>,
+  /// called once after the sandbox is destroyed for good (its manager forgets it)
+  on_destroyed: Mutex<Option<DestroyedHook>>,
+}
+
+pub type DestroyedHook = Box<dyn FnOnce(&str) + Send>;
+
+/// Default of [`TEARDOWN_TIMEOUT_ENV`]: how long a destroy, or a pool's reset, may run before it
+/// is abandoned.
+pub const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const TEARDOWN_TIMEOUT_ENV: &str = "SANDBOX_DESTROY_TIMEOUT_SECONDS";
+/// Longest a forced removal (after an abandoned destroy) may take.
+pub const FORCE_REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `SANDBOX_DESTROY_TIMEOUT_SECONDS`, else [`TEARDOWN_TIMEOUT`].
+pub fn teardown_timeout() -> Duration {
+  std::env::var(TEARDOWN_TIMEOUT_ENV)
+    .ok()
+    .and_then(|v| v.trim().parse::<f64>().ok())
+    .filter(|s| s.is_finite() && *s > 0.0 && *s <= crate::config::MAX_SECONDS)
+    .map(Duration::from_secs_f64)
+    .unwrap_or(TEARDOWN_TIMEOUT)
 }
 
 /// Calls the same method on whichever provider backs the sandbox now.
@@ -185,7 +208,21 @@ impl AnySandbox {
       policy,
       quota_lock: tokio::sync::Mutex::new(()),
       revive_lock: tokio::sync::Mutex::new(()),
+      on_destroyed: Mutex::new(None),
     })
+  }
+
+  /// Set what runs once when the sandbox is destroyed for good (through `destroy`, from any
+  /// caller): its manager forgets it.
+  pub fn on_destroyed(&self, hook: DestroyedHook) {
+    *self.on_destroyed.lock().unwrap() = Some(hook);
+  }
+
+  fn destroyed(&self) {
+    let hook = self.on_destroyed.lock().unwrap().take();
+    if let Some(hook) = hook {
+      hook(&self.id);
+    }
   }
 
   pub fn activity(&self) -> Activity {
@@ -284,7 +321,8 @@ impl AnySandbox {
       }
     };
     self.logs.info(Source::System, format!("Session expired after {} without use; destroying its sandbox", human(idle)));
-    if let Err(e) = self.destroy().await {
+    // the session stays recreatable: its manager keeps it
+    if let Err(e) = self.destroy_backend().await {
       tracing::warn!(sandbox = %self.id, error = %e, "destroying an expired session's sandbox failed");
     }
     true
@@ -453,7 +491,7 @@ impl AnySandbox {
     let mut tried = vec![format!("{}: {}", config.provider.as_str(), err.message)];
     for kind in &config.fallback_providers {
       tracing::warn!(sandbox = %self.id, from = config.provider.as_str(), to = kind.as_str(), error = %err, "provider unavailable; trying a fallback provider");
-      let _ = self.destroy().await;
+      let _ = self.destroy_backend().await;
       let backend = match make_backend(&SandboxConfig { provider: *kind, ..config.clone() }, None) {
         Ok(b) => b,
         Err(e) => {
@@ -485,13 +523,58 @@ impl AnySandbox {
     r
   }
 
+  /// Destroy for good: the provider's destroy, then the manager forgets the sandbox (also when
+  /// this is called directly rather than through `manager.destroySandbox`). A failed destroy
+  /// keeps it listed.
   pub async fn destroy(&self) -> Result<()> {
+    let r = self.destroy_backend().await;
+    if r.is_ok() {
+      self.destroyed();
+    }
+    r
+  }
+
+  /// The provider's destroy alone (an expiring session, a provider fallback: the sandbox object lives on).
+  async fn destroy_backend(&self) -> Result<()> {
     let was = self.state();
     let r = each!(self, s => s.destroy().await);
     if r.is_ok() && was != State::Destroyed {
       self.logs.info(Source::System, "Sandbox destroyed");
     }
     r
+  }
+
+  /// `destroy` within a bounded time: after `limit` the destroy is abandoned (it goes on in the
+  /// background and finishes whenever what blocks it ends) and the sandbox's resources are removed
+  /// through the engine directly, within [`FORCE_REMOVE_TIMEOUT`]. PROVIDER_ERROR naming the
+  /// sandbox when that fails too.
+  pub async fn destroy_within(self: &Arc<Self>, limit: Duration) -> Result<()> {
+    let me = self.clone();
+    let task = tokio::spawn(async move { me.destroy().await });
+    let err = match tokio::time::timeout(limit, task).await {
+      Ok(Ok(r)) => return r,
+      Ok(Err(e)) => format!("its destroy task failed ({e})"),
+      Err(_) => format!("its destroy did not finish within {}", human(limit)),
+    };
+    tracing::warn!(sandbox = %self.id, reason = %err, "forcing the removal of a sandbox");
+    self.logs.push(Level::Warn, Source::System, format!("Destroy abandoned: {err}; removing the sandbox's resources directly"));
+    let forced = match self.backend() {
+      Backend::Docker(s) => tokio::time::timeout(FORCE_REMOVE_TIMEOUT, crate::docker::force_remove(&s.id)).await,
+      Backend::E2b(s) => tokio::time::timeout(FORCE_REMOVE_TIMEOUT, crate::e2b::force_kill(&s.id)).await,
+    };
+    match forced {
+      Ok(Ok(_)) => {
+        self.logs.info(Source::System, "Sandbox resources removed (forced)");
+        self.destroyed();
+        Ok(())
+      }
+      Ok(Err(e)) => Err(SandboxError::provider(format!("sandbox {}: {err}, and removing its resources directly failed: {}", self.id, e.message))),
+      Err(_) => Err(SandboxError::provider(format!(
+        "sandbox {}: {err}, and removing its resources directly did not finish within {}; remove them with `npx agentic-sandbox prune`",
+        self.id,
+        human(FORCE_REMOVE_TIMEOUT)
+      ))),
+    }
   }
 
   pub async fn spawn(
@@ -715,6 +798,20 @@ impl AnySandbox {
       Err(e) => return self.file_failure(path, e),
     };
     each!(self, s => s.read_file(path).await)
+  }
+
+  /// At most `max` bytes of a file: the whole file when it is no larger, else its first `max`
+  /// bytes. For internal readers, which ask for what they can use (the agent's Read tool asks
+  /// for what it shows plus one byte, to know the file was cut), so a huge file in a hostile
+  /// sandbox never lands in host memory.
+  /// `max` is at most [`MAX_READ_BYTES`] + 1.
+  pub async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
+    let _busy = match self.enter().await {
+      Ok(b) => b,
+      Err(e) => return self.file_failure(path, e),
+    };
+    let max = max.min(MAX_READ_BYTES + 1);
+    each!(self, s => s.read_file_max(path, max).await)
   }
 
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {

@@ -61,7 +61,8 @@ pub async fn status(sb: &AnySandbox) -> Status {
     average_duration_ms: if a.executions > 0 { a.total_duration_ms / a.executions as f64 } else { 0.0 },
     last_activity_ms: a.last_activity_ms,
     expires_at_ms: sb.expires_at_ms(),
-    metadata: config.metadata.clone(),
+    // secrets in metadata (`apiKey`, `*token*`, ...) are not handed back
+    metadata: config.metadata.as_ref().map(crate::config::redacted),
     session: a.session.clone(),
   }
 }

@@ -90,7 +90,8 @@ pub fn parse(framework: Framework, output: &str) -> TestSummary {
   if !s.parsed {
     return TestSummary::default();
   }
-  s.total = s.passed + s.failed + s.skipped;
+  // counts come from the output, which a test run fully controls: huge ones saturate
+  s.total = s.passed.saturating_add(s.failed).saturating_add(s.skipped);
   s
 }
 
@@ -322,9 +323,9 @@ fn parse_jest(lines: &[&str]) -> TestSummary {
       s.parsed = true;
       for part in counts.split(',') {
         match count_word(part) {
-          Some((n, "passed")) => s.passed += n,
-          Some((n, "failed")) => s.failed += n,
-          Some((n, "skipped" | "todo" | "pending")) => s.skipped += n,
+          Some((n, "passed")) => s.passed = s.passed.saturating_add(n),
+          Some((n, "failed")) => s.failed = s.failed.saturating_add(n),
+          Some((n, "skipped" | "todo" | "pending")) => s.skipped = s.skipped.saturating_add(n),
           _ => {}
         }
       }
@@ -354,7 +355,7 @@ fn parse_jest(lines: &[&str]) -> TestSummary {
       s.failures.push(Failure { name, message: jest_message(block) });
     }
   }
-  s.failed += suite_failures;
+  s.failed = s.failed.saturating_add(suite_failures);
   s
 }
 
@@ -413,9 +414,9 @@ fn parse_vitest(lines: &[&str]) -> TestSummary {
         s.parsed = true;
         for part in counts[..open].split('|') {
           match count_word(part) {
-            Some((n, "passed")) => s.passed += n,
-            Some((n, "failed")) => s.failed += n,
-            Some((n, "skipped" | "todo")) => s.skipped += n,
+            Some((n, "passed")) => s.passed = s.passed.saturating_add(n),
+            Some((n, "failed")) => s.failed = s.failed.saturating_add(n),
+            Some((n, "skipped" | "todo")) => s.skipped = s.skipped.saturating_add(n),
             _ => {}
           }
         }
@@ -450,7 +451,7 @@ fn parse_vitest(lines: &[&str]) -> TestSummary {
   if s.failures.is_empty() {
     s.failures = vitest_marked_failures(lines);
   }
-  s.failed += suite_failures;
+  s.failed = s.failed.saturating_add(suite_failures);
   s
 }
 
@@ -511,9 +512,9 @@ fn parse_pytest(lines: &[&str]) -> TestSummary {
       s.parsed = true;
       for part in counts.split(", ") {
         match count_word(part) {
-          Some((n, "passed" | "xpassed")) => s.passed += n,
-          Some((n, "failed" | "error" | "errors")) => s.failed += n,
-          Some((n, "skipped" | "xfailed")) => s.skipped += n,
+          Some((n, "passed" | "xpassed")) => s.passed = s.passed.saturating_add(n),
+          Some((n, "failed" | "error" | "errors")) => s.failed = s.failed.saturating_add(n),
+          Some((n, "skipped" | "xfailed")) => s.skipped = s.skipped.saturating_add(n),
           _ => {}
         }
       }
@@ -1335,5 +1336,17 @@ mod tests {
     assert_eq!(detect(&files(&["jest.config.js"]), None), Some(Framework::Jest));
     assert_eq!(detect(&files(&["README.md", "main.py", "testing.py"]), None), None);
     assert_eq!(detect(&[], None), None);
+  }
+
+  /// Found by the property test `proptests::testparse::every_parser_takes_any_output`: adding
+  /// up counts near `u64::MAX` overflowed (a panic in debug builds, a wrong total in release).
+  #[test]
+  fn huge_counts_saturate() {
+    let s = parse(Framework::Jest, "Tests: 18446744073709551615 passed, 1 passed\n");
+    assert_eq!((s.passed, s.total), (u64::MAX, u64::MAX));
+    let s = parse(Framework::Vitest, " Tests  18446744073709551615 failed | 1 passed (2)\n");
+    assert_eq!((s.failed, s.total), (u64::MAX, u64::MAX));
+    let s = parse(Framework::Pytest, "=== 18446744073709551615 failed, 1 passed, 1 skipped in 0.1s ===\n");
+    assert_eq!(s.total, u64::MAX);
   }
 }

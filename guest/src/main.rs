@@ -2,46 +2,103 @@
 //!
 //! Runs inside a sandbox (as the container's command, or attached with one `docker exec`) and
 //! serves the addon over stdin/stdout with the frame protocol of `src/guest_protocol.rs`.
-//! Plain threads, no async runtime: a reader (this main thread) that dispatches frames, one writer
-//! thread that owns stdout (a bounded queue, so a slow reader on the host side pushes back on
-//! the processes producing output), one thread per running process (poll over its pipes and a
-//! pidfd), one per stdin feeder and one per slow request (file reads, listings, stats).
+//! Plain threads, no async runtime: a reader (this main thread) that dispatches frames and spawns
+//! processes, one writer thread that owns stdout (a bounded queue, so a slow reader on the host
+//! side pushes back on the processes producing output), a reaping thread (`reaper.rs`), a thread
+//! that keeps idle shims ready (`shim.rs`), one thread per running process (poll over its pipes
+//! and a pidfd or its shim's socket, `process.rs`), one per stdin feeder and one per slow request
+//! (file reads, listings, stats). Threads count against the sandbox's pids limit: when one
+//! cannot be started the request fails (it does not abort the guest).
 //!
 //! When stdin ends (the addon went away) every process it started is killed and the guest exits;
 //! as the container's command that also stops the container.
+//!
+//! Everything inside a sandbox is hostile, the guest included as a target:
+//!
+//! # The channel
+//!
+//! The guest's fd 0 and 1 *are* the channel to the host: whoever can write to the guest's stdout
+//! can forge frames, whoever can read its stdin sees every request. Nothing else may hold them:
+//! every command gets fresh pipes (or /dev/null) as its 0, 1 and 2, and every other fd of the
+//! guest is close-on-exec (whatever it inherited beyond 0, 1, 2 is marked so at startup; std opens
+//! files, pipes and directories with O_CLOEXEC, the guest's own pipes, socketpairs, memfds,
+//! pidfds and its signalfd are CLOEXEC too). A shim holds /dev/null and its socket to the guest,
+//! never the channel. As PID 1 the guest is the only process of the sandbox that holds the
+//! channel (under Docker's `--init`, docker-init holds the same pipes as /proc/1/fd/*).
+//!
+//! # Non-dumpable
+//!
+//! A process of the same uid could still open `/proc/<guest>/fd/1` (that reopens the pipe),
+//! `/proc/<guest>/fd/0`, `/proc/<guest>/mem` or `environ`, or ptrace the guest. After
+//! `PR_SET_DUMPABLE 0` (the first thing `main` does; shims do it too) all of that needs
+//! CAP_SYS_PTRACE, which sandboxes do not have (not even Docker's default capabilities include
+//! it). An exec makes a process dumpable again, so commands are as usual.
+//!
+//! # PID 1
+//!
+//! When `getpid() == 1` the guest is the container's init: every orphan of the sandbox is
+//! reparented to it and must be reaped, without stealing the exit status of a process a
+//! supervisor waits for. All `wait4`s of the guest happen under one mutex (`reaper.rs`): a thread
+//! woken by SIGCHLD (blocked in every thread, read from a signalfd) reaps whatever is waitable,
+//! keeps the status of watched processes and discards the rest; a process is watched from
+//! before its spawn returns. As PID 1 the guest has no signal handler at all (it resets the ones
+//! std installs): the kernel drops every signal sent from inside the PID namespace to an init
+//! without a handler, so sandboxed code cannot kill or stop the guest (Docker still kills it
+//! with SIGKILL from outside). SIGCHLD is blocked, and blocked signals are queued, so the
+//! signalfd still sees it. Attached with `docker exec` (not PID 1) the guest behaves as before;
+//! its reaping thread then only ever sees the guest's own children.
+//!
+//! # Foreground spawns own everything they start
+//!
+//! A foreground command runs under a shim (`shim.rs`): the guest binary re-executed from
+//! /proc/self/exe with `--shim`, in its own session, non-dumpable, with PR_SET_PDEATHSIG SIGKILL
+//! and RLIMIT_CORE 0, and a child subreaper, so whatever the command starts stays its
+//! descendant, even after setsid or a double fork. When the command returns (normally, at its
+//! timeout, killed by a `Signal`), the shim SIGSTOPs its whole remaining tree (so a fork bomb
+//! cannot outrun it), SIGKILLs it, reaps it, and only then reports the command's exit status and
+//! peak RSS (wait4's rusage). Shims are started ahead of time (at least one idle, by a thread
+//! that lives as long as the guest, since PDEATHSIG follows the parent thread) and reused: a
+//! fresh exec per spawn would cost an `echo` about 1 ms of latency and 0.5 ms of CPU. A shim gets
+//! its jobs (argv, env, cwd, and the command's stdin/stdout/stderr) over a socketpair, one at a
+//! time; it retires when a command changed what the next one would inherit from it (rlimits,
+//! nice, affinity, oom_score_adj: a process of the same uid can, without ptrace rights).
+//! `Started` carries the command's pid and `Signal` goes to the command's process group, never
+//! to the shim.
+//!
+//! The command can kill or stop its shim (same uid). It cannot do so before the guest knows its
+//! pid: its process waits until the shim told the guest. If the shim dies, or sends no report
+//! within `SHIM_GRACE` of the command's exit or timeout (it is sent SIGCONT meanwhile), the guest
+//! kills the command's process group, the (stopped) shim's tree, the shim, and what is left in
+//! the command's session, and reports the command as killed (137, SIGKILL; 124 at a timeout).
+//! What a command started in a session of its own and then killed its shim escapes that
+//! cleanup; only a live shim catches it. Shims are hidden from `Processes`; `KillAll` kills
+//! them too (the pool is refilled). `background: true` spawns have no shim: they keep what they
+//! leave behind and are killed as a group only at their timeout.
 
 #[path = "../../src/guest_protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
+mod process;
+mod reaper;
+mod shim;
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::{encode, encode_json, Decoder, Entry, Kind, ProcessEntry, Reply, Request, CHUNK, VERSION};
-
-/// How long output is still collected after a process exited while something it left behind
-/// (a daemon that escaped the kill with setsid) keeps its pipes open.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(250);
+use process::{Ctx, SpawnArgs};
+use protocol::{encode, encode_json, Decoder, Entry, Kind, Reply, Request, CHUNK, LIST_CHUNK, VERSION};
+use reaper::Reaper;
 
 type Out = SyncSender<Vec<u8>>;
-
-struct Proc {
-  pid: i32,
-  stdin: Option<Sender<Vec<u8>>>,
-}
-
-type Procs = Arc<Mutex<HashMap<u32, Proc>>>;
 
 fn log(msg: &str) {
   let _ = writeln!(std::io::stderr(), "agentic-sandbox-guest: {msg}");
@@ -85,7 +142,88 @@ fn errno_name(e: &std::io::Error) -> Option<String> {
   )
 }
 
+/// Start a thread; unlike `std::thread::spawn` a failure is an error, not an abort. Threads count
+/// against the sandbox's pids limit, which a fork bomb can exhaust for a while: retried briefly.
+fn thread<F: FnOnce() + Send + 'static>(f: F) -> std::io::Result<()> {
+  let slot = Arc::new(std::sync::Mutex::new(Some(f)));
+  let mut delay = Duration::from_millis(1);
+  loop {
+    let s = slot.clone();
+    match std::thread::Builder::new().spawn(move || {
+      let f = s.lock().unwrap_or_else(|e| e.into_inner()).take();
+      if let Some(f) = f {
+        f()
+      }
+    }) {
+      Ok(_) => return Ok(()),
+      Err(e) if delay > Duration::from_millis(100) => return Err(e),
+      Err(_) => {
+        std::thread::sleep(delay);
+        delay *= 2;
+      }
+    }
+  }
+}
+
+/// Mark every fd from `first` up close-on-exec (whatever the guest inherited beyond its stdio
+/// must not reach the commands).
+fn cloexec_from(first: RawFd) {
+  const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+  let r = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+  if r == 0 {
+    return;
+  }
+  // before Linux 5.11: one by one
+  let fds: Vec<RawFd> = match fs::read_dir("/proc/self/fd") {
+    Ok(d) => d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect(),
+    Err(_) => (first..1024).collect(),
+  };
+  for fd in fds.into_iter().filter(|fd| *fd >= first) {
+    unsafe {
+      let fl = libc::fcntl(fd, libc::F_GETFD);
+      if fl >= 0 {
+        libc::fcntl(fd, libc::F_SETFD, fl | libc::FD_CLOEXEC);
+      }
+    }
+  }
+}
+
+/// As PID 1: no signal handlers at all (std installs SIGSEGV/SIGBUS handlers for its stack
+/// overflow message), so that every signal sent from inside the sandbox is dropped.
+fn drop_signal_handlers() {
+  for sig in 1..libc::SIGRTMAX() {
+    if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+      continue;
+    }
+    unsafe {
+      let mut old: libc::sigaction = std::mem::zeroed();
+      if libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &dfl, std::ptr::null_mut());
+      }
+    }
+  }
+}
+
 fn main() {
+  let args: Vec<OsString> = std::env::args_os().collect();
+  if args.get(1).map(|a| a == shim::MARKER).unwrap_or(false) {
+    shim::main(args);
+  }
+  // before anything else: no process of the sandbox may open our /proc files (the channel)
+  unsafe {
+    libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+  }
+  cloexec_from(3);
+  let me = std::process::id();
+  if me == 1 {
+    drop_signal_handlers();
+  }
+  // before any thread starts, so that every thread has it blocked
+  reaper::block_sigchld();
+  let reaper = Reaper::start();
+
   // the writer: the only place that touches stdout
   let (out, out_rx) = mpsc::sync_channel::<Vec<u8>>(256);
   let writer = std::thread::spawn(move || {
@@ -108,10 +246,15 @@ fn main() {
     }
   });
 
-  let me = std::process::id();
   reply(&out, 0, &Reply::Hello { version: VERSION, pid: me, uid: unsafe { libc::getuid() }, gid: unsafe { libc::getgid() } });
 
-  let procs: Procs = Arc::new(Mutex::new(HashMap::new()));
+  let pool = if fs::metadata("/proc/self/exe").is_ok() {
+    Some(shim::Pool::start(reaper.clone()))
+  } else {
+    log("/proc/self/exe is missing: foreground commands run without a shim (what they leave behind in other sessions survives)");
+    None
+  };
+  let ctx = Arc::new(Ctx { procs: Default::default(), reaper, pool });
   let mut writes: HashMap<u32, PendingWrite> = HashMap::new();
   let mut decoder = Decoder::default();
   let mut stdin = unsafe { File::from_raw_fd(0) };
@@ -126,7 +269,7 @@ fn main() {
     decoder.push(&buf[..n]);
     loop {
       match decoder.next_frame() {
-        Ok(Some(frame)) => handle_frame(frame, &out, &procs, &mut writes),
+        Ok(Some(frame)) => handle_frame(frame, &out, &ctx, &mut writes),
         Ok(None) => break,
         Err(e) => {
           log(&format!("protocol error: {e}; exiting"));
@@ -135,17 +278,22 @@ fn main() {
       }
     }
   }
-  // the addon went away: nothing we started may outlive it
-  for p in procs.lock().unwrap().values() {
+  // the addon went away: nothing we started may outlive it. Kill the commands' groups; give
+  // their shims a moment to kill what the commands left behind (they die with us).
+  for p in ctx.procs.lock().unwrap().values() {
     unsafe {
       libc::kill(-p.pid, libc::SIGKILL);
     }
+  }
+  let end = Instant::now() + Duration::from_secs(1);
+  while !ctx.procs.lock().unwrap().is_empty() && Instant::now() < end {
+    std::thread::sleep(Duration::from_millis(5));
   }
   drop(out);
   let _ = writer.join();
 }
 
-fn handle_frame(frame: protocol::Frame, out: &Out, procs: &Procs, writes: &mut HashMap<u32, PendingWrite>) {
+fn handle_frame(frame: protocol::Frame, out: &Out, ctx: &Arc<Ctx>, writes: &mut HashMap<u32, PendingWrite>) {
   let id = frame.id;
   match frame.kind {
     Kind::Request => {
@@ -156,15 +304,15 @@ fn handle_frame(frame: protocol::Frame, out: &Out, procs: &Procs, writes: &mut H
           return;
         }
       };
-      handle_request(id, req, out, procs, writes);
+      handle_request(id, req, out, ctx, writes);
     }
     Kind::Stdin => {
-      if let Some(tx) = procs.lock().unwrap().get(&id).and_then(|p| p.stdin.as_ref()) {
+      if let Some(tx) = ctx.procs.lock().unwrap().get(&id).and_then(|p| p.stdin.as_ref()) {
         let _ = tx.send(frame.payload);
       }
     }
     Kind::StdinClose => {
-      if let Some(p) = procs.lock().unwrap().get_mut(&id) {
+      if let Some(p) = ctx.procs.lock().unwrap().get_mut(&id) {
         p.stdin = None;
       }
     }
@@ -181,13 +329,15 @@ fn handle_frame(frame: protocol::Frame, out: &Out, procs: &Procs, writes: &mut H
   }
 }
 
-fn handle_request(id: u32, req: Request, out: &Out, procs: &Procs, writes: &mut HashMap<u32, PendingWrite>) {
+fn handle_request(id: u32, req: Request, out: &Out, ctx: &Arc<Ctx>, writes: &mut HashMap<u32, PendingWrite>) {
   match req {
     Request::Spawn { argv, env, cwd, timeout_ms, max_output, background, stdin } => {
-      spawn(id, argv, env, cwd, timeout_ms, max_output, background, stdin, out, procs)
+      // on this (long-lived) thread: a shim's PR_SET_PDEATHSIG fires when the thread that
+      // spawned it ends
+      process::spawn(id, SpawnArgs { argv, env, cwd, timeout_ms, max_output, background, stdin }, out, ctx)
     }
     Request::Signal { target, signal } => {
-      let pid = procs.lock().unwrap().get(&target).map(|p| p.pid);
+      let pid = ctx.procs.lock().unwrap().get(&target).map(|p| p.pid);
       match pid {
         Some(pid) => {
           unsafe {
@@ -215,26 +365,18 @@ fn handle_request(id: u32, req: Request, out: &Out, procs: &Procs, writes: &mut 
     },
     other => {
       // everything else may take a while (big files, deep trees): off the reader thread
-      let out = out.clone();
-      let procs = procs.clone();
-      std::thread::spawn(move || slow_request(id, other, &out, &procs));
+      let (o, ctx) = (out.clone(), ctx.clone());
+      if let Err(e) = thread(move || slow_request(id, other, &o, &ctx)) {
+        error_reply(out, id, &e, "cannot start a thread");
+      }
     }
   }
 }
 
-fn slow_request(id: u32, req: Request, out: &Out, procs: &Procs) {
+fn slow_request(id: u32, req: Request, out: &Out, ctx: &Ctx) {
   match req {
     Request::ReadFile { path, max_bytes } => read_file(id, &path, max_bytes, out),
-    Request::List { path, recursive, all, .. } => {
-      let mut entries = Vec::new();
-      match list(Path::new(&path), "", recursive, all, &mut entries) {
-        Ok(()) => {
-          entries.sort_by(|a, b| a.path.cmp(&b.path));
-          reply(out, id, &Reply::List { entries, truncated: false })
-        }
-        Err(e) => error_reply(out, id, &e, &path),
-      }
-    }
+    Request::List { path, recursive, all, max_entries } => list(id, &path, recursive, all, max_entries, out),
     Request::Remove { path, recursive } => {
       let r = match fs::symlink_metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -261,317 +403,12 @@ fn slow_request(id: u32, req: Request, out: &Out, procs: &Procs) {
     },
     Request::Stats { disk_path } => reply(out, id, &stats(&disk_path)),
     Request::Processes => {
-      let tracked: HashMap<i32, u32> = procs.lock().unwrap().iter().map(|(k, p)| (p.pid, *k)).collect();
-      reply(out, id, &Reply::Processes { processes: processes(&tracked) })
+      let tracked: HashMap<i32, u32> = ctx.procs.lock().unwrap().iter().map(|(k, p)| (p.pid, *k)).collect();
+      reply(out, id, &Reply::Processes { processes: process::processes(&tracked, &ctx.reaper.shims()) })
     }
-    Request::KillAll => {
-      let mut count = 0;
-      // stop everything first (a stopped process cannot fork), then kill; twice for stragglers
-      for sig in [libc::SIGSTOP, libc::SIGKILL, libc::SIGKILL] {
-        for p in processes(&HashMap::new()) {
-          unsafe {
-            libc::kill(p.pid as i32, sig);
-          }
-          if sig == libc::SIGKILL {
-            count += 1;
-          }
-        }
-      }
-      reply(out, id, &Reply::Killed { count })
-    }
+    Request::KillAll => reply(out, id, &Reply::Killed { count: process::kill_all() }),
     Request::Spawn { .. } | Request::Signal { .. } | Request::WriteFile { .. } => unreachable!("handled inline"),
   }
-}
-
-// ------------------------------------------------------------------ processes
-
-#[allow(clippy::too_many_arguments)]
-fn spawn(
-  id: u32,
-  argv: Vec<String>,
-  env: Vec<(String, String)>,
-  cwd: String,
-  timeout_ms: Option<u64>,
-  max_output: u64,
-  background: bool,
-  want_stdin: bool,
-  out: &Out,
-  procs: &Procs,
-) {
-  let fail = |code: i32, msg: String| {
-    let _ = out.send(encode(Kind::Stderr, id, msg.as_bytes()));
-    reply(out, id, &Reply::Exit { code, signal: None, timed_out: false, stdout_dropped: 0, stderr_dropped: 0, max_rss_kb: None });
-  };
-  if argv.is_empty() {
-    return reply(out, id, &Reply::Error { message: "empty argv".into(), errno: None });
-  }
-  if !Path::new(&cwd).is_dir() {
-    return fail(126, format!("cd: {cwd}: No such file or directory\n"));
-  }
-  let mut cmd = Command::new(&argv[0]);
-  cmd
-    .args(&argv[1..])
-    .current_dir(&cwd)
-    .envs(env)
-    .stdin(if want_stdin { Stdio::piped() } else { Stdio::null() })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-  // its own session and process group: the whole group can be signalled and killed at once,
-  // and stop()/KillAll can tell it from the image's own processes
-  unsafe {
-    cmd.pre_exec(|| {
-      if libc::setsid() < 0 {
-        return Err(std::io::Error::last_os_error());
-      }
-      Ok(())
-    });
-  }
-  // hold the table while spawning so a Signal for this id cannot miss it
-  let mut table = procs.lock().unwrap();
-  let mut child = match cmd.spawn() {
-    Ok(c) => c,
-    Err(e) => {
-      drop(table);
-      return match e.kind() {
-        std::io::ErrorKind::NotFound => fail(127, format!("{}: command not found\n", argv[0])),
-        std::io::ErrorKind::PermissionDenied => fail(126, format!("{}: Permission denied\n", argv[0])),
-        _ => fail(126, format!("{}: {}\n", argv[0], errno_text(&e))),
-      };
-    }
-  };
-  let pid = child.id() as i32;
-  let stdin_tx = child.stdin.take().map(|mut pipe| {
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-      for chunk in rx {
-        if pipe.write_all(&chunk).is_err() {
-          break; // the process closed its stdin; the rest is dropped
-        }
-      }
-    });
-    tx
-  });
-  table.insert(id, Proc { pid, stdin: stdin_tx });
-  drop(table);
-  reply(out, id, &Reply::Started { pid: pid as u32 });
-  let stdout = child.stdout.take().unwrap();
-  let stderr = child.stderr.take().unwrap();
-  let (out, procs) = (out.clone(), procs.clone());
-  // a deadline beyond what the clock can hold means no deadline
-  let deadline = timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
-  std::thread::spawn(move || {
-    let exit = supervise(id, pid, stdout, stderr, deadline, max_output, background, &out);
-    procs.lock().unwrap().remove(&id);
-    drop(child);
-    reply(&out, id, &exit);
-  });
-}
-
-fn set_nonblocking(fd: RawFd) {
-  unsafe {
-    let fl = libc::fcntl(fd, libc::F_GETFL);
-    libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-  }
-}
-
-fn signal_name(sig: i32) -> String {
-  match sig {
-    libc::SIGHUP => "SIGHUP",
-    libc::SIGINT => "SIGINT",
-    libc::SIGQUIT => "SIGQUIT",
-    libc::SIGILL => "SIGILL",
-    libc::SIGABRT => "SIGABRT",
-    libc::SIGBUS => "SIGBUS",
-    libc::SIGFPE => "SIGFPE",
-    libc::SIGKILL => "SIGKILL",
-    libc::SIGSEGV => "SIGSEGV",
-    libc::SIGPIPE => "SIGPIPE",
-    libc::SIGALRM => "SIGALRM",
-    libc::SIGTERM => "SIGTERM",
-    libc::SIGUSR1 => "SIGUSR1",
-    libc::SIGUSR2 => "SIGUSR2",
-    libc::SIGXCPU => "SIGXCPU",
-    libc::SIGXFSZ => "SIGXFSZ",
-    _ => return format!("SIG{sig}"),
-  }
-  .to_string()
-}
-
-/// Pump a process's output until it exited and its pipes closed; enforce the timeout; kill the
-/// process group when a foreground process returns.
-#[allow(clippy::too_many_arguments)]
-fn supervise(
-  id: u32,
-  pid: i32,
-  stdout: std::process::ChildStdout,
-  stderr: std::process::ChildStderr,
-  deadline: Option<Instant>,
-  cap: u64,
-  background: bool,
-  out: &Out,
-) -> Reply {
-  let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-  let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
-  set_nonblocking(fds[0]);
-  set_nonblocking(fds[1]);
-  let mut open = [true, true];
-  let mut sent = [0u64, 0u64];
-  let mut dropped = [0u64, 0u64];
-  let mut status: Option<i32> = None;
-  let mut exited_at: Option<Instant> = None;
-  let mut timed_out = false;
-  let mut max_rss_kb: Option<u64> = None;
-  let mut buf = vec![0u8; CHUNK];
-  loop {
-    if let Some(t) = exited_at {
-      if !open[0] && !open[1] || t.elapsed() >= DRAIN_AFTER_EXIT {
-        break;
-      }
-    }
-    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(3);
-    for i in 0..2 {
-      if open[i] {
-        pfds.push(libc::pollfd { fd: fds[i], events: libc::POLLIN, revents: 0 });
-      }
-    }
-    let watch_pid = status.is_none() && pidfd >= 0;
-    if watch_pid {
-      pfds.push(libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 });
-    }
-    // without a pidfd (old kernel, seccomp) the exit is noticed by polling every 20 ms
-    let mut wait_ms: i64 = if status.is_none() && pidfd < 0 { 20 } else { -1 };
-    let now = Instant::now();
-    if let (Some(d), None) = (deadline, status) {
-      let left = d.saturating_duration_since(now).as_millis() as i64;
-      wait_ms = if wait_ms < 0 { left } else { wait_ms.min(left) };
-    }
-    if let Some(t) = exited_at {
-      let left = DRAIN_AFTER_EXIT.saturating_sub(t.elapsed()).as_millis() as i64 + 1;
-      wait_ms = if wait_ms < 0 { left } else { wait_ms.min(left) };
-    }
-    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms.clamp(-1, i32::MAX as i64) as i32) };
-    if rc < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-      log("poll failed");
-      break;
-    }
-    for i in 0..2 {
-      if !open[i] {
-        continue;
-      }
-      // read until the pipe is empty (bounded, so one stream cannot starve the other)
-      for _ in 0..16 {
-        let n = unsafe { libc::read(fds[i], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-        if n == 0 {
-          open[i] = false;
-          break;
-        }
-        if n < 0 {
-          let err = std::io::Error::last_os_error().raw_os_error();
-          if err == Some(libc::EINTR) {
-            continue;
-          }
-          if err != Some(libc::EAGAIN) {
-            open[i] = false;
-          }
-          break;
-        }
-        let n = n as u64;
-        let room = cap.saturating_sub(sent[i]).min(n);
-        if room > 0 {
-          let kind = if i == 0 { Kind::Stdout } else { Kind::Stderr };
-          let _ = out.send(encode(kind, id, &buf[..room as usize]));
-          sent[i] += room;
-        }
-        dropped[i] += n - room;
-        if (n as usize) < buf.len() {
-          break;
-        }
-      }
-    }
-    if status.is_none() {
-      let mut st: libc::c_int = 0;
-      // wait4, not waitpid: its rusage gives the peak memory (runCode's memoryUsedMB)
-      let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-      let r = unsafe { libc::wait4(pid, &mut st, libc::WNOHANG, &mut ru) };
-      if r == pid {
-        status = Some(st);
-        max_rss_kb = Some(ru.ru_maxrss.max(0) as u64);
-        exited_at = Some(Instant::now());
-        if !background {
-          // a foreground command owns its process group: nothing it started outlives it
-          unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-          }
-        }
-      } else if r < 0 {
-        // not our child any more (cannot happen unless someone else reaped it)
-        status = Some(0);
-        exited_at = Some(Instant::now());
-      } else if let Some(d) = deadline {
-        if !timed_out && Instant::now() >= d {
-          timed_out = true;
-          unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::kill(pid, libc::SIGKILL);
-          }
-        }
-      }
-    }
-  }
-  if pidfd >= 0 {
-    unsafe {
-      libc::close(pidfd);
-    }
-  }
-  let st = status.unwrap_or(0);
-  let (mut code, signal) = if libc::WIFSIGNALED(st) {
-    let sig = libc::WTERMSIG(st);
-    (128 + sig, Some(signal_name(sig)))
-  } else {
-    (libc::WEXITSTATUS(st), None)
-  };
-  if timed_out {
-    code = 124;
-  }
-  Reply::Exit { code, signal, timed_out, stdout_dropped: dropped[0], stderr_dropped: dropped[1], max_rss_kb }
-}
-
-fn read_stat(pid: &str) -> Option<(String, u32, u32)> {
-  let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-  let rest = &s[s.rfind(')')? + 2..];
-  let f: Vec<&str> = rest.split(' ').collect();
-  // state ppid pgrp session
-  Some((f.first()?.to_string(), f.get(1)?.parse().ok()?, f.get(3)?.parse().ok()?))
-}
-
-/// The sandbox's processes: everything except PID 1's session (the init and the image's own
-/// command), the guest itself, and zombies.
-fn processes(tracked: &HashMap<i32, u32>) -> Vec<ProcessEntry> {
-  let me = std::process::id();
-  let init_session = read_stat("1").map(|s| s.2).unwrap_or(1);
-  let mut out = Vec::new();
-  let Ok(dir) = fs::read_dir("/proc") else { return out };
-  for d in dir.flatten() {
-    let name = d.file_name();
-    let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-    if pid == 1 || pid == me {
-      continue;
-    }
-    let Some((state, ppid, session)) = read_stat(&pid.to_string()) else { continue };
-    if session == init_session || state == "Z" {
-      continue;
-    }
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-      .map(|b| b.split(|c| *c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
-      .unwrap_or_default();
-    let rss_kb = fs::read_to_string(format!("/proc/{pid}/status"))
-      .ok()
-      .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-      .unwrap_or(0);
-    out.push(ProcessEntry { pid, ppid, state, cmdline, request: tracked.get(&(pid as i32)).copied(), rss_kb });
-  }
-  out.sort_by_key(|p| p.pid);
-  out
 }
 
 // ------------------------------------------------------------------ files
@@ -708,23 +545,76 @@ fn entry(path: String, m: &fs::Metadata) -> Entry {
   Entry { path, kind: kind.into(), size: m.len(), mtime_ms: m.mtime() as f64 * 1000.0 + (m.mtime_nsec() / 1_000_000) as f64, mode: m.mode() & 0o7777 }
 }
 
-fn list(dir: &Path, prefix: &str, recursive: bool, all: bool, entries: &mut Vec<Entry>) -> std::io::Result<()> {
-  for d in fs::read_dir(dir)? {
-    let d = d?;
-    let name = d.file_name().to_string_lossy().into_owned();
-    if !all && name.starts_with('.') {
-      continue;
+/// Walk `root` and hand every entry to `emit` (which returns false to stop the walk; then this
+/// returns `Ok(true)`). Depth-first, each directory's entries sorted by name; only the names of
+/// the directories on the current path are held, never the listing. An unreadable subdirectory
+/// is listed but not descended into; an unreadable `root` is an error.
+fn walk(root: &Path, recursive: bool, all: bool, emit: &mut dyn FnMut(Entry) -> bool) -> std::io::Result<bool> {
+  struct Level {
+    dir: PathBuf,
+    prefix: String,
+    names: std::vec::IntoIter<OsString>,
+  }
+  let names = |dir: &Path| -> std::io::Result<std::vec::IntoIter<OsString>> {
+    let mut v = Vec::new();
+    for d in fs::read_dir(dir)? {
+      let name = d?.file_name();
+      if all || !name.as_bytes().starts_with(b".") {
+        v.push(name);
+      }
     }
-    let Ok(m) = d.path().symlink_metadata() else { continue };
-    let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-    let is_dir = m.is_dir();
-    entries.push(entry(rel.clone(), &m));
-    if recursive && is_dir {
-      // an unreadable subdirectory is listed but not descended into
-      let _ = list(&d.path(), &rel, recursive, all, entries);
+    v.sort_unstable();
+    Ok(v.into_iter())
+  };
+  let mut stack = vec![Level { dir: root.to_path_buf(), prefix: String::new(), names: names(root)? }];
+  while let Some(level) = stack.last_mut() {
+    let Some(name) = level.names.next() else {
+      stack.pop();
+      continue;
+    };
+    let path = level.dir.join(&name);
+    let Ok(m) = path.symlink_metadata() else { continue };
+    let name = name.to_string_lossy();
+    let rel = if level.prefix.is_empty() { name.into_owned() } else { format!("{}/{name}", level.prefix) };
+    let descend = recursive && m.is_dir();
+    if !emit(entry(rel.clone(), &m)) {
+      return Ok(true);
+    }
+    if descend {
+      if let Ok(names) = names(&path) {
+        stack.push(Level { dir: path, prefix: rel, names });
+      }
     }
   }
-  Ok(())
+  Ok(false)
+}
+
+/// A listing, sent as it is walked: `Entries` chunks of at most `LIST_CHUNK` entries (fewer when
+/// their paths are long: a chunk stays well below `MAX_FRAME`), then `List` with the rest.
+/// Entries are in walk order (see `walk`): sorted within a directory, not across the listing.
+/// After `max_entries` entries the walk stops and `List` says `truncated` (if anything was left).
+fn list(id: u32, path: &str, recursive: bool, all: bool, max_entries: Option<u64>, out: &Out) {
+  const CHUNK_BYTES: usize = 1 << 20;
+  let max = max_entries.unwrap_or(u64::MAX);
+  let mut chunk: Vec<Entry> = Vec::new();
+  let (mut bytes, mut count) = (0usize, 0u64);
+  let walked = walk(Path::new(path), recursive, all, &mut |e| {
+    if count == max {
+      return false;
+    }
+    count += 1;
+    bytes += e.path.len() + 100;
+    chunk.push(e);
+    if chunk.len() >= LIST_CHUNK || bytes >= CHUNK_BYTES {
+      reply(out, id, &Reply::Entries { entries: std::mem::take(&mut chunk) });
+      bytes = 0;
+    }
+    true
+  });
+  match walked {
+    Ok(truncated) => reply(out, id, &Reply::List { entries: chunk, truncated }),
+    Err(e) => error_reply(out, id, &e, path),
+  }
 }
 
 // ------------------------------------------------------------------ stats
@@ -783,4 +673,96 @@ fn stats(disk_path: &str) -> Reply {
     }
   }
   Reply::Stats { memory_bytes, memory_limit, cpu_usage_ns, pids, disk_bytes: du(Path::new(disk_path)), net_rx_bytes: rx, net_tx_bytes: tx }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  /// The replies of a `List` request: chunk sizes, all entries, `truncated`.
+  fn listing(path: &Path, recursive: bool, max_entries: Option<u64>) -> (Vec<usize>, Vec<Entry>, bool) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(2);
+    let path = path.to_str().unwrap().to_owned();
+    let walker = std::thread::spawn(move || list(7, &path, recursive, true, max_entries, &tx));
+    let (mut chunks, mut all) = (Vec::new(), Vec::new());
+    let mut d = Decoder::default();
+    for frame in rx {
+      d.push(&frame);
+      while let Some(f) = d.next_frame().unwrap() {
+        assert_eq!((f.kind, f.id), (Kind::Reply, 7));
+        assert!(f.payload.len() < protocol::MAX_FRAME);
+        match serde_json::from_slice(&f.payload).unwrap() {
+          Reply::Entries { entries } => {
+            chunks.push(entries.len());
+            all.extend(entries);
+          }
+          Reply::List { entries, truncated } => {
+            chunks.push(entries.len());
+            all.extend(entries);
+            walker.join().unwrap();
+            return (chunks, all, truncated);
+          }
+          other => panic!("{other:?}"),
+        }
+      }
+    }
+    panic!("no final List");
+  }
+
+  fn tmp(name: &str) -> PathBuf {
+    // (tmpfs when there is one: 100,000 files are quicker there)
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let dir = base.join(format!("agentic-guest-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+  }
+
+  #[test]
+  fn a_listing_of_100000_files_comes_in_chunks() {
+    let dir = tmp("list100k");
+    for i in 0..100_000 {
+      File::create(dir.join(format!("f{i:06}"))).unwrap();
+    }
+    let (chunks, all, truncated) = listing(&dir, true, None);
+    assert!(!truncated);
+    assert_eq!(all.len(), 100_000);
+    assert_eq!(chunks.len(), 51);
+    assert!(chunks[..50].iter().all(|n| *n == LIST_CHUNK) && chunks[50] == 0, "{chunks:?}");
+    // one directory: its entries come sorted
+    assert!(all.windows(2).all(|w| w[0].path < w[1].path));
+    // max_entries stops the walk
+    let (chunks, all, truncated) = listing(&dir, true, Some(4500));
+    assert_eq!((chunks, all.len(), truncated), (vec![2000, 2000, 500], 4500, true));
+    fs::remove_dir_all(&dir).unwrap();
+  }
+
+  #[test]
+  fn long_paths_make_smaller_chunks_and_the_walk_is_depth_first() {
+    let dir = tmp("listlong");
+    // paths of ~500 bytes: 2000 of them would make a chunk of more than 1 MiB
+    let long = "x".repeat(250);
+    let c = format!("a/{}", "c".repeat(240));
+    for d in ["b", "a", &c] {
+      fs::create_dir(dir.join(d)).unwrap();
+    }
+    for i in 0..6000 {
+      File::create(dir.join(&c).join(format!("{long}{i:04}"))).unwrap();
+    }
+    File::create(dir.join("a.txt")).unwrap();
+    File::create(dir.join(".hidden")).unwrap();
+    let (chunks, all, truncated) = listing(&dir, true, None);
+    assert!(!truncated);
+    assert_eq!(all.len(), 6005);
+    assert!(chunks.iter().all(|n| *n < LIST_CHUNK), "{chunks:?}");
+    let paths: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
+    // depth-first, sorted within each directory ("a.txt" sorts after "a", but comes after all of a/)
+    assert_eq!(&paths[..3], [".hidden", "a", &c]);
+    assert_eq!(paths[6002], format!("{c}/{long}5999"));
+    assert_eq!(&paths[6003..], ["a.txt", "b"]);
+    // not recursive: the top level only
+    let (_, all, _) = listing(&dir, false, None);
+    assert_eq!(all.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), [".hidden", "a", "a.txt", "b"]);
+    fs::remove_dir_all(&dir).unwrap();
+  }
 }

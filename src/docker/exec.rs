@@ -6,7 +6,13 @@
 //! 2. runs the command as a child,
 //! 3. when the command returns, stops and kills every process left in its process group (a foreground
 //!    `execute` owns its process group, like a CI step runner: background leftovers, fork bombs
-//!    included, do not outlive it), and exits with the command's status.
+//!    included, do not outlive it), then every process that still carries the run's marker in its
+//!    environment (`AGENTIC_SANDBOX_RUN=<random token>`: leftovers that left the group with `setsid`
+//!    or a double fork), and exits with the command's status. A timeout or an abort does the same
+//!    from a second exec. A process that also clears its environment escapes this sweep; the guest
+//!    engine does not rely on it (it tracks descendants with a subreaper).
+//!
+//! The marker variable is visible to the command (`env` lists it); its value is meaningless.
 //!
 //! The image needs `/bin/sh` (any POSIX shell: BusyBox, dash, bash) and `/proc`.
 
@@ -27,21 +33,35 @@ const MARK_PREFIX: &[u8] = b"\x1eagentic-sandbox-pid:";
 
 /// Kills every process of process group `$1` except the calling shell (`$2`): stop them all first
 /// (a stopped process cannot fork), then kill, twice to catch processes forked during the first scan.
-const REAP_GROUP: &str = r#"reap() { for sig in STOP KILL KILL; do for f in /proc/[0-9]*/stat; do p=${f#/proc/}; p=${p%/stat}; [ "$p" = "$2" ] && continue; read -r l < "$f" 2>/dev/null || continue; r=${l##*") "}; set -- $r "$1" "$2"; g=$3; shift $(($# - 2)); [ "$g" = "$1" ] && kill -s $sig "$p" 2>/dev/null; done; done; }"#;
+const REAP_GROUP: &str = r#"reap() { for sig in STOP KILL KILL; do for f in /proc/[0-9]*/stat; do p=${f#/proc/}; p=${p%/stat}; [ "$p" = "$2" ] && continue; read -r l 2>/dev/null < "$f" || continue; r=${l##*") "}; set -- $r "$1" "$2"; g=$3; shift $(($# - 2)); [ "$g" = "$1" ] && kill -s $sig "$p" 2>/dev/null; done; done; }"#;
+
+/// Kills every process (but the caller) whose environment holds `AGENTIC_SANDBOX_RUN=$1`: stop them,
+/// then kill, a few passes (a leftover may fork while being found). One `grep` over /proc does the
+/// search; it runs with the variable emptied so it does not find itself.
+const SWEEP_RUN: &str = r#"sweep() { for pass in 1 2 3; do l=$(AGENTIC_SANDBOX_RUN= grep -l -F "AGENTIC_SANDBOX_RUN=$1" /proc/[0-9]*/environ 2>/dev/null); [ -n "$l" ] || return 0; ps=; for f in $l; do p=${f#/proc/}; p=${p%/environ}; [ "$p" = "$$" ] || ps="$ps $p"; done; [ -n "$ps" ] || return 0; kill -s STOP $ps 2>/dev/null; kill -s KILL $ps 2>/dev/null; done; }"#;
 
 pub fn wrapper_script() -> String {
   format!(
     r#"{REAP_GROUP}
+{SWEEP_RUN}
 printf '\036agentic-sandbox-pid:%s\036' "$$" >&2
 cd -- "$1" || exit 126
 mode=$2
-shift 2
+tok=$3
+shift 3
 [ "$mode" = bg ] && exec "$@"
-"$@"
+AGENTIC_SANDBOX_RUN=$tok "$@"
 rc=$?
 reap "$$" "$$"
+sweep "$tok"
 exit $rc"#
   )
+}
+
+/// A fresh marker for one foreground run (16 hex digits, so no marker is a prefix of another).
+pub fn run_token() -> String {
+  let bytes: [u8; 8] = rand::random();
+  bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Send signal `$2` to process group `$1` (the wrapper and everything it started).
@@ -50,16 +70,26 @@ exit $rc"#
 // as a process group
 pub const SIGNAL_GROUP: &str = r#"kill -"$2" "-$1" 2>/dev/null || kill -"$2" "$1" 2>/dev/null; exit 0"#;
 
+/// Kill a foreground run for good (timeout, abort): its process group, then its marked leftovers
+/// (`$1` pgid, `$2` the run's marker).
+fn kill_run_script() -> String {
+  format!("{SWEEP_RUN}\nkill -9 \"-$1\" 2>/dev/null || kill -9 \"$1\" 2>/dev/null; sweep \"$2\"; exit 0")
+}
+
 /// Signal process group `pid` in `container` with a bare exec (no wrapper, output ignored), as
 /// `user`: the user that started it (the container's own user may be another one, e.g. the exec
 /// engine's root watchdog, without the capability to signal it).
-async fn signal_group(docker: &Docker, container: &str, user: Option<String>, pid: u32, sig: i32) -> Result<()> {
-  let name = sig.to_string();
+/// A SIGKILL of a foreground run (`token` set) also sweeps its marked leftovers.
+async fn signal_group(docker: &Docker, container: &str, user: Option<String>, pid: u32, sig: i32, token: Option<&str>) -> Result<()> {
+  let cmd = match token {
+    Some(tok) if sig == 9 => vec!["/bin/sh".into(), "-c".into(), kill_run_script(), "kill".into(), pid.to_string(), tok.to_string()],
+    _ => vec!["/bin/sh".into(), "-c".into(), SIGNAL_GROUP.into(), "kill".into(), pid.to_string(), sig.to_string()],
+  };
   let created = docker
     .create_exec(
       container,
       CreateExecOptions::<String> {
-        cmd: Some(vec!["/bin/sh".into(), "-c".into(), SIGNAL_GROUP.into(), "kill".into(), pid.to_string(), name]),
+        cmd: Some(cmd),
         user,
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -187,7 +217,8 @@ pub async fn run(docker: &Docker, container: &str, req: ExecRequest, stdin: Opti
 /// into the result; stdin and signals go through the returned control channel.
 pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Option<OutputSink>) -> Result<Spawned> {
   let started = Instant::now();
-  let mut cmd: Vec<String> = Vec::with_capacity(req.argv.len() + 4);
+  let token = (req.wrap && !req.background).then(run_token);
+  let mut cmd: Vec<String> = Vec::with_capacity(req.argv.len() + 7);
   if req.wrap {
     cmd.push("/bin/sh".into());
     cmd.push("-c".into());
@@ -195,6 +226,7 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
     cmd.push("agentic-sandbox".into());
     cmd.push(req.workdir.clone().unwrap_or_else(|| "/".into()));
     cmd.push(if req.background { "bg" } else { "fg" }.into());
+    cmd.push(token.clone().unwrap_or_default());
   }
   cmd.extend(req.argv.iter().cloned());
   let created = docker
@@ -284,9 +316,9 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
           Some(Control::CloseStdin) => { let _ = stdin_tx.send(None); }
           Some(Control::Signal(sig)) => match marker.pid {
             Some(pid) => {
-              let (docker, container, user) = (docker.clone(), container.clone(), req.user.clone());
+              let (docker, container, token, user) = (docker.clone(), container.clone(), token.clone(), req.user.clone());
               tokio::spawn(async move {
-                if let Err(e) = signal_group(&docker, &container, user, pid, sig).await {
+                if let Err(e) = signal_group(&docker, &container, user, pid, sig, token.as_deref()).await {
                   tracing::warn!(error = %e, "could not signal a process group");
                 }
               });
@@ -305,9 +337,9 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
           match marker.pid {
             Some(pid) => {
               tracing::debug!(pid, container, "exec timed out; killing its process group");
-              let (docker, container, user) = (docker.clone(), container.clone(), req.user.clone());
+              let (docker, container, token, user) = (docker.clone(), container.clone(), token.clone(), req.user.clone());
               tokio::spawn(async move {
-                if let Err(e) = signal_group(&docker, &container, user, pid, 9).await {
+                if let Err(e) = signal_group(&docker, &container, user, pid, 9, token.as_deref()).await {
                   tracing::warn!(error = %e, "could not kill timed-out process group");
                 }
               });
@@ -397,13 +429,13 @@ mod tests {
   fn wrapper_runs_argv_verbatim_and_keeps_status() {
     // run the wrapper with the host's /bin/sh: argv must reach the command unchanged
     let out = std::process::Command::new("/bin/sh")
-      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "printf", "%s|", "a b", "$(id)", "x;y"])
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "0123456789abcdef", "printf", "%s|", "a b", "$(id)", "x;y"])
       .output()
       .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$(id)|x;y|");
     assert!(out.stderr.starts_with(MARK_PREFIX));
     let st = std::process::Command::new("/bin/sh")
-      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "sh", "-c", "exit 7"])
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "0123456789abcdef", "sh", "-c", "exit 7"])
       .status()
       .unwrap();
     assert_eq!(st.code(), Some(7));
@@ -414,7 +446,7 @@ mod tests {
     // `sleep 300 &` would outlive the command; the wrapper must kill it before returning
     let started = Instant::now();
     let out = std::process::Command::new("setsid")
-      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "sh", "-c", "sleep 300 & echo $!"])
+      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "/", "fg", "0123456789abcdef", "sh", "-c", "sleep 300 & echo $!"])
       .output()
       .unwrap();
     let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
@@ -423,5 +455,45 @@ mod tests {
     let alive = unsafe { libc::kill(pid, 0) } == 0
       && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false);
     assert!(!alive, "background sleep {pid} survived the wrapper");
+  }
+
+  fn alive(pid: i32) -> bool {
+    (unsafe { libc::kill(pid, 0) }) == 0
+      && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
+  }
+
+  #[test]
+  fn wrapper_kills_leftovers_that_left_the_group() {
+    // setsid and a double fork leave the process group; the run's marker still finds them
+    let tok = run_token();
+    let out = std::process::Command::new("setsid")
+      .args(["/bin/sh", "-c", &wrapper_script(), "agentic-sandbox", "/", "fg", &tok, "sh", "-c", "setsid sleep 301 & echo $!; (sh -c 'sleep 302 & echo $!' &) ; sleep 0.2"])
+      .output()
+      .unwrap();
+    let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "{}", String::from_utf8_lossy(&out.stdout));
+    std::thread::sleep(Duration::from_millis(100));
+    for pid in pids {
+      assert!(!alive(pid), "leftover {pid} survived the wrapper");
+    }
+  }
+
+  #[test]
+  fn a_marked_leftover_of_another_run_is_spared() {
+    let mine = run_token();
+    let mut other = std::process::Command::new("sh")
+      .args(["-c", "sleep 303"])
+      .env("AGENTIC_SANDBOX_RUN", run_token())
+      .spawn()
+      .unwrap();
+    let st = std::process::Command::new("/bin/sh")
+      .args(["-c", &wrapper_script(), "agentic-sandbox", "/", "fg", &mine, "true"])
+      .status()
+      .unwrap();
+    assert!(st.success());
+    let pid = other.id() as i32;
+    assert!(alive(pid), "another run's process was killed");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = other.wait();
   }
 }

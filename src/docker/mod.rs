@@ -1,15 +1,17 @@
-//! The Docker provider (bollard): engine connection, labels, ownership registry, the stale
-//! resource reaper and the synchronous exit cleanup.
+//! The Docker provider (bollard): engine connection, labels, ownership registry and the exit
+//! cleanup; the stale-resource reaper is in `reaper`.
 
 pub mod exec;
 pub mod guest;
 pub mod process;
+pub mod reaper;
 pub mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions};
+use bollard::query_parameters::RemoveContainerOptions;
 use bollard::{Docker, API_DEFAULT_VERSION};
 
 use crate::error::{ErrorCode, Result, SandboxError};
@@ -48,17 +50,6 @@ pub fn process_start_ticks(pid: u32) -> Option<String> {
   after.split(' ').nth(19).map(str::to_string)
 }
 
-fn owner_is_alive(labels: &HashMap<String, String>) -> bool {
-  if labels.get(LABEL_OWNER_HOST).map(String::as_str) != Some(hostname().as_str()) {
-    return true; // another machine's: not ours to judge
-  }
-  let Some(pid) = labels.get(LABEL_OWNER_PID).and_then(|p| p.parse::<u32>().ok()) else { return true };
-  match process_start_ticks(pid) {
-    None => false,
-    Some(ticks) => labels.get(LABEL_OWNER_START).map(|s| s.is_empty() || *s == ticks).unwrap_or(true),
-  }
-}
-
 fn unavailable(target: &str, e: impl std::fmt::Display) -> SandboxError {
   SandboxError::new(
     ErrorCode::ProviderUnavailable,
@@ -82,7 +73,8 @@ pub async fn connect(socket_path: Option<&str>) -> Result<Docker> {
   }
   let docker = connect_fresh(socket_path).await?;
   cache.insert(key.clone(), docker.clone());
-  reap_stale_once(&docker, key.clone().unwrap_or_default()).await;
+  drop(cache);
+  reaper::start(&docker, key).await;
   Ok(docker)
 }
 
@@ -103,68 +95,8 @@ pub async fn connect_fresh(socket_path: Option<&str>) -> Result<Docker> {
   Ok(docker)
 }
 
-fn label_filter(extra: Option<String>) -> HashMap<String, Vec<String>> {
-  let mut f = vec![format!("{LABEL_MANAGED}=true")];
-  f.extend(extra);
-  HashMap::from([("label".to_string(), f)])
-}
-
-/// Remove containers, volumes and networks left by processes of this host that died without
-/// cleaning up (SIGKILL, OOM, power loss). Runs once per process and engine; never fails the caller.
-async fn reap_stale_once(docker: &Docker, key: String) {
-  static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
-  {
-    let mut done = DONE.lock().unwrap();
-    if done.len() > 16 || done.contains(&key) {
-      return;
-    }
-    done.push(key);
-  }
-  match reap_stale(docker).await {
-    Ok(n) if n > 0 => tracing::info!(removed = n, "removed resources left by dead processes"),
-    Ok(_) => {}
-    Err(e) => tracing::warn!(error = %e, "stale sandbox reaper failed"),
-  }
-}
-
-pub async fn reap_stale(docker: &Docker) -> std::result::Result<usize, bollard::errors::Error> {
-  let mut removed = 0;
-  let containers = docker
-    .list_containers(Some(ListContainersOptions { all: true, filters: Some(label_filter(None)), ..Default::default() }))
-    .await?;
-  for c in containers {
-    let labels = c.labels.unwrap_or_default();
-    if owner_is_alive(&labels) {
-      continue;
-    }
-    if let Some(id) = c.id {
-      if docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.is_ok() {
-        removed += 1;
-      }
-    }
-  }
-  let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: Some(label_filter(None)) })).await?;
-  for v in volumes.volumes.unwrap_or_default() {
-    if !owner_is_alive(&v.labels) && docker.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await.is_ok() {
-      removed += 1;
-    }
-  }
-  let networks = docker.list_networks(Some(ListNetworksOptions { filters: Some(label_filter(None)) })).await?;
-  for n in networks {
-    let labels = n.labels.unwrap_or_default();
-    if !owner_is_alive(&labels) {
-      if let Some(name) = n.name {
-        if docker.remove_network(&name).await.is_ok() {
-          removed += 1;
-        }
-      }
-    }
-  }
-  Ok(removed)
-}
-
 /// What a live sandbox owns on an engine; recorded so an exit hook can remove it synchronously.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Owned {
   pub socket_path: Option<String>,
   pub container: Option<String>,
@@ -195,9 +127,19 @@ pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
   };
   if let Some(c) = &owned.container {
-    if let Err(e) = docker.remove_container(c, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await {
-      if !gone(&e) {
-        errors.push(format!("container {c}: {e}"));
+    // another removal of the same container may be under way (a destroy racing a forced removal
+    // or the exit hook): wait for it to finish rather than report it, or its volume as in use
+    for attempt in 0..50 {
+      match docker.remove_container(c, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await {
+        Ok(()) => break,
+        Err(e) if gone(&e) => break,
+        Err(e) if attempt < 49 && e.to_string().contains("already in progress") => {
+          tokio::time::sleep(std::time::Duration::from_millis(100)).await
+        }
+        Err(e) => {
+          errors.push(format!("container {c}: {e}"));
+          break;
+        }
       }
     }
   }
@@ -229,30 +171,84 @@ pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
   }
 }
 
+/// Remove what the registry says sandbox `sandbox_id` owns, without going through its sandbox
+/// object (whose own destroy is stuck, e.g. behind a hung start or stop). False when it owns
+/// nothing. The registry entry is dropped only if nothing was recorded meanwhile.
+pub async fn force_remove(sandbox_id: &str) -> Result<bool> {
+  let owned = registry().lock().unwrap().get(sandbox_id).cloned();
+  let Some(owned) = owned else { return Ok(false) };
+  let docker = connect(owned.socket_path.as_deref()).await?;
+  remove_owned(&docker, &owned).await?;
+  let mut reg = registry().lock().unwrap();
+  if reg.get(sandbox_id) == Some(&owned) {
+    reg.remove(sandbox_id);
+  }
+  Ok(true)
+}
+
+/// Default of [`EXIT_BUDGET_ENV`]: how long the exit cleanup may take for all sandboxes together.
+pub const EXIT_BUDGET: Duration = Duration::from_secs(10);
+pub const EXIT_BUDGET_ENV: &str = "SANDBOX_EXIT_CLEANUP_SECONDS";
+
+fn exit_budget() -> Duration {
+  std::env::var(EXIT_BUDGET_ENV)
+    .ok()
+    .and_then(|v| v.trim().parse::<f64>().ok())
+    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+    .map(Duration::from_secs_f64)
+    .unwrap_or(EXIT_BUDGET)
+}
+
 /// Synchronously remove everything every sandbox of this process still owns. Used by the process
 /// `exit` hook: runs on its own single-threaded runtime with fresh clients, so it works while or
-/// after napi's runtime shuts down. Returns how many sandboxes were cleaned.
+/// after napi's runtime shuts down. All sandboxes are removed concurrently within one budget
+/// (`SANDBOX_EXIT_CLEANUP_SECONDS`, default 10 s), so a shutdown grace period (Kubernetes gives
+/// 30 s) is not outlasted; what is left then dies with its owner (its guest or watchdog sees
+/// stdin close) and the reaper removes it. Returns how many sandboxes were cleaned.
 pub fn cleanup_all_sync() -> usize {
   let owned: Vec<(String, Owned)> = registry().lock().unwrap().drain().collect();
   if owned.is_empty() {
     return 0;
   }
   let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
+  let budget = exit_budget();
   rt.block_on(async {
-    let mut clients: HashMap<Option<String>, Option<Docker>> = HashMap::new();
-    let mut n = 0;
-    for (id, o) in owned {
-      if !clients.contains_key(&o.socket_path) {
-        clients.insert(o.socket_path.clone(), connect_fresh(o.socket_path.as_deref()).await.ok());
-      }
-      if let Some(Some(d)) = clients.get(&o.socket_path) {
-        match tokio::time::timeout(std::time::Duration::from_secs(20), remove_owned(d, &o)).await {
-          Ok(Ok(())) => n += 1,
-          Ok(Err(e)) => tracing::warn!(sandbox = %id, error = %e, "exit cleanup incomplete"),
-          Err(_) => tracing::warn!(sandbox = %id, "exit cleanup timed out"),
+    let started = std::time::Instant::now();
+    let mut endpoints: Vec<Option<String>> = owned.iter().map(|(_, o)| o.socket_path.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let connects = futures_util::future::join_all(endpoints.iter().map(|e| async move { (e.clone(), connect_fresh(e.as_deref()).await) }));
+    let Ok(clients) = tokio::time::timeout(budget, connects).await else {
+      tracing::warn!(sandboxes = owned.len(), "exit cleanup: no engine answered within the budget");
+      return 0;
+    };
+    let clients: HashMap<Option<String>, Docker> = clients
+      .into_iter()
+      .filter_map(|(e, c)| match c {
+        Ok(d) => Some((e, d)),
+        Err(err) => {
+          tracing::warn!(error = %err, "exit cleanup: engine unavailable");
+          None
         }
-      }
+      })
+      .collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let removals = owned.iter().filter_map(|(id, o)| {
+      let d = clients.get(&o.socket_path)?;
+      let done = &done;
+      Some(async move {
+        match remove_owned(d, o).await {
+          Ok(()) => {
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+          }
+          Err(e) => tracing::warn!(sandbox = %id, error = %e, "exit cleanup incomplete"),
+        }
+      })
+    });
+    let left = budget.saturating_sub(started.elapsed());
+    if tokio::time::timeout(left, futures_util::future::join_all(removals)).await.is_err() {
+      tracing::warn!(budget_s = budget.as_secs_f64(), "exit cleanup ran out of time; the rest is left to the reaper");
     }
-    n
+    done.load(std::sync::atomic::Ordering::Relaxed)
   })
 }

@@ -59,6 +59,9 @@ t="$d/.agentic-sandbox-write.$$"
 cat > "$t" || { rm -f -- "$t"; exit 1; }
 mv -f -- "$t" "$p" || { rm -f -- "$t"; exit 1; }"#;
 const READ_SCRIPT: &str = r#"[ -d "$1" ] && { echo "$1 is a directory" >&2; exit 21; }; exec cat -- "$1""#;
+/// The first $2 bytes of $1 (`cat`, cut by the output cap, where the image has no `head`).
+const READ_PREFIX_SCRIPT: &str = r#"[ -d "$1" ] && { echo "$1 is a directory" >&2; exit 21; }
+command -v head >/dev/null 2>&1 && exec head -c "$2" -- "$1"; exec cat -- "$1""#;
 const LIST_SCRIPT: &str = r#"cd -- "$1" || exit 2
 if [ "$2" = all ]; then set -- * .[!.]* ..?*; else set -- *; fi
 for f; do [ -e "$f" ] || [ -L "$f" ] || continue; printf '%s\0' "$f"; done"#;
@@ -179,8 +182,12 @@ const GUEST_CALL_TIMEOUT: Duration = Duration::from_secs(4);
 const LIFECYCLE_EXEC_TIMEOUT: Duration = Duration::from_secs(5);
 /// A whole health check (the guest restart or exec fallback it may need included).
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long stop/destroy wait for a `start()` in progress before acting without it.
+/// How long stop() waits for a `start()` in progress before it gives up.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How long `destroy()` waits for the engine to remove the sandbox before it resolves and lets
+/// the removal go on in the background (under the manager's default destroy bound of 10 s,
+/// SANDBOX_DESTROY_TIMEOUT_SECONDS).
+const DESTROY_WAIT: Duration = Duration::from_secs(8);
 /// The most a removal that `destroy()` left to the background may take.
 const BACKGROUND_REMOVAL_TIMEOUT: Duration = Duration::from_secs(300);
 /// The most stop(), destroy() and reset() take, whatever runs in the sandbox.
@@ -1165,13 +1172,12 @@ impl DockerSandbox {
   }
 
   /// Remove the container (killing whatever runs in it), then the volumes, then the network.
-  /// Does not wait more than `LOCK_WAIT` for a start() in progress (that start then removes what
-  /// it creates afterwards), and resolves within `LIFECYCLE_BUDGET`: a removal the engine has not
-  /// finished by then (e.g. a hundred sandboxes destroyed at once: the engine removes networks
-  /// one at a time) goes on in the background, and the exit hook still knows about it.
+  /// Does not wait for a start() or stop() in progress (a start then removes what it creates
+  /// afterwards; `Destroyed` is final), and resolves within `DESTROY_WAIT`: a removal the engine
+  /// has not finished by then (e.g. a hundred sandboxes destroyed at once: the engine removes
+  /// networks one at a time) goes on in the background, and the exit hook still knows about it.
   pub async fn destroy(&self) -> Result<()> {
     self.set_state(State::Destroyed);
-    let _guard = self.lifecycle_lock().await;
     self.guest.lock().unwrap().take();
     self.watchdog.lock().unwrap().take();
     let owned = self.owned();
@@ -1180,7 +1186,7 @@ impl DockerSandbox {
       let owned = owned.clone();
       async move { bounded("removing a sandbox", BACKGROUND_REMOVAL_TIMEOUT, remove_owned(&docker, &owned)).await }
     });
-    let removed = match tokio::time::timeout(LIFECYCLE_BUDGET - LOCK_WAIT, &mut removal).await {
+    let removed = match tokio::time::timeout(DESTROY_WAIT, &mut removal).await {
       Ok(joined) => joined.unwrap_or_else(|e| Err(SandboxError::provider(format!("the removal task failed: {e}")))),
       Err(_) => {
         tracing::warn!(sandbox = %self.id, "the engine is slow to remove the sandbox; the removal goes on in the background");
@@ -1361,6 +1367,33 @@ impl DockerSandbox {
     }
   }
 
+  /// At most `max` bytes of a file (a larger file gives its first `max`), for internal readers.
+  /// The guest refuses files over `max` (EFBIG): their first bytes then come from `head -c`.
+  pub async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
+    let full = match paths::resolve(&self.config.workdir, path) {
+      Ok(p) => p,
+      Err(e) => return FileOp::fail(path, e.message),
+    };
+    if let Some(op) = self.not_running_op(&full) {
+      return op;
+    }
+    match self.engine().await {
+      Ok(Engine::Guest(conn)) => match conn.read_file(&full, max as u64).await {
+        Ok(data) => return FileOp::ok(&full, Some(data)),
+        // the guest's EFBIG messages ("... more than the N that can be read at once", "grew beyond N bytes while reading")
+        Err(e) if e.message.contains("can be read at once") || e.message.contains("while reading") => {}
+        Err(e) => return FileOp::fail(&full, e.message),
+      },
+      Ok(Engine::Exec(..)) => {}
+      Err(e) => return FileOp::fail(&full, e.message),
+    }
+    match self.helper(READ_PREFIX_SCRIPT, &[&full, &max.to_string()], None, max).await {
+      Ok(out) if out.exit_code == 0 || out.truncated => FileOp::ok(&full, Some(out.stdout)),
+      Ok(out) => FileOp::fail(&full, Self::failure_text(&out)),
+      Err(e) => FileOp::fail(&full, e.message),
+    }
+  }
+
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
     let full = match paths::resolve(&self.config.workdir, path) {
       Ok(p) => p,
@@ -1391,7 +1424,11 @@ impl DockerSandbox {
   pub async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
     let full = paths::resolve(&self.config.workdir, path)?;
     if let Engine::Guest(conn) = self.engine().await? {
-      let mut names: Vec<String> = conn.list(&full, false, all).await?.into_iter().map(|e| e.path).collect();
+      let (entries, truncated) = conn.list(&full, false, all, guest::MAX_LIST_ENTRIES).await?;
+      if truncated {
+        tracing::warn!(sandbox = %self.id, path = %full, "listing cut short at {} entries", guest::MAX_LIST_ENTRIES);
+      }
+      let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
       names.sort();
       return Ok(names);
     }
@@ -1408,10 +1445,12 @@ impl DockerSandbox {
   pub async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
     let full = paths::resolve(&self.config.workdir, path)?;
     if let Engine::Guest(conn) = self.engine().await? {
+      let (entries, truncated) = conn.list(&full, recursive, all, guest::MAX_LIST_ENTRIES).await?;
+      if truncated {
+        tracing::warn!(sandbox = %self.id, path = %full, "listing cut short at {} entries", guest::MAX_LIST_ENTRIES);
+      }
       return Ok(
-        conn
-          .list(&full, recursive, all)
-          .await?
+        entries
           .into_iter()
           .map(|e| FileInfo {
             name: e.path.rsplit('/').next().unwrap_or(&e.path).to_string(),
@@ -1618,30 +1657,30 @@ impl DockerSandbox {
     Ok(())
   }
 
-  /// Empty `dir` through the guest (a missing directory is fine) and check that it is empty.
+  /// Empty `dir` through the guest (a missing directory is fine) until a listing finds it empty.
   async fn clear_with_guest(&self, conn: &Arc<GuestConn>, dir: &str) -> Result<()> {
-    let list = |what: &'static str| async move {
-      match tokio::time::timeout(GUEST_CALL_TIMEOUT, conn.list(dir, false, true)).await {
-        Ok(Ok(entries)) => Ok(entries),
-        Ok(Err(e)) if e.message.contains("No such file") => Ok(Vec::new()),
-        Ok(Err(e)) => Err(SandboxError::new(e.code, format!("reset could not list {dir}: {}", e.message))),
+    // a listing is capped: a directory with more entries takes more than one round
+    for _round in 0..8 {
+      let entries = match tokio::time::timeout(GUEST_CALL_TIMEOUT, conn.list(dir, false, true, guest::MAX_LIST_ENTRIES)).await {
+        Ok(Ok((entries, _truncated))) => entries,
+        Ok(Err(e)) if e.message.contains("No such file") => return Ok(()),
+        Ok(Err(e)) => return Err(SandboxError::new(e.code, format!("reset could not list {dir}: {}", e.message))),
         Err(_) => {
-          self.stall(conn, what);
-          Err(late(what, GUEST_CALL_TIMEOUT))
+          self.stall(conn, "listing a directory to clear");
+          return Err(late(&format!("reset listing {dir}"), GUEST_CALL_TIMEOUT));
+        }
+      };
+      if entries.is_empty() {
+        return Ok(());
+      }
+      for e in entries {
+        let path = format!("{}/{}", dir.trim_end_matches('/'), e.path);
+        if let Err(e) = self.guest_call(conn, "a removal", Request::Remove { path: path.clone(), recursive: true }).await {
+          return Err(SandboxError::new(e.code, format!("reset could not remove {path}: {}", e.message)));
         }
       }
-    };
-    for e in list("listing a directory to clear").await? {
-      let path = format!("{}/{}", dir.trim_end_matches('/'), e.path);
-      if let Err(e) = self.guest_call(conn, "a removal", Request::Remove { path: path.clone(), recursive: true }).await {
-        return Err(SandboxError::new(e.code, format!("reset could not remove {path}: {}", e.message)));
-      }
     }
-    let left = list("listing a cleared directory").await?;
-    if let Some(e) = left.first() {
-      return Err(SandboxError::new(ErrorCode::ExecutionError, format!("reset could not empty {dir}: {} is still there", e.path)));
-    }
-    Ok(())
+    Err(SandboxError::new(ErrorCode::ExecutionError, format!("reset could not empty {dir}: entries keep appearing")))
   }
 
   /// Healthy when the sandbox answers a trivial call (through the guest, else a `docker exec`)

@@ -191,6 +191,29 @@ impl Client {
     limit: usize,
     build: &(dyn Fn() -> RequestBuilder + Send + Sync),
   ) -> std::result::Result<Exchange, Transport> {
+    self.exchange_limited(label, retry, limit, false, build).await
+  }
+
+  /// Like `exchange`, but a body longer than `limit` still gives its first `limit` bytes (with
+  /// `too_large` set) instead of none.
+  pub async fn exchange_prefix(
+    &self,
+    label: &str,
+    retry: Retry,
+    limit: usize,
+    build: &(dyn Fn() -> RequestBuilder + Send + Sync),
+  ) -> std::result::Result<Exchange, Transport> {
+    self.exchange_limited(label, retry, limit, true, build).await
+  }
+
+  async fn exchange_limited(
+    &self,
+    label: &str,
+    retry: Retry,
+    limit: usize,
+    prefix: bool,
+    build: &(dyn Fn() -> RequestBuilder + Send + Sync),
+  ) -> std::result::Result<Exchange, Transport> {
     let mut attempt = 0u32;
     loop {
       attempt += 1;
@@ -199,7 +222,7 @@ impl Client {
         Ok(resp) => {
           let status = resp.status().as_u16();
           let wait = retry_after(resp.headers());
-          read_limited(resp, limit).await.map(|(body, too_large)| (status, wait, body, too_large))
+          read_limited(resp, limit, prefix).await.map(|(body, too_large)| (status, wait, body, too_large))
         }
         Err(e) => Err(e),
       };
@@ -336,7 +359,7 @@ impl Client {
           if status == 200 {
             return Ok(resp);
           }
-          let (body, _) = read_limited(resp, 1 << 20).await.unwrap_or_default();
+          let (body, _) = read_limited(resp, 1 << 20, false).await.unwrap_or_default();
           return Err(RpcError::from_response(status, &body));
         }
       }
@@ -351,13 +374,18 @@ pub fn transport_rpc(t: Transport) -> RpcError {
 }
 
 /// The whole body, or its first `limit` bytes and `true` when it is longer.
-async fn read_limited(mut resp: Response, limit: usize) -> std::result::Result<(Vec<u8>, bool), reqwest::Error> {
-  if resp.content_length().is_some_and(|n| n > limit as u64) {
+/// The body, at most `limit` bytes, and whether there was more. With `prefix` a longer body gives
+/// its first `limit` bytes; without, it is not read at all when its length is announced.
+async fn read_limited(mut resp: Response, limit: usize, prefix: bool) -> std::result::Result<(Vec<u8>, bool), reqwest::Error> {
+  if !prefix && resp.content_length().is_some_and(|n| n > limit as u64) {
     return Ok((Vec::new(), true));
   }
   let mut body = Vec::new();
   while let Some(chunk) = resp.chunk().await? {
     if body.len() + chunk.len() > limit {
+      if prefix {
+        body.extend_from_slice(&chunk[..limit - body.len()]);
+      }
       return Ok((body, true));
     }
     body.extend_from_slice(&chunk);

@@ -131,6 +131,28 @@ impl E2bSandbox {
     }
   }
 
+  /// At most `max` bytes of `path`: a longer file gives its first `max` bytes (the body read
+  /// stops there). Never fails: errors come back as `FileOp::fail`.
+  pub async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
+    let (full, shared, remote) = match self.file_target(path) {
+      Ok(t) => t,
+      Err(op) => return op,
+    };
+    let url = match shared.client.envd_url(&remote, "files") {
+      Ok(u) => files_url(u, &remote, &full),
+      Err(e) => return FileOp::fail(&full, e.message),
+    };
+    let timeout = self.opts.request_timeout.max(std::time::Duration::from_secs(300));
+    let build = || shared.client.envd(&remote, Method::GET, url.clone()).timeout(timeout);
+    let r = shared.client.exchange_prefix("GET envd /files", Retry::Idempotent, max.min(MAX_READ), &build).await;
+    self.touch();
+    match r {
+      Ok(ex) if (200..300).contains(&ex.status) => FileOp::ok(&full, Some(ex.body)),
+      Ok(ex) => FileOp::fail(&full, self.file_error(&RpcError::from_response(ex.status, &ex.body), &format!("read {full}"))),
+      Err(t) => FileOp::fail(&full, self.file_error(&transport_rpc(t), &format!("read {full}"))),
+    }
+  }
+
   /// Like `rm -f` (a missing path is a success); directories only with `recursive`.
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
     let (full, shared, remote) = match self.file_target(path) {

@@ -63,6 +63,33 @@ pub(crate) fn record(id: &str, target: Option<KillTarget>) {
   };
 }
 
+/// Kill the E2B sandbox behind one of ours now (`DELETE /sandboxes/{id}`), without its sandbox
+/// object (whose own destroy is stuck). False when none is recorded; 404 counts as killed.
+pub async fn force_kill(id: &str) -> crate::error::Result<bool> {
+  let target = registry().lock().unwrap().get(id).cloned();
+  let Some(t) = target else { return Ok(false) };
+  let b = reqwest::Client::builder().timeout(EXIT_KILL_BUDGET).connect_timeout(EXIT_KILL_BUDGET);
+  let client = if client::is_loopback(&t.api_url) { b.no_proxy() } else { b }
+    .build()
+    .map_err(|e| crate::error::SandboxError::provider(format!("cannot build an HTTP client: {e}")))?;
+  let mut key = reqwest::header::HeaderValue::from_str(&t.api_key)
+    .map_err(|_| crate::error::SandboxError::invalid_config("the E2B API key is not a valid header value"))?;
+  key.set_sensitive(true);
+  let r = client
+    .delete(format!("{}/sandboxes/{}", t.api_url, t.sandbox_id))
+    .header("X-API-Key", key)
+    .send()
+    .await
+    .map_err(|e| crate::error::SandboxError::provider(format!("could not kill E2B sandbox {}: {e}", t.sandbox_id)))?;
+  let status = r.status().as_u16();
+  if (200..300).contains(&status) || status == 404 {
+    record(id, None);
+    Ok(true)
+  } else {
+    Err(crate::error::SandboxError::provider(format!("could not kill E2B sandbox {}: HTTP {status}", t.sandbox_id)))
+  }
+}
+
 /// Best-effort synchronous kill (`DELETE /sandboxes/{id}`) of every E2B sandbox this process
 /// created and did not destroy, paused ones included. For exit hooks: runs on its own thread and
 /// runtime (so it works from any thread, inside a runtime or not) and returns within ~3 s.

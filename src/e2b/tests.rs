@@ -344,6 +344,11 @@ async fn create_exec_files_list_and_kill_flow() {
   let rd = sb.read_file("/home/user/dir/a.bin").await;
   assert!(rd.success, "{:?}", rd.error);
   assert_eq!(rd.content.unwrap(), data);
+  // an internal reader's bounded read stops the body at its limit (announced longer or not)
+  assert_eq!(sb.read_file_max("dir/a.bin", 10).await.content.unwrap(), &data[..10]);
+  assert_eq!(sb.read_file_max("dir/a.bin", 256).await.content.unwrap(), data);
+  assert_eq!(sb.read_file_max("dir/a.bin", 4096).await.content.unwrap(), data);
+  assert!(!sb.read_file_max("nope.txt", 10).await.success);
   let missing = sb.read_file("nope.txt").await;
   assert!(!missing.success);
   assert!(missing.error.unwrap().contains("path '/home/user/nope.txt' does not exist"));

@@ -93,8 +93,17 @@ pub async fn capture(sb: &Arc<AnySandbox>, workspace: &str, spec: &CaptureSpec) 
       continue;
     }
     let full = format!("{}/{}", workspace.trim_end_matches('/'), e.path);
-    let op = sb.read_file(&full).await;
+    // the file may have grown since the listing: read no more than the cap allows
+    let limit = spec.max_file_bytes.min(crate::sandbox::MAX_READ_BYTES as u64);
+    let op = sb.read_file_max(&full, limit as usize + 1).await;
     match op.content.filter(|_| op.success) {
+      Some(data) if data.len() as u64 > limit => out.push(CapturedFile {
+        path: e.path,
+        content: String::new(),
+        encoding: "utf8",
+        size,
+        skipped: Some(format!("larger than {limit} bytes when it was read (captureMaxFileBytes, at most {} bytes)", crate::sandbox::MAX_READ_BYTES)),
+      }),
       Some(data) => {
         let (content, encoding) = encode(&data);
         out.push(CapturedFile { path: e.path, content, encoding, size: data.len() as u64, skipped: None });

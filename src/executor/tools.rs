@@ -22,8 +22,15 @@ pub const TOOL_NAMES: [&str; 7] = ["Bash", "Read", "Write", "Edit", "Glob", "Gre
 
 /// Most characters of one tool result the model sees (Claude Code's Bash cuts at 30,000 too).
 pub const MAX_RESULT_CHARS: usize = 30_000;
-/// Most bytes `Read` loads.
+/// Most bytes `Read` shows of a whole file (it loads one more, to know the file was cut).
 const MAX_READ_BYTES: usize = 256 * 1024;
+/// Most bytes `Read` with `offset`/`limit` looks through for its lines.
+const MAX_LINES_READ_BYTES: usize = 16 * 1024 * 1024;
+/// Largest file `Edit` edits.
+const MAX_EDIT_BYTES: usize = 16 * 1024 * 1024;
+/// Output per stream `Bash` and `Grep` keep: far more than the model sees (MAX_RESULT_CHARS), and
+/// a bound on what a flooding command in a hostile sandbox puts in host memory.
+const MAX_TOOL_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 /// Most paths `Glob` returns.
 const MAX_GLOB_RESULTS: usize = 1000;
 /// Longest `Bash` timeout a model may ask for, in seconds.
@@ -241,7 +248,7 @@ pub async fn run(sb: &Arc<AnySandbox>, workspace: &str, tool: &str, p: &Value) -
         Some(t) if t > 0.0 && t.is_finite() => Some(t.min(MAX_BASH_TIMEOUT)),
         _ => None,
       };
-      let opts = ExecOptions { timeout, workdir: Some(workspace.to_string()), ..Default::default() };
+      let opts = ExecOptions { timeout, workdir: Some(workspace.to_string()), max_output_bytes: Some(MAX_TOOL_OUTPUT_BYTES), ..Default::default() };
       match sb.execute("sh", &["-c".to_string(), command.to_string()], opts).await {
         Ok(r) => bash_outcome(&r).with(Effect::Command),
         Err(e) => ToolOutcome::error(format!("Bash could not run the command: {}", e.message)),
@@ -252,26 +259,40 @@ pub async fn run(sb: &Arc<AnySandbox>, workspace: &str, tool: &str, p: &Value) -
         Ok(x) => x,
         Err(e) => return ToolOutcome::error(e),
       };
-      let op = sb.read_file(&path).await;
-      let Some(data) = op.content.filter(|_| op.success) else {
-        return ToolOutcome::error(format!("Read {path}: {}", op.error.unwrap_or_else(|| "could not read".into())));
-      };
-      if data.len() > MAX_READ_BYTES && p.get("offset").is_none() && p.get("limit").is_none() {
-        let text = String::from_utf8_lossy(&data[..MAX_READ_BYTES]).into_owned();
-        return ToolOutcome::ok(format!("{text}\n[file is {} bytes; only the first {MAX_READ_BYTES} shown: use offset/limit]", data.len()));
-      }
-      if data.contains(&0) || std::str::from_utf8(&data).is_err() {
-        return ToolOutcome::ok(format!("(binary file, {} bytes; not shown)", data.len()));
-      }
-      let text = String::from_utf8(data).unwrap_or_default();
       let offset = p.get("offset").and_then(Value::as_u64);
       let limit = p.get("limit").and_then(Value::as_u64);
-      if offset.is_none() && limit.is_none() {
+      let ranged = offset.is_some() || limit.is_some();
+      let cap = if ranged { MAX_LINES_READ_BYTES } else { MAX_READ_BYTES };
+      // one byte more than is used tells a file that was cut from one that fits
+      let op = sb.read_file_max(&path, cap + 1).await;
+      let Some(mut data) = op.content.filter(|_| op.success) else {
+        return ToolOutcome::error(format!("Read {path}: {}", op.error.unwrap_or_else(|| "could not read".into())));
+      };
+      let cut = data.len() > cap;
+      data.truncate(cap);
+      if data.contains(&0) || utf8_prefix(&data).is_none() {
+        let size = if cut { format!("more than {cap}") } else { data.len().to_string() };
+        return ToolOutcome::ok(format!("(binary file, {size} bytes; not shown)"));
+      }
+      let text = utf8_prefix(&data).unwrap_or_default();
+      if cut && !ranged {
+        return ToolOutcome::ok(format!("{text}\n[file is larger than {MAX_READ_BYTES} bytes; only the first {MAX_READ_BYTES} shown: use offset/limit]"));
+      }
+      if !ranged {
         return ToolOutcome::ok(text);
       }
+      // of a cut file only whole lines are used
+      let text = if cut { text.rsplit_once('\n').map_or("", |(whole, _)| whole) } else { text };
       let start = offset.unwrap_or(1).max(1) as usize - 1;
-      let lines: Vec<&str> = text.lines().skip(start).take(limit.map(|l| l as usize).unwrap_or(usize::MAX)).collect();
-      ToolOutcome::ok(lines.join("\n"))
+      let want = limit.map(|l| l as usize).unwrap_or(usize::MAX);
+      let lines: Vec<&str> = text.lines().skip(start).take(want).collect();
+      let mut out = lines.join("\n");
+      if cut && lines.len() < want {
+        out.push_str(&format!(
+          "\n[Read looks through the first {MAX_LINES_READ_BYTES} bytes of a file only; for lines beyond them use Bash, e.g. sed -n '<first>,<last>p' {path}]"
+        ));
+      }
+      ToolOutcome::ok(out)
     }
     "Write" => {
       let path = match abs(str_of(p, "file").unwrap_or_default()) {
@@ -303,10 +324,13 @@ pub async fn run(sb: &Arc<AnySandbox>, workspace: &str, tool: &str, p: &Value) -
       if old.is_empty() {
         return ToolOutcome::error("Edit: old_string must not be empty (use Write to create a file)");
       }
-      let op = sb.read_file(&path).await;
+      let op = sb.read_file_max(&path, MAX_EDIT_BYTES + 1).await;
       let Some(data) = op.content.filter(|_| op.success) else {
         return ToolOutcome::error(format!("Edit {path}: {}", op.error.unwrap_or_else(|| "could not read".into())));
       };
+      if data.len() > MAX_EDIT_BYTES {
+        return ToolOutcome::error(format!("Edit {path}: the file is larger than {MAX_EDIT_BYTES} bytes, too large for Edit; change it with Bash (e.g. sed -i)"));
+      }
       let Ok(text) = String::from_utf8(data) else {
         return ToolOutcome::error(format!("Edit {path}: not a UTF-8 text file"));
       };
@@ -380,7 +404,7 @@ exit 0"#;
         if icase { "-i".into() } else { String::new() },
         str_of(p, "glob").unwrap_or_default().into(),
       ];
-      let opts = ExecOptions { workdir: Some(workspace.to_string()), ..Default::default() };
+      let opts = ExecOptions { workdir: Some(workspace.to_string()), max_output_bytes: Some(MAX_TOOL_OUTPUT_BYTES), ..Default::default() };
       match sb.execute("sh", &args, opts).await {
         Ok(r) => {
           let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
@@ -391,6 +415,8 @@ exit 0"#;
           let out = out.lines().map(|l| l.strip_prefix(&prefix).unwrap_or(l)).collect::<Vec<_>>().join("\n");
           if out.trim().is_empty() {
             ToolOutcome::ok("No matches")
+          } else if r.truncated {
+            ToolOutcome::ok(format!("{out}\n[more matches not shown: narrow the pattern or the path]"))
           } else {
             ToolOutcome::ok(out)
           }
@@ -448,6 +474,15 @@ pub fn bash_outcome(r: &ExecResult) -> ToolOutcome {
   let mut o = if r.exit_code == 0 { ToolOutcome::ok(s) } else { ToolOutcome::error(s) };
   o.effect = Effect::Command;
   o
+}
+
+/// `data` as text when it is UTF-8, allowing a character cut at its end (a prefix of a file).
+fn utf8_prefix(data: &[u8]) -> Option<&str> {
+  match std::str::from_utf8(data) {
+    Ok(s) => Some(s),
+    Err(e) if e.error_len().is_none() => std::str::from_utf8(&data[..e.valid_up_to()]).ok(),
+    Err(_) => None,
+  }
 }
 
 /// Whether `path` exists (one listing of its directory; a missing directory means no).
@@ -515,6 +550,14 @@ mod tests {
     assert!(o.is_error);
     assert_eq!(o.content, "out\n[stderr]\nbad\n[exit code 2]");
     assert_eq!(o.effect, Effect::Command);
+  }
+
+  #[test]
+  fn utf8_prefixes_may_end_in_a_cut_character() {
+    let s = "héllo".as_bytes();
+    assert_eq!(utf8_prefix(s), Some("héllo"));
+    assert_eq!(utf8_prefix(&s[..2]), Some("h"), "é cut in half");
+    assert_eq!(utf8_prefix(&[b'a', 0xff, b'b']), None);
   }
 
   #[test]
