@@ -2,17 +2,32 @@
 // already running and never connecting again, removes what it left within a few of its sweeps
 // (SANDBOX_REAPER_INTERVAL_SECONDS=1, SANDBOX_REAPER_GRACE_SECONDS=5 shorten the defaults 30 s / 60 s;
 // other processes may be starting sandboxes on the same engine, so the grace stays a few seconds).
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { BUSYBOX, docker, dockerLabelled, dockerLabelledIds, sandboxLabel, sleep, waitFor } from './helpers.js'
 
 const ADDON = fileURLToPath(new URL('../index.js', import.meta.url))
 const childCwd = fs.mkdtempSync(path.join(os.tmpdir(), 'agentic-sandbox-reaper-'))
-afterAll(() => fs.rmSync(childCwd, { recursive: true, force: true }))
+/** BusyBox with an EXPOSEd port: it keeps its own command, and only such sandboxes pause on stop(). */
+const KEEP_IMAGE = 'agentic-sandbox/test-keep-reaper:1'
+beforeAll(() => {
+  execFileSync('docker', ['build', '-q', '-t', KEEP_IMAGE, '-'], {
+    input: `FROM ${BUSYBOX}\nEXPOSE 8080\nCMD ["sleep","infinity"]\n`,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+})
+afterAll(() => {
+  fs.rmSync(childCwd, { recursive: true, force: true })
+  try {
+    docker(['rmi', KEEP_IMAGE])
+  } catch {
+    /* still in use, or gone */
+  }
+})
 
 // Every child is killed after its test, whatever happened: a leftover child with a one-second
 // reaper would go on sweeping the shared engine.
@@ -27,7 +42,8 @@ afterEach(async () => {
   }
 })
 
-// CHILD_SANDBOXES: JSON list of sandbox configs to start; CHILD_PAUSE=1 stops (pauses) them before READY.
+// CHILD_SANDBOXES: JSON list of sandbox configs to start; CHILD_PAUSE=1 stops them before READY (an
+// image that keeps its command is then paused).
 const CHILD = `
 const { SandboxManager } = require(${JSON.stringify(ADDON)});
 (async () => {
@@ -88,25 +104,10 @@ const stateOf = (id: string) => {
   }
 }
 
-/**
- * The owner's death as the container side of the ownership design makes it: the container ends by
- * itself when its owner's stdin closes. Guest containers do so today; exec-engine containers only
- * once their stdin watchdog exists (another branch).
- * TODO(watchdog): remove this `docker kill` fallback once exec-engine containers end by themselves.
- */
+/** The owner's death ends its containers by themselves: their owner watchdog's stdin closed. */
 async function containersEndWithTheirOwner(ids: string[]) {
-  await waitFor(() => ids.every((id) => stateOf(id) !== 'running'), 5000, 200)
-  for (const id of ids) {
-    if (stateOf(id) === 'running') {
-      for (const c of dockerLabelledIds(sandboxLabel(id)).containers) {
-        try {
-          docker(['kill', c])
-        } catch {
-          /* it ended meanwhile */
-        }
-      }
-    }
-  }
+  const ended = await waitFor(() => ids.every((id) => stateOf(id) !== 'running'), 5000, 200)
+  expect(ended, ids.map((id) => `${id}: ${stateOf(id)}`).join('\n')).toBe(true)
 }
 
 describe('the periodic reaper', () => {
@@ -115,7 +116,7 @@ describe('the periodic reaper', () => {
     // connects first: its reaper runs every second from now on; its own sandbox must survive
     const watcher = await startChild([{ networkMode: 'none' }], fast)
     const victim = await startChild([{ networkMode: 'isolated' }, { networkMode: 'isolated', docker: { execEngine: 'exec' } }])
-    const paused = await startChild([{ networkMode: 'isolated' }], { CHILD_PAUSE: '1' })
+    const paused = await startChild([{ networkMode: 'isolated', image: KEEP_IMAGE }], { CHILD_PAUSE: '1' })
     try {
       const doomed = [...victim.ids, ...paused.ids]
       for (const id of doomed) expect(leftOf(id), `${id} before the kill`).toEqual({ containers: 1, volumes: 1, networks: 1 })
