@@ -357,7 +357,8 @@ describe('the watchdog exec of an image that keeps its command', () => {
       await sb.start()
       const watchdogs = async () =>
         // processes whose parent is outside the sandbox (ppid 0: docker exec) and named the watchdog
-        (await sb.execute('sh', ['-c', 'for d in /proc/[0-9]*; do read -r l < $d/stat || continue; r=${l##*") "}; set -- $r; [ "$2" = 0 ] || continue; tr "\\000" " " < $d/cmdline | grep -q "agentic-sandbox-watchdog" && echo ${d#/proc/}; done; true'])).stdout
+        // (the [d] keeps this probe, itself a docker exec on the exec engine, from matching itself)
+        (await sb.execute('sh', ['-c', 'for d in /proc/[0-9]*; do read -r l < $d/stat || continue; r=${l##*") "}; set -- $r; [ "$2" = 0 ] || continue; tr "\\000" " " < $d/cmdline | grep -q "agentic-sandbox-watch[d]og" && echo ${d#/proc/}; done; true'])).stdout
           .split('\n')
           .filter(Boolean)
           .map(Number)

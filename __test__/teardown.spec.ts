@@ -6,6 +6,8 @@ import { SandboxManager, SandboxedAgentExecutor } from '../index.js'
 import { BUSYBOX, containerOf, docker, dockerLabelled, goneOf, sandboxLabel, sleep, waitFor, within } from './helpers.js'
 
 const NONE = { containers: 0, volumes: 0, networks: 0 }
+/** The frozen-guest cases need the guest engine, also when SANDBOX_EXEC_ENGINE=exec runs the suites. */
+const GUEST: any = { docker: { execEngine: 'guest' } }
 
 // every teardown of this file is bounded by 2 s (+ at most 5 s of forced removal)
 const savedTimeout = process.env.SANDBOX_DESTROY_TIMEOUT_SECONDS
@@ -89,7 +91,7 @@ describe('bounded teardown of a stuck sandbox', () => {
   it('pool.release() of a sandbox whose guest is frozen resolves, and the sandbox is replaced', async () => {
     const m: any = new SandboxManager({ image: BUSYBOX, networkMode: 'none' })
     try {
-      const pool: any = await m.createPool({}, { min: 0, max: 1 })
+      const pool: any = await m.createPool(GUEST, { min: 0, max: 1 })
       const sb: any = await pool.acquire()
       await freezeGuest(sb)
       const t0 = Date.now()
@@ -109,9 +111,9 @@ describe('bounded teardown of a stuck sandbox', () => {
 
   it('destroyAll() and pool.destroy() finish although a destroy is stuck behind a hung stop()', async () => {
     const m: any = new SandboxManager({ image: BUSYBOX, networkMode: 'none' })
-    const stuck: any = await m.createSandbox()
+    const stuck: any = await m.createSandbox(GUEST)
     await stuck.start()
-    const pool: any = await m.createPool({}, { min: 1, max: 1 })
+    const pool: any = await m.createPool(GUEST, { min: 1, max: 1 })
     const pooled: any = await pool.acquire()
     await freezeGuest(stuck)
     await freezeGuest(pooled)
