@@ -27,6 +27,15 @@ fi
 
 echo "[ensure-docker] starting dockerd ..." >&2
 mkdir -p /var/log
+# a dockerd that was killed (crash, SIGKILL) leaves its pid file behind, and a new one refuses to start
+# (and so may its containerd: a pid file naming a process that is no longer containerd)
+if ! pidof dockerd >/dev/null 2>&1; then
+  rm -f /var/run/docker.pid
+  cpid=$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)
+  if [ -n "$cpid" ] && [ "$(cat /proc/$cpid/comm 2>/dev/null)" != containerd ]; then
+    rm -f /var/run/docker/containerd/containerd.pid
+  fi
+fi
 # its own session: a job runner that kills our process group must not take the engine with it
 setsid nohup dockerd >/var/log/agentic-sandbox-dockerd.log 2>&1 < /dev/null &
 for _ in $(seq 1 60); do

@@ -37,8 +37,10 @@ const REAP_GROUP: &str = r#"reap() { for sig in STOP KILL KILL; do for f in /pro
 
 /// Kills every process (but the caller) whose environment holds `AGENTIC_SANDBOX_RUN=$1`: stop them,
 /// then kill, a few passes (a leftover may fork while being found). One `grep` over /proc does the
-/// search; it runs with the variable emptied so it does not find itself.
-const SWEEP_RUN: &str = r#"sweep() { for pass in 1 2 3; do l=$(AGENTIC_SANDBOX_RUN= grep -l -F "AGENTIC_SANDBOX_RUN=$1" /proc/[0-9]*/environ 2>/dev/null); [ -n "$l" ] || return 0; ps=; for f in $l; do p=${f#/proc/}; p=${p%/environ}; [ "$p" = "$$" ] || ps="$ps $p"; done; [ -n "$ps" ] || return 0; kill -s STOP $ps 2>/dev/null; kill -s KILL $ps 2>/dev/null; done; }"#;
+/// search; it runs with the variable emptied so it does not find itself. Not `grep -F`: BusyBox's
+/// fixed-string search stops at the first NUL of a line, and environ is NUL-separated (the pattern
+/// is letters, digits, `_` and `=`, so it means the same as a regular expression).
+const SWEEP_RUN: &str = r#"sweep() { for pass in 1 2 3; do l=$(AGENTIC_SANDBOX_RUN= grep -l "AGENTIC_SANDBOX_RUN=$1" /proc/[0-9]*/environ 2>/dev/null); [ -n "$l" ] || return 0; ps=; for f in $l; do p=${f#/proc/}; p=${p%/environ}; [ "$p" = "$$" ] || ps="$ps $p"; done; [ -n "$ps" ] || return 0; kill -s STOP $ps 2>/dev/null; kill -s KILL $ps 2>/dev/null; done; }"#;
 
 pub fn wrapper_script() -> String {
   format!(
