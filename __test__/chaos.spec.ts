@@ -12,24 +12,13 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
-import { BUSYBOX, docker, dockerLabelled, inspectContainer, sandboxLabel, sleep, waitFor, within } from './helpers.js'
+import { BUSYBOX, docker, dockerLabelled, inspectContainer, sandboxLabel, settle, sleep, waitFor } from './helpers.js'
 
 const ADDON = fileURLToPath(new URL('../index.js', import.meta.url))
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const EXEC_ENGINE = process.env.SANDBOX_EXEC_ENGINE === 'exec'
 const childCwd = fs.mkdtempSync(path.join(os.tmpdir(), 'agentic-sandbox-chaos-'))
 afterAll(() => fs.rmSync(childCwd, { recursive: true, force: true }))
-
-async function settle(p: Promise<any>, ms: number, what: string): Promise<{ ok: boolean; value?: any; error?: any }> {
-  return within(
-    p.then(
-      (value) => ({ ok: true, value }),
-      (error) => ({ ok: false, error }),
-    ),
-    ms,
-    what,
-  )
-}
 
 // A child that creates sandboxes on both engines (one isolated, so a network exists too), says READY
 // and waits to be killed.

@@ -186,3 +186,15 @@ export async function goneOf(id: string) {
   }, 15_000, 100)
   return left
 }
+
+/** Settles (never rejects) with { ok, value | error } within ms, or fails the test (proves "did not hang"). */
+export async function settle(p: Promise<any>, ms: number, what: string): Promise<{ ok: boolean; value?: any; error?: any }> {
+  return within(
+    p.then(
+      (value) => ({ ok: true, value }),
+      (error) => ({ ok: false, error }),
+    ),
+    ms,
+    what,
+  )
+}

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
-import { BUSYBOX, docker, dockerLabelled, inspectContainer, sandboxLabel, sleep, within } from './helpers.js'
+import { BUSYBOX, docker, dockerLabelled, inspectContainer, sandboxLabel, settle, sleep } from './helpers.js'
 
 const EXEC_ENGINE = process.env.SANDBOX_EXEC_ENGINE === 'exec'
 const onGuest = EXEC_ENGINE ? it.skip : it
@@ -16,18 +16,6 @@ const TEARDOWN_MS = 16_000
 
 /** pids of our daemon's processes in the sandbox (the guest and its per-command shims), by comm. */
 const GUEST_PIDS = 'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = agentic-sandbox ] && echo ${d#/proc/}; done'
-
-/** Settles (never rejects) within ms, or fails the test. */
-async function settle(p: Promise<any>, ms: number, what: string): Promise<{ ok: boolean; value?: any; error?: any }> {
-  return within(
-    p.then(
-      (value) => ({ ok: true, value }),
-      (error) => ({ ok: false, error }),
-    ),
-    ms,
-    what,
-  )
-}
 
 /** One frame of the guest protocol: len u32 LE, kind u8, id u32 LE, payload. */
 function frame(kind: number, id: number, payload: Buffer): Buffer {

@@ -9,6 +9,8 @@ cargo test 2>&1
 (cd guest && cargo test 2>&1)
 echo "== tsc (types of index.d.ts, examples, tests)" >&2
 npx tsc -p .
+# gVisor for the docker.runtime tests (best effort: without it those tests skip)
+bash scripts/ensure-runsc.sh || true
 echo "== vitest (guest engine, the default)" >&2
 npx vitest run "$@"
 # the same suites on the docker-exec fallback engine (guest.spec.ts is about the guest itself;

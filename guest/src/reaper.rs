@@ -67,7 +67,8 @@ pub struct Reaper {
   state: Mutex<State>,
 }
 
-fn wait4(pid: i32, flags: i32) -> (i32, Status) {
+/// `wait4` retried on EINTR: (its result, the status and peak RSS). The shim uses it too.
+pub(crate) fn wait4(pid: i32, flags: i32) -> (i32, Status) {
   let mut st: libc::c_int = 0;
   let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
   loop {

@@ -43,7 +43,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::reaper::{Reaper, Status};
+use crate::reaper::{wait4, Reaper, Status};
 
 /// argv[1] of a shim.
 pub const MARKER: &str = "--shim";
@@ -599,17 +599,6 @@ impl Prepared {
   }
 }
 
-fn wait4(pid: i32, flags: i32) -> (i32, Status) {
-  let mut st: libc::c_int = 0;
-  let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-  loop {
-    let r = unsafe { libc::wait4(pid, &mut st, flags, &mut ru) };
-    if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-      continue;
-    }
-    return (r, Status { raw: st, max_rss_kb: ru.ru_maxrss.max(0) as u64 });
-  }
-}
 
 /// Kill every descendant of this process and reap them; returns when it has no children left.
 /// (As a subreaper, nothing that descends from us can leave the tree except by dying: orphans
