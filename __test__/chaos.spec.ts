@@ -146,7 +146,7 @@ describe('chaos: the engine restarts under an in-flight call', () => {
       await restarted
       expect(r.ok, `resolved: ${JSON.stringify(r.value)}`).toBe(false)
       expect(['PROVIDER_UNAVAILABLE', 'SANDBOX_NOT_RUNNING', 'PROVIDER_ERROR']).toContain(r.error.code)
-      console.log(`in-flight execute failed ${Date.now() - t0} ms after the engine was killed: ${r.error.code}: ${r.error.message}`)
+      console.log(`in-flight execute failed ${Date.now() - t0} ms after the engine was told to stop: ${r.error.code}: ${r.error.message}`)
       await settle(sb.destroy(), 30_000, 'destroy() after the restart')
       const fresh = await manager.createSandbox()
       await fresh.start()
