@@ -200,7 +200,14 @@ pub fn map_exec_error(container: &str, e: bollard::errors::Error) -> SandboxErro
       ErrorCode::SandboxNotRunning,
       format!("the sandbox's container is not running ({message}); call start() first"),
     ),
-    _ => SandboxError::new(ErrorCode::ExecutionError, format!("docker exec failed: {e}")),
+    bollard::errors::Error::DockerResponseServerError { .. } => {
+      SandboxError::new(ErrorCode::ExecutionError, format!("docker exec failed: {e}"))
+    }
+    // anything else is the transport: the engine stopped answering (restarted, crashed, socket gone)
+    _ => SandboxError::new(
+      ErrorCode::ProviderUnavailable,
+      format!("lost the connection to the Docker engine during docker exec ({e}); check that the engine runs, then retry (a restarted engine stops the sandbox's container: start() it afresh)"),
+    ),
   }
 }
 
