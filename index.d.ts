@@ -69,6 +69,14 @@ export declare class Sandbox {
   runCode(code: string, options?: RunCodeOptions): Promise<CodeExecutionResult>
   /** Runs the project's tests and parses the summary (seed 004). */
   runTests(options?: RunTestsOptions): Promise<TestRunResult>
+  /**
+   * Changes the running sandbox (seed 002 `configure`): adds `env` to every later command,
+   * installs `installPackages` with the template's package manager, then runs `runCommands`
+   * in order, stopping at the first failure. Resolves with each step's result (also when one
+   * failed: `success: false`); rejects with INVALID_ARGUMENT (nothing changed),
+   * SANDBOX_NOT_RUNNING or ABORTED.
+   */
+  configure(options: ConfigureOptions): Promise<ConfigureResult>
   /** The sandbox's own log, newest last (seed 002 `getLogs`). */
   getLogs(options?: GetLogsOptions): SandboxLogs
   /**
@@ -306,6 +314,49 @@ export interface CodeExecutionResult {
    * (undefined on the exec engine and E2B).
    */
   memoryUsedMB?: number
+}
+
+export interface ConfigureOptions {
+  /** Added to the environment of every later command (a command's own `env` wins). */
+  env?: Record<string, string>
+  /** Installed with the template's package manager (pip or npm), as `installPackages` at start. */
+  installPackages?: Array<string>
+  /** Shell commands (`/bin/sh -c`, in `workdir`), run in order; the first failure stops the rest. */
+  runCommands?: Array<string>
+  /** Seconds for each step (default limits.timeoutSeconds). */
+  timeout?: number
+  /** Where `runCommands` run (default: the sandbox workdir). */
+  workdir?: string
+  /** Called with each chunk of stdout as it arrives (as for `execute`). Must not throw. */
+  onStdout?: (chunk: string) => void
+  /** Like `onStdout`, for stderr. */
+  onStderr?: (chunk: string) => void
+  /** Aborting kills the run and rejects with `ABORTED`. */
+  signal?: AbortSignal
+}
+
+export interface ConfigureResult {
+  /** every step ran and succeeded */
+  success: boolean
+  envVarsUpdated: number
+  /** packages installed (0 when the install failed) */
+  packagesInstalled: number
+  /** `runCommands` that ran, the failing one included */
+  commandsExecuted: number
+  /** the install (if any), then each command that ran, in order */
+  steps: Array<ConfigureStep>
+  durationMs: number
+}
+
+export interface ConfigureStep {
+  kind: 'install' | 'command'
+  /** the command line that ran */
+  command: string
+  exitCode: number
+  stdout: string
+  stderr: string
+  durationMs: number
+  timedOut: boolean
 }
 
 export interface DeleteFileOptions {
@@ -638,6 +689,14 @@ export interface RunCodeOptions {
   timeout?: number
   env?: Record<string, string>
   workdir?: string
+  /** Per-stream output cap in bytes (default 16 MiB); output beyond it is dropped and `truncated` set. */
+  maxOutputBytes?: number
+  /** Called with each chunk of stdout as it arrives (as for `execute`). Must not throw. */
+  onStdout?: (chunk: string) => void
+  /** Like `onStdout`, for stderr. */
+  onStderr?: (chunk: string) => void
+  /** Aborting kills the run and rejects with `ABORTED`. */
+  signal?: AbortSignal
 }
 
 export interface RunTestsOptions {
@@ -648,6 +707,12 @@ export interface RunTestsOptions {
   timeout?: number
   workdir?: string
   env?: Record<string, string>
+  /** Called with each chunk of stdout as it arrives (as for `execute`). Must not throw. */
+  onStdout?: (chunk: string) => void
+  /** Like `onStdout`, for stderr. */
+  onStderr?: (chunk: string) => void
+  /** Aborting kills the run and rejects with `ABORTED`. */
+  signal?: AbortSignal
 }
 
 /** Sandbox configuration (all optional; see README "Configuration"). */

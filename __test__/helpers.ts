@@ -1,5 +1,9 @@
 // Shared helpers for the agentic-sandbox vitest suites.
 import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import os from 'node:os'
 import { expect } from 'vitest'
 import { SandboxManager } from '../index.js'
@@ -197,4 +201,79 @@ export async function settle(p: Promise<any>, ms: number, what: string): Promise
     ms,
     what,
   )
+}
+
+/** Writes the wheel of a tiny package, agentic_demo 0.1 (VALUE = 'agentic-demo-42'), into `dir`. */
+function buildWheel(dir: string) {
+  const script = `
+import base64, hashlib, os, sys, zipfile
+out = sys.argv[1]
+name, ver = 'agentic_demo', '0.1'
+info = f'{name}-{ver}.dist-info'
+files = {
+    f'{name}/__init__.py': 'VALUE = "agentic-demo-42"\\n',
+    f'{info}/METADATA': f'Metadata-Version: 2.1\\nName: {name}\\nVersion: {ver}\\n',
+    f'{info}/WHEEL': 'Wheel-Version: 1.0\\nGenerator: agentic-sandbox-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n',
+}
+def digest(data):
+    return 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+record = ''.join(f'{p},{digest(c.encode())},{len(c.encode())}\\n' for p, c in files.items()) + f'{info}/RECORD,,\\n'
+files[f'{info}/RECORD'] = record
+with zipfile.ZipFile(os.path.join(out, f'{name}-{ver}-py3-none-any.whl'), 'w') as z:
+    for p, c in files.items():
+        z.writestr(p, c)
+`
+  execFileSync('python3', ['-c', script, dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+export interface PipIndex {
+  /** env that points pip in a bridge-networked sandbox at this index (and only at it) */
+  env: Record<string, string>
+  /** paths asked for, in order */
+  requests: string[]
+  close(): Promise<void>
+}
+
+/**
+ * A pip --find-links index served by this process on the Docker bridge's gateway address, with
+ * one package: agentic_demo. Sandboxes with networkMode 'bridge' and `env` install from it.
+ */
+export async function startPipIndex(): Promise<PipIndex> {
+  const wheelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentic-sandbox-wheels-'))
+  buildWheel(wheelDir)
+  const gateway = bridgeGateway()
+  const requests: string[] = []
+  // a --find-links index: a directory listing with links to the wheels, and the wheels
+  const server = http.createServer((req, res) => {
+    const url = decodeURIComponent((req.url ?? '/').split('?')[0])
+    requests.push(url)
+    if (url === '/' || url === '') {
+      const links = fs
+        .readdirSync(wheelDir)
+        .filter((f) => f.endsWith('.whl'))
+        .map((f) => `<a href="${f}">${f}</a>`)
+        .join('\n')
+      res.writeHead(200, { 'content-type': 'text/html' })
+      res.end(`<!DOCTYPE html><html><body>\n${links}\n</body></html>\n`)
+      return
+    }
+    const file = path.join(wheelDir, path.basename(url))
+    if (url.endsWith('.whl') && fs.existsSync(file)) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' })
+      fs.createReadStream(file).pipe(res)
+      return
+    }
+    res.writeHead(404)
+    res.end('not found')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', () => resolve()))
+  const port = (server.address() as AddressInfo).port
+  return {
+    env: { PIP_NO_INDEX: '1', PIP_FIND_LINKS: `http://${gateway}:${port}/`, PIP_TRUSTED_HOST: gateway },
+    requests,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      fs.rmSync(wheelDir, { recursive: true, force: true })
+    },
+  }
 }

@@ -1,21 +1,16 @@
 // Templates, runCode, installPackages / startupScript and runTests against real images: the devtools
 // image (go, pytest, pip, jest, vitest, tsx) and a pip index served by this test process.
-import { execFileSync } from 'node:child_process'
-import fs from 'node:fs'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
 import {
-  bridgeGateway,
   BUSYBOX,
   DEBIAN,
   DEVTOOLS,
   expectCode,
   goneOf,
   processList,
+  startPipIndex,
+  type PipIndex,
   TEST_TEMPLATES,
   waitFor,
 } from './helpers.js'
@@ -280,75 +275,20 @@ describe('runCode (devtools image, template python)', () => {
 // ------------------------------------------------------------------------------------------ installPackages
 
 /** Builds a minimal pure-Python wheel (agentic_demo 0.1) with python3's zipfile into `dir`. */
-function buildWheel(dir: string) {
-  const script = `
-import base64, hashlib, os, sys, zipfile
-out = sys.argv[1]
-name, ver = 'agentic_demo', '0.1'
-info = f'{name}-{ver}.dist-info'
-files = {
-    f'{name}/__init__.py': 'VALUE = "agentic-demo-42"\\n',
-    f'{info}/METADATA': f'Metadata-Version: 2.1\\nName: {name}\\nVersion: {ver}\\n',
-    f'{info}/WHEEL': 'Wheel-Version: 1.0\\nGenerator: agentic-sandbox-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n',
-}
-def digest(data):
-    return 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
-record = ''.join(f'{p},{digest(c.encode())},{len(c.encode())}\\n' for p, c in files.items()) + f'{info}/RECORD,,\\n'
-files[f'{info}/RECORD'] = record
-with zipfile.ZipFile(os.path.join(out, f'{name}-{ver}-py3-none-any.whl'), 'w') as z:
-    for p, c in files.items():
-        z.writestr(p, c)
-`
-  execFileSync('python3', ['-c', script, dir], { stdio: ['ignore', 'pipe', 'pipe'] })
-}
-
 describe('installPackages and startupScript', () => {
-  const wheelDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agentic-sandbox-wheels-'))
-  let server: http.Server
-  let port = 0
-  let gateway = ''
-  const requests: string[] = []
+  let index: PipIndex
+  let requests: string[] = []
 
   beforeAll(async () => {
-    buildWheel(wheelDir)
-    gateway = bridgeGateway()
-    // a --find-links index: a directory listing with links to the wheels, and the wheels
-    server = http.createServer((req, res) => {
-      const url = decodeURIComponent((req.url ?? '/').split('?')[0])
-      requests.push(url)
-      if (url === '/' || url === '') {
-        const links = fs
-          .readdirSync(wheelDir)
-          .filter((f) => f.endsWith('.whl'))
-          .map((f) => `<a href="${f}">${f}</a>`)
-          .join('\n')
-        res.writeHead(200, { 'content-type': 'text/html' })
-        res.end(`<!DOCTYPE html><html><body>\n${links}\n</body></html>\n`)
-        return
-      }
-      const file = path.join(wheelDir, path.basename(url))
-      if (url.endsWith('.whl') && fs.existsSync(file)) {
-        res.writeHead(200, { 'content-type': 'application/octet-stream' })
-        fs.createReadStream(file).pipe(res)
-        return
-      }
-      res.writeHead(404)
-      res.end('not found')
-    })
-    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', () => resolve()))
-    port = (server.address() as AddressInfo).port
+    index = await startPipIndex()
+    requests = index.requests
   })
 
   afterAll(async () => {
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
-    fs.rmSync(wheelDir, { recursive: true, force: true })
+    await index?.close()
   })
 
-  const pipEnv = () => ({
-    PIP_NO_INDEX: '1',
-    PIP_FIND_LINKS: `http://${gateway}:${port}/`,
-    PIP_TRUSTED_HOST: gateway,
-  })
+  const pipEnv = () => index.env
 
   it('needs network: installPackages with an isolated or no network is INVALID_CONFIG', async () => {
     const m = newManager()
@@ -401,6 +341,27 @@ describe('installPackages and startupScript', () => {
         expect(logs.some((e: any) => e.source === 'system' && e.message.includes('agentic_demo'))).toBe(true)
       },
     )
+  })
+
+  it('configure installs into a running sandbox: later code and commands import it; a missing package fails the step', async () => {
+    const m = newManager()
+    await withStarted(m, { template: 'python', networkMode: 'bridge', env: pipEnv() }, async (sb) => {
+      expect((await sb.runCode('import agentic_demo')).exitCode).not.toBe(0)
+      const chunks: string[] = []
+      const r = await sb.configure({ installPackages: ['agentic_demo'], runCommands: ['python3 -c "import agentic_demo; print(agentic_demo.VALUE)"'], onStdout: (c: string) => chunks.push(c) })
+      expect(r).toMatchObject({ success: true, packagesInstalled: 1, commandsExecuted: 1 })
+      expect(r.steps.map((x: any) => x.kind)).toEqual(['install', 'command'])
+      expect(r.steps[0].command).toContain('pip install')
+      expect(r.steps[1].stdout).toBe('agentic-demo-42\n')
+      expect(chunks.join('')).toContain('agentic-demo-42')
+      expect((await sb.runCode('import agentic_demo; print(agentic_demo.VALUE)')).output).toBe('agentic-demo-42\n')
+      expect((await sb.execute('python3', ['-c', 'import agentic_demo'])).exitCode).toBe(0)
+      const bad = await sb.configure({ installPackages: ['agentic_missing_pkg'], runCommands: ['touch never'] })
+      expect(bad).toMatchObject({ success: false, packagesInstalled: 0, commandsExecuted: 0 })
+      expect(bad.steps).toHaveLength(1)
+      expect(bad.steps[0].exitCode).not.toBe(0)
+      expect((await sb.execute('ls', ['never'])).exitCode).not.toBe(0)
+    })
   })
 
   it('a package that is not in the index: start rejects EXECUTION_ERROR and nothing is left', async () => {

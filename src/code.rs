@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use tokio::sync::oneshot;
+
+use crate::docker::process::OutputSink;
 use crate::error::{ErrorCode, Result, SandboxError};
 use crate::sandbox::AnySandbox;
 use crate::testparse::{self, Framework, TestSummary};
@@ -70,11 +73,18 @@ pub struct TestRun {
   pub summary: TestSummary,
 }
 
+#[derive(Default)]
 pub struct CodeOptions {
   pub language: Option<String>,
   pub timeout: Option<f64>,
   pub env: BTreeMap<String, String>,
   pub workdir: Option<String>,
+  /// per-stream output cap in bytes (default 16 MiB)
+  pub max_output_bytes: Option<usize>,
+  /// output as it arrives
+  pub sink: Option<OutputSink>,
+  /// kills the run (ABORTED)
+  pub abort: Option<oneshot::Receiver<()>>,
 }
 
 pub async fn run_code(sb: &AnySandbox, code: &str, opts: CodeOptions) -> Result<CodeRun> {
@@ -110,11 +120,11 @@ pub async fn run_code(sb: &AnySandbox, code: &str, opts: CodeOptions) -> Result<
     env: opts.env,
     workdir: opts.workdir,
     stdin: Some(code.as_bytes().to_vec()),
-    ..Default::default()
+    max_output_bytes: opts.max_output_bytes,
   };
   let label = format!("runCode ({language}, {} bytes)", code.len());
   let args = ["-c".to_string(), script, format!("runCode-{language}"), file.clone()];
-  let result = sb.execute_as((interpreter, &[]), &label, "/bin/sh", &args, exec).await?;
+  let result = sb.execute_as((interpreter, &[]), &label, "/bin/sh", &args, exec, opts.sink, opts.abort).await?;
   if result.timed_out || result.signal.is_some() {
     // the wrapper was killed before it could remove the code (and Go's directory)
     let base = format!("{}/{file}", dir.trim_end_matches('/'));
@@ -126,12 +136,15 @@ pub async fn run_code(sb: &AnySandbox, code: &str, opts: CodeOptions) -> Result<
   Ok(CodeRun { language, result })
 }
 
+#[derive(Default)]
 pub struct TestOptions {
   pub framework: Option<String>,
   pub command: Option<String>,
   pub timeout: Option<f64>,
   pub env: BTreeMap<String, String>,
   pub workdir: Option<String>,
+  pub sink: Option<OutputSink>,
+  pub abort: Option<oneshot::Receiver<()>>,
 }
 
 /// Which framework a project uses, from its top-level files and package.json.
@@ -183,7 +196,7 @@ pub async fn run_tests(sb: &AnySandbox, opts: TestOptions) -> Result<TestRun> {
     (None, Some(f)) => (f.program(), &[]),
   };
   let label = format!("runTests ({})", framework.map(|f| f.as_str()).unwrap_or("custom command"));
-  let result = sb.execute_as(shown, &label, "/bin/sh", &args, exec).await?;
+  let result = sb.execute_as(shown, &label, "/bin/sh", &args, exec, opts.sink, opts.abort).await?;
   let output = format!("{}\n{}", String::from_utf8_lossy(&result.stdout), String::from_utf8_lossy(&result.stderr));
   let (framework, summary) = match framework {
     Some(f) => (Some(f), testparse::parse(f, &output)),

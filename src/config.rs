@@ -751,36 +751,8 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
 
   let name = get(o, "name").map(|v| want_str(v, "name")).transpose()?;
   let install_packages = get(o, "installPackages").map(|v| want_str_list(v, "installPackages")).transpose()?.unwrap_or_default();
-  for (i, p) in install_packages.iter().enumerate() {
-    if p.trim().is_empty() || p.starts_with('-') || p.chars().any(|c| c.is_whitespace() || c == '\0') {
-      return Err(SandboxError::invalid_config(format!(
-        "installPackages[{i}] must be a package name or spec like 'pandas' or 'express@4', without spaces or a leading '-', got {p:?}"
-      )));
-    }
-  }
   let package_manager = tpl.as_ref().and_then(|t| t.package_manager);
-  if !install_packages.is_empty() {
-    match package_manager {
-      None => {
-        return Err(SandboxError::invalid_config(match &template {
-          Some(t) => format!("installPackages needs a package manager, and template {t:?} has none; give the template one with templates: {{ {t}: {{ image, packageManager: 'pip' | 'npm' }} }}"),
-          None => "installPackages needs a template that says which package manager to use (template: 'python' for pip, 'node' for npm)".to_string(),
-        }))
-      }
-      Some(PackageManager::Apt) => {
-        return Err(SandboxError::invalid_config(
-          "installPackages with apt is not supported: apt needs root and a writable root filesystem, which the sandbox's hardening removes; bake system packages into the image, or use a template with pip or npm",
-        ))
-      }
-      Some(_) => {}
-    }
-    if provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
-      return Err(SandboxError::invalid_config(format!(
-        "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge' (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
-        network_mode.as_str()
-      )));
-    }
-  }
+  check_install(&install_packages, template.as_deref(), package_manager, provider, network_mode).map_err(SandboxError::invalid_config)?;
   let startup_script = get(o, "startupScript").map(|v| want_str(v, "startupScript")).transpose()?.filter(|s| !s.trim().is_empty());
   let command_policy = match get(o, "commandPolicy") {
     None => None,
@@ -852,6 +824,48 @@ pub fn limits_to_json(l: &ResourceLimits) -> Value {
     m["maxWorkspaceSizeMB"] = serde_json::json!(n);
   }
   m
+}
+
+/// Whether `packages` can be installed in a sandbox with this template, package manager, provider
+/// and network (the rules of `installPackages`, also used by `Sandbox.configure`).
+pub fn check_install(
+  packages: &[String],
+  template: Option<&str>,
+  package_manager: Option<PackageManager>,
+  provider: ProviderKind,
+  network_mode: NetworkMode,
+) -> std::result::Result<(), String> {
+  for (i, p) in packages.iter().enumerate() {
+    if p.trim().is_empty() || p.starts_with('-') || p.chars().any(|c| c.is_whitespace() || c == '\0') {
+      return Err(format!(
+        "installPackages[{i}] must be a package name or spec like 'pandas' or 'express@4', without spaces or a leading '-', got {p:?}"
+      ));
+    }
+  }
+  if packages.is_empty() {
+    return Ok(());
+  }
+  match package_manager {
+    None => {
+      return Err(match template {
+        Some(t) => format!("installPackages needs a package manager, and template {t:?} has none; give the template one with templates: {{ {t}: {{ image, packageManager: 'pip' | 'npm' }} }}"),
+        None => "installPackages needs a template that says which package manager to use (template: 'python' for pip, 'node' for npm)".to_string(),
+      })
+    }
+    Some(PackageManager::Apt) => {
+      return Err(
+        "installPackages with apt is not supported: apt needs root and a writable root filesystem, which the sandbox's hardening removes; bake system packages into the image, or use a template with pip or npm".to_string(),
+      )
+    }
+    Some(_) => {}
+  }
+  if provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
+    return Err(format!(
+      "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge' (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
+      network_mode.as_str()
+    ));
+  }
+  Ok(())
 }
 
 #[cfg(test)]

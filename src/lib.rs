@@ -5,6 +5,7 @@
 
 pub mod code;
 pub mod config;
+pub mod configure;
 pub mod docker;
 pub mod e2b;
 pub mod error;
@@ -336,7 +337,7 @@ pub struct SandboxHealthEntry {
   pub health: HealthCheckResult,
 }
 
-type ChunkFn = ThreadsafeFunction<String, UnknownReturnValue, String, Status, false, true>;
+pub(crate) type ChunkFn = ThreadsafeFunction<String, UnknownReturnValue, String, Status, false, true>;
 
 #[napi(object, object_to_js = false)]
 pub struct ExecuteOptions<'a> {
@@ -388,7 +389,7 @@ impl Utf8Chunks {
 
 /// Streams output chunks to the JS callbacks and lets the caller wait until every chunk queued
 /// so far has been delivered (a TSFN queue is FIFO, so counting completions is enough).
-struct ChunkSink {
+pub(crate) struct ChunkSink {
   fns: [Option<Arc<ChunkFn>>; 2],
   decoders: std::sync::Mutex<[Utf8Chunks; 2]>,
   sent: std::sync::atomic::AtomicU64,
@@ -447,6 +448,24 @@ impl ChunkSink {
     })
     .await;
   }
+}
+
+/// A receiver that fires when the AbortSignal `sig` aborts; `Err(ABORTED)` when it already has
+/// (`what` was then not started).
+fn abort_receiver(env: &Env, sig: Option<Object<'_>>, what: &str) -> Result<std::result::Result<Option<tokio::sync::oneshot::Receiver<()>>, SandboxError>> {
+  let Some(sig) = sig else { return Ok(Ok(None)) };
+  if sig.get_named_property::<bool>("aborted").unwrap_or(false) {
+    return Ok(Err(SandboxError::new(error::ErrorCode::Aborted, format!("{what} was not started: its AbortSignal was already aborted"))));
+  }
+  let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+  let tx = std::cell::RefCell::new(Some(tx));
+  let signal = unsafe { AbortSignal::from_napi_value(env.raw(), sig.raw())? };
+  signal.on_abort(move || {
+    if let Some(tx) = tx.borrow_mut().take() {
+      let _ = tx.send(());
+    }
+  });
+  Ok(Ok(Some(rx)))
 }
 
 fn result_js(r: types::ExecResult) -> ExecutionResult {
@@ -785,23 +804,9 @@ impl Sandbox {
       }),
     };
     let sink = ChunkSink::new(o.on_stdout, o.on_stderr);
-    let abort = match o.signal {
-      None => None,
-      Some(sig) => {
-        if sig.get_named_property::<bool>("aborted").unwrap_or(false) {
-          let e = SandboxError::new(error::ErrorCode::Aborted, format!("{command} was not started: its AbortSignal was already aborted"));
-          return promise(env, async move { Err(e) });
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let tx = std::cell::RefCell::new(Some(tx));
-        let signal = unsafe { AbortSignal::from_napi_value(env.raw(), sig.raw())? };
-        signal.on_abort(move || {
-          if let Some(tx) = tx.borrow_mut().take() {
-            let _ = tx.send(());
-          }
-        });
-        Some(rx)
-      }
+    let abort = match abort_receiver(env, o.signal, &command)? {
+      Ok(a) => a,
+      Err(e) => return promise(env, async move { Err(e) }),
     };
     if o.background.unwrap_or(false) {
       return promise(env, async move {

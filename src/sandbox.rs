@@ -3,7 +3,7 @@
 //! what is the same for every provider (running a command to its end, the background-process
 //! bookkeeping) lives here.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,8 @@ pub struct AnySandbox {
   revive_lock: tokio::sync::Mutex<()>,
   /// called once after the sandbox is destroyed for good (its manager forgets it)
   on_destroyed: Mutex<Option<DestroyedHook>>,
+  /// environment added by `configure`: every later command gets it (its own `env` wins)
+  configured_env: Mutex<BTreeMap<String, String>>,
 }
 
 pub type DestroyedHook = Box<dyn FnOnce(&str) + Send>;
@@ -209,6 +211,7 @@ impl AnySandbox {
       quota_lock: tokio::sync::Mutex::new(()),
       revive_lock: tokio::sync::Mutex::new(()),
       on_destroyed: Mutex::new(None),
+      configured_env: Mutex::new(BTreeMap::new()),
     })
   }
 
@@ -414,30 +417,10 @@ impl AnySandbox {
   /// (its caller gets the installer's or the script's output in the error).
   async fn provision(&self) -> Result<()> {
     let config = self.config();
-    let wd = config.workdir.clone();
     if !config.install_packages.is_empty() {
       let pkgs = config.install_packages.join(" ");
-      let (argv, env) = match config.package_manager {
-        Some(crate::templates::PackageManager::Pip) => {
-          let mut argv: Vec<String> = ["python3", "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-warn-script-location", "--target"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-          argv.push(format!("{}/{}", wd.trim_end_matches('/'), crate::config::PIP_TARGET));
-          argv.extend(config.install_packages.iter().cloned());
-          (argv, [("PIP_NO_CACHE_DIR", "1"), ("HOME", "/tmp")])
-        }
-        Some(crate::templates::PackageManager::Npm) => {
-          let mut argv: Vec<String> =
-            ["npm", "install", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"].iter().map(|s| s.to_string()).collect();
-          argv.extend(config.install_packages.iter().cloned());
-          (argv, [("npm_config_cache", "/tmp/.npm"), ("HOME", "/tmp")])
-        }
-        // `resolve` rejects the other cases
-        _ => return Err(SandboxError::invalid_config("installPackages needs a pip or npm template")),
-      };
+      let (argv, opts) = installer(&config, &config.install_packages)?;
       self.logs.info(Source::System, format!("Installing packages with {}: {pkgs}", config.package_manager.map(|p| p.as_str()).unwrap_or("?")));
-      let opts = ExecOptions { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
       let r = self.run_unchecked(&argv[0], &argv[1..], opts).await?;
       if r.exit_code != 0 {
         return Err(SandboxError::new(
@@ -612,6 +595,20 @@ impl AnySandbox {
     open_stdin: bool,
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
+    let merged;
+    let opts = {
+      let extra = self.configured_env.lock().unwrap();
+      if extra.is_empty() {
+        opts
+      } else {
+        let mut o = opts.clone();
+        for (k, v) in extra.iter() {
+          o.env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        merged = o;
+        &merged
+      }
+    };
     let p = each!(self, s => s.spawn(command, args, opts, background, open_stdin, sink).await)?;
     if background && p.pid != 0 {
       self.background.lock().unwrap().insert(p.pid);
@@ -640,9 +637,28 @@ impl AnySandbox {
 
   /// Runs a wrapper script of ours (runCode, runTests) for a command the user asked for: the
   /// command policy judges `shown` (what the user asked to run), the log says `label`.
-  pub async fn execute_as(&self, shown: (&str, &[String]), label: &str, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
+  pub async fn execute_as(
+    &self,
+    shown: (&str, &[String]),
+    label: &str,
+    command: &str,
+    args: &[String],
+    opts: ExecOptions,
+    sink: Option<OutputSink>,
+    abort: Option<tokio::sync::oneshot::Receiver<()>>,
+  ) -> Result<ExecResult> {
     self.check_policy(shown.0, shown.1)?;
-    self.run_logged(label, command, args, opts, None, None).await
+    self.run_logged(label, command, args, opts, sink, abort).await
+  }
+
+  /// Adds `env` to the environment of every later command (a command's own `env` wins).
+  pub fn add_env(&self, env: &BTreeMap<String, String>) {
+    self.configured_env.lock().unwrap().extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+  }
+
+  /// The environment `configure` added.
+  pub fn configured_env(&self) -> BTreeMap<String, String> {
+    self.configured_env.lock().unwrap().clone()
   }
 
   async fn run_logged(
@@ -855,6 +871,33 @@ impl AnySandbox {
     self.background.lock().unwrap().clear();
     each!(self, s => s.reset().await)
   }
+}
+
+/// The argv and options that install `packages` with the template's package manager (pip into
+/// `<workdir>/.packages/python`, npm into the workdir), or why they cannot be installed.
+pub fn installer(config: &SandboxConfig, packages: &[String]) -> Result<(Vec<String>, ExecOptions)> {
+  let wd = &config.workdir;
+  let (argv, env) = match config.package_manager {
+    Some(crate::templates::PackageManager::Pip) => {
+      let mut argv: Vec<String> = ["python3", "-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--no-warn-script-location", "--target"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+      argv.push(format!("{}/{}", wd.trim_end_matches('/'), crate::config::PIP_TARGET));
+      argv.extend(packages.iter().cloned());
+      (argv, [("PIP_NO_CACHE_DIR", "1"), ("HOME", "/tmp")])
+    }
+    Some(crate::templates::PackageManager::Npm) => {
+      let mut argv: Vec<String> =
+        ["npm", "install", "--no-audit", "--no-fund", "--no-update-notifier", "--loglevel=error"].iter().map(|s| s.to_string()).collect();
+      argv.extend(packages.iter().cloned());
+      (argv, [("npm_config_cache", "/tmp/.npm"), ("HOME", "/tmp")])
+    }
+    // `config::check_install` rejects the other cases
+    _ => return Err(SandboxError::invalid_config("installPackages needs a pip or npm template")),
+  };
+  let opts = ExecOptions { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
+  Ok((argv, opts))
 }
 
 /// The last part of a failed command's output, for an error message.

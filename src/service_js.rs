@@ -11,7 +11,7 @@ use napi_derive::napi;
 use serde_json::Value;
 
 use crate::error::SandboxError;
-use crate::{code, logs, manager, status, transfer};
+use crate::{code, configure, logs, manager, status, transfer};
 use crate::{promise, Sandbox, SandboxManager, SandboxPool};
 
 fn iso(ms: f64) -> String {
@@ -339,8 +339,8 @@ impl LogStream {
 
 // ------------------------------------------------------------------ code, tests, files
 
-#[napi(object)]
-pub struct RunCodeOptions {
+#[napi(object, object_to_js = false)]
+pub struct RunCodeOptions<'a> {
   /// Default: the template's language (python → python, node → javascript, go → go), else bash.
   #[napi(ts_type = "'python' | 'javascript' | 'typescript' | 'bash' | 'go'")]
   pub language: Option<String>,
@@ -348,6 +348,17 @@ pub struct RunCodeOptions {
   pub timeout: Option<f64>,
   pub env: Option<HashMap<String, String>>,
   pub workdir: Option<String>,
+  /// Per-stream output cap in bytes (default 16 MiB); output beyond it is dropped and `truncated` set.
+  pub max_output_bytes: Option<f64>,
+  /// Called with each chunk of stdout as it arrives (as for `execute`). Must not throw.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stdout: Option<crate::ChunkFn>,
+  /// Like `onStdout`, for stderr.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stderr: Option<crate::ChunkFn>,
+  /// Aborting kills the run and rejects with `ABORTED`.
+  #[napi(ts_type = "AbortSignal")]
+  pub signal: Option<Object<'a>>,
 }
 
 #[napi(object)]
@@ -373,8 +384,8 @@ pub struct CodeExecutionResult {
   pub memory_used_mb: Option<f64>,
 }
 
-#[napi(object)]
-pub struct RunTestsOptions {
+#[napi(object, object_to_js = false)]
+pub struct RunTestsOptions<'a> {
   #[napi(ts_type = "'jest' | 'vitest' | 'pytest' | 'go'")]
   pub framework: Option<String>,
   /// A shell command to run instead of the framework's default (its output is still parsed).
@@ -383,6 +394,15 @@ pub struct RunTestsOptions {
   pub timeout: Option<f64>,
   pub workdir: Option<String>,
   pub env: Option<HashMap<String, String>>,
+  /// Called with each chunk of stdout as it arrives (as for `execute`). Must not throw.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stdout: Option<crate::ChunkFn>,
+  /// Like `onStdout`, for stderr.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stderr: Option<crate::ChunkFn>,
+  /// Aborting kills the run and rejects with `ABORTED`.
+  #[napi(ts_type = "AbortSignal")]
+  pub signal: Option<Object<'a>>,
 }
 
 #[napi(object)]
@@ -413,6 +433,56 @@ pub struct TestRunResult {
   pub output: String,
 }
 
+#[napi(object, object_to_js = false)]
+pub struct ConfigureOptions<'a> {
+  /// Added to the environment of every later command (a command's own `env` wins).
+  pub env: Option<HashMap<String, String>>,
+  /// Installed with the template's package manager (pip or npm), as `installPackages` at start.
+  pub install_packages: Option<Vec<String>>,
+  /// Shell commands (`/bin/sh -c`, in `workdir`), run in order; the first failure stops the rest.
+  pub run_commands: Option<Vec<String>>,
+  /// Seconds for each step (default limits.timeoutSeconds).
+  pub timeout: Option<f64>,
+  /// Where `runCommands` run (default: the sandbox workdir).
+  pub workdir: Option<String>,
+  /// Called with each chunk of stdout as it arrives (as for `execute`). Must not throw.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stdout: Option<crate::ChunkFn>,
+  /// Like `onStdout`, for stderr.
+  #[napi(ts_type = "(chunk: string) => void")]
+  pub on_stderr: Option<crate::ChunkFn>,
+  /// Aborting kills the run and rejects with `ABORTED`.
+  #[napi(ts_type = "AbortSignal")]
+  pub signal: Option<Object<'a>>,
+}
+
+#[napi(object)]
+pub struct ConfigureStep {
+  #[napi(ts_type = "'install' | 'command'")]
+  pub kind: String,
+  /// the command line that ran
+  pub command: String,
+  pub exit_code: i32,
+  pub stdout: String,
+  pub stderr: String,
+  pub duration_ms: f64,
+  pub timed_out: bool,
+}
+
+#[napi(object)]
+pub struct ConfigureResult {
+  /// every step ran and succeeded
+  pub success: bool,
+  pub env_vars_updated: f64,
+  /// packages installed (0 when the install failed)
+  pub packages_installed: f64,
+  /// `runCommands` that ran, the failing one included
+  pub commands_executed: f64,
+  /// the install (if any), then each command that ran, in order
+  pub steps: Vec<ConfigureStep>,
+  pub duration_ms: f64,
+}
+
 #[napi(object)]
 pub struct UploadResult {
   #[napi(ts_type = "'uploaded'")]
@@ -434,12 +504,32 @@ impl Sandbox {
   /// Runs `code` in a language (seed 002). Resolves for any exit code; rejects only when the
   /// code could not be run (INVALID_ARGUMENT, SANDBOX_NOT_RUNNING, PERMISSION_DENIED, ...).
   #[napi(ts_args_type = "code: string, options?: RunCodeOptions", ts_return_type = "Promise<CodeExecutionResult>")]
-  pub fn run_code<'env>(&self, env: &'env Env, code: String, options: Option<RunCodeOptions>) -> Result<PromiseRaw<'env, CodeExecutionResult>> {
+  pub fn run_code<'env>(&self, env: &'env Env, code: String, options: Option<RunCodeOptions<'env>>) -> Result<PromiseRaw<'env, CodeExecutionResult>> {
     let inner = self.inner.clone();
-    let o = options.unwrap_or(RunCodeOptions { language: None, timeout: None, env: None, workdir: None });
-    let opts = code::CodeOptions { language: o.language, timeout: o.timeout, env: env_map(o.env), workdir: o.workdir };
+    let mut opts = code::CodeOptions::default();
+    let mut sink = None;
+    if let Some(o) = options {
+      let abort = match crate::abort_receiver(env, o.signal, "runCode")? {
+        Ok(a) => a,
+        Err(e) => return promise(env, async move { Err(e) }),
+      };
+      sink = crate::ChunkSink::new(o.on_stdout, o.on_stderr);
+      opts = code::CodeOptions {
+        language: o.language,
+        timeout: o.timeout,
+        env: env_map(o.env),
+        workdir: o.workdir,
+        max_output_bytes: o.max_output_bytes.map(|n| n.max(0.0) as usize),
+        sink: sink.as_ref().map(|s| s.as_output_sink()),
+        abort,
+      };
+    }
     promise(env, async move {
-      let run = code::run_code(&inner, &code, opts).await?;
+      let run = code::run_code(&inner, &code, opts).await;
+      if let Some(s) = &sink {
+        s.flushed().await;
+      }
+      let run = run?;
       let r = run.result;
       let stdout = crate::lossy(r.stdout);
       let stderr = crate::lossy(r.stderr);
@@ -461,12 +551,32 @@ impl Sandbox {
 
   /// Runs the project's tests and parses the summary (seed 004).
   #[napi(ts_args_type = "options?: RunTestsOptions", ts_return_type = "Promise<TestRunResult>")]
-  pub fn run_tests<'env>(&self, env: &'env Env, options: Option<RunTestsOptions>) -> Result<PromiseRaw<'env, TestRunResult>> {
+  pub fn run_tests<'env>(&self, env: &'env Env, options: Option<RunTestsOptions<'env>>) -> Result<PromiseRaw<'env, TestRunResult>> {
     let inner = self.inner.clone();
-    let o = options.unwrap_or(RunTestsOptions { framework: None, command: None, timeout: None, workdir: None, env: None });
-    let opts = code::TestOptions { framework: o.framework, command: o.command, timeout: o.timeout, env: env_map(o.env), workdir: o.workdir };
+    let mut opts = code::TestOptions::default();
+    let mut sink = None;
+    if let Some(o) = options {
+      let abort = match crate::abort_receiver(env, o.signal, "runTests")? {
+        Ok(a) => a,
+        Err(e) => return promise(env, async move { Err(e) }),
+      };
+      sink = crate::ChunkSink::new(o.on_stdout, o.on_stderr);
+      opts = code::TestOptions {
+        framework: o.framework,
+        command: o.command,
+        timeout: o.timeout,
+        env: env_map(o.env),
+        workdir: o.workdir,
+        sink: sink.as_ref().map(|s| s.as_output_sink()),
+        abort,
+      };
+    }
     promise(env, async move {
-      let run = code::run_tests(&inner, opts).await?;
+      let run = code::run_tests(&inner, opts).await;
+      if let Some(s) = &sink {
+        s.flushed().await;
+      }
+      let run = run?;
       let (r, s) = (run.result, run.summary);
       let output = format!("{}{}", crate::lossy(r.stdout), crate::lossy(r.stderr));
       Ok(TestRunResult {
@@ -483,6 +593,58 @@ impl Sandbox {
         parsed: s.parsed,
         duration: (r.duration_ms * 100.0).round() / 100.0,
         output,
+      })
+    })
+  }
+
+  /// Changes the running sandbox (seed 002 `configure`): adds `env` to every later command,
+  /// installs `installPackages` with the template's package manager, then runs `runCommands`
+  /// in order, stopping at the first failure. Resolves with each step's result (also when one
+  /// failed: `success: false`); rejects with INVALID_ARGUMENT (nothing changed),
+  /// SANDBOX_NOT_RUNNING or ABORTED.
+  #[napi(ts_args_type = "options: ConfigureOptions", ts_return_type = "Promise<ConfigureResult>")]
+  pub fn configure<'env>(&self, env: &'env Env, options: ConfigureOptions<'env>) -> Result<PromiseRaw<'env, ConfigureResult>> {
+    let inner = self.inner.clone();
+    let o = options;
+    let abort = match crate::abort_receiver(env, o.signal, "configure")? {
+      Ok(a) => a,
+      Err(e) => return promise(env, async move { Err(e) }),
+    };
+    let sink = crate::ChunkSink::new(o.on_stdout, o.on_stderr);
+    let opts = configure::ConfigureOptions {
+      env: env_map(o.env),
+      install_packages: o.install_packages.unwrap_or_default(),
+      run_commands: o.run_commands.unwrap_or_default(),
+      timeout: o.timeout,
+      workdir: o.workdir,
+      sink: sink.as_ref().map(|s| s.as_output_sink()),
+      abort,
+    };
+    promise(env, async move {
+      let run = configure::configure(&inner, opts).await;
+      if let Some(s) = &sink {
+        s.flushed().await;
+      }
+      let run = run?;
+      Ok(ConfigureResult {
+        success: run.success,
+        env_vars_updated: run.env_vars_updated as f64,
+        packages_installed: run.packages_installed as f64,
+        commands_executed: run.commands_executed as f64,
+        steps: run
+          .steps
+          .into_iter()
+          .map(|s| ConfigureStep {
+            kind: s.kind.as_str().to_string(),
+            command: s.command,
+            exit_code: s.result.exit_code as i32,
+            stdout: crate::lossy(s.result.stdout),
+            stderr: crate::lossy(s.result.stderr),
+            duration_ms: (s.result.duration_ms * 100.0).round() / 100.0,
+            timed_out: s.result.timed_out,
+          })
+          .collect(),
+        duration_ms: (run.duration_ms * 100.0).round() / 100.0,
       })
     })
   }
