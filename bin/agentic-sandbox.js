@@ -5,6 +5,9 @@
 const USAGE = `Usage: agentic-sandbox <command> [options]
 
 Commands:
+  mcp       Serve the sandbox tools to an MCP client (Claude Code, Claude
+            Desktop, Cursor, VS Code, ...) over stdio or Streamable HTTP;
+            'mcp config <client>' prints the client configuration.
   prune     Remove containers, volumes and networks that sandboxes of dead
             processes left on the Docker engine (the stale-resource reaper's
             rules; see README "Cleanup").
@@ -31,6 +34,50 @@ Options:
 
 Exit status: 0 done, 1 something could not be removed or the engine is
 unreachable, 2 usage error.
+`
+
+const MCP_USAGE = `Usage: agentic-sandbox mcp [options]
+       agentic-sandbox mcp config <claude-code|claude-desktop|cursor|vscode>
+
+Serves the sandbox tools over MCP: on stdio (the default, for clients that start
+the server), or as Streamable HTTP at http://<host>:<port>/mcp with --http.
+Sandboxes belong to the server: they are destroyed after their timeout, when
+idle too long, when the stdio client goes away or the HTTP session ends, and
+on SIGINT/SIGTERM. The library's configuration applies (.sandboxrc.json,
+SANDBOX_*, DOCKER_*, E2B_*; SANDBOX_PROVIDER=e2b gives E2B sandboxes).
+
+Options:
+  --http <port>            serve Streamable HTTP on this port (0: any free port)
+                           instead of stdio
+  --host <address>         HTTP address to listen on (default 127.0.0.1)
+  --token <token>          bearer token HTTP clients must send (env
+                           AGENTIC_SANDBOX_MCP_TOKEN); required when --host is
+                           not a loopback address
+  --max-sandboxes <n>      most sandboxes the server holds at once (default 10;
+                           env AGENTIC_SANDBOX_MCP_MAX_SANDBOXES)
+  --timeout <seconds>      lifetime of a sandbox whose sandbox_create gives no
+                           timeout (default 3600)
+  --idle-timeout <seconds> destroy a sandbox unused for this long (default 1800;
+                           0: never)
+  --shared                 HTTP sessions see each other's sandboxes, and a
+                           session's end does not destroy them
+  --config <file>          the configuration file (default ./.sandboxrc.json;
+                           env SANDBOX_CONFIG_FILE)
+  --verbose                log lifecycle events to stderr
+  -h, --help               show this help
+
+Logs go to stderr and to the client as MCP logging notifications, never to
+stdout. Exit status: 0 after a clean shutdown, 1 on a startup failure, 2 on a
+usage error.
+`
+
+const MCP_CONFIG_USAGE = `Usage: agentic-sandbox mcp config <client>
+
+Prints the configuration that makes <client> start this MCP server:
+  claude-code     the 'claude mcp add' command, and the .mcp.json entry
+  claude-desktop  the entry for claude_desktop_config.json
+  cursor          the entry for .cursor/mcp.json (or ~/.cursor/mcp.json)
+  vscode          the entry for .vscode/mcp.json
 `
 
 class UsageError extends Error {
@@ -105,7 +152,96 @@ async function prune(args) {
   return failed.length ? 1 : 0
 }
 
-const COMMANDS = { prune }
+/** A whole number option within [min, max]. */
+function wholeNumber(name, value, min, max) {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`option '--${name}' must be a whole number from ${min} to ${max}, got '${value}'`, MCP_USAGE)
+  return n
+}
+
+function mcpConfig(args) {
+  const [client, ...rest] = args
+  if (client === undefined || client === '-h' || client === '--help') {
+    process.stdout.write(MCP_CONFIG_USAGE)
+    return client === undefined ? 2 : 0
+  }
+  if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, MCP_CONFIG_USAGE)
+  const entry = { command: 'npx', args: ['-y', 'agentic-sandbox', 'mcp'] }
+  const json = (o) => JSON.stringify(o, null, 2) + '\n'
+  switch (client) {
+    case 'claude-code':
+      process.stdout.write(
+        '# Add it to Claude Code (user scope: all projects):\n' +
+          'claude mcp add --scope user agentic-sandbox -- npx -y agentic-sandbox mcp\n\n' +
+          '# or commit this as .mcp.json in a project:\n' +
+          json({ mcpServers: { 'agentic-sandbox': entry } }),
+      )
+      return 0
+    case 'claude-desktop':
+      process.stdout.write(
+        '# Merge into claude_desktop_config.json (macOS: ~/Library/Application Support/Claude/,\n' +
+          '# Windows: %APPDATA%\\Claude\\), then restart Claude Desktop:\n' +
+          json({ mcpServers: { 'agentic-sandbox': entry } }),
+      )
+      return 0
+    case 'cursor':
+      process.stdout.write('# Merge into .cursor/mcp.json (this project) or ~/.cursor/mcp.json (all projects):\n' + json({ mcpServers: { 'agentic-sandbox': entry } }))
+      return 0
+    case 'vscode':
+      process.stdout.write('# Merge into .vscode/mcp.json:\n' + json({ servers: { 'agentic-sandbox': { type: 'stdio', ...entry } } }))
+      return 0
+    default:
+      throw new UsageError(`unknown client '${client}'; use claude-code, claude-desktop, cursor or vscode`, MCP_CONFIG_USAGE)
+  }
+}
+
+async function mcp(args) {
+  if (args[0] === 'config') return mcpConfig(args.slice(1))
+  const o = parseOptions(
+    args,
+    { http: true, host: true, token: true, 'max-sandboxes': true, timeout: true, 'idle-timeout': true, shared: false, config: true, verbose: false },
+    MCP_USAGE,
+  )
+  if (o.help) {
+    process.stdout.write(MCP_USAGE)
+    return 0
+  }
+  const env = process.env
+  const options = {
+    maxSandboxes: wholeNumber('max-sandboxes', o['max-sandboxes'] ?? env.AGENTIC_SANDBOX_MCP_MAX_SANDBOXES ?? 10, 1, 10000),
+    defaultTimeoutSeconds: wholeNumber('timeout', o.timeout ?? 3600, 1, 7 * 24 * 3600),
+    idleTimeoutSeconds: wholeNumber('idle-timeout', o['idle-timeout'] ?? 1800, 0, 7 * 24 * 3600),
+    shared: !!o.shared,
+    verbose: !!o.verbose,
+    maxBodyBytes: 64 * 1024 * 1024,
+  }
+  if (o.config) env.SANDBOX_CONFIG_FILE = require('node:path').resolve(o.config)
+  const server = require('../mcp/server.js')
+  if (o.http === undefined) {
+    for (const k of ['host', 'token', 'shared']) if (o[k] !== undefined) throw new UsageError(`option '--${k}' needs --http`, MCP_USAGE)
+    // the configuration must be valid before the client starts talking
+    require('../index.js')
+    await server.serveStdio(options)
+    return 0
+  }
+  options.port = wholeNumber('http', o.http, 0, 65535)
+  options.host = o.host ?? '127.0.0.1'
+  options.token = o.token ?? (env.AGENTIC_SANDBOX_MCP_TOKEN || undefined)
+  if (!server.isLoopback(options.host) && !options.token) {
+    throw new UsageError(`listening on ${options.host} (beyond loopback) needs a bearer token: pass --token <token> or set AGENTIC_SANDBOX_MCP_TOKEN`, MCP_USAGE)
+  }
+  const s = await server.serveHttp(options)
+  process.stderr.write(`agentic-sandbox mcp: listening on http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${s.port}/mcp\n`)
+  await new Promise((resolve) => {
+    server.installShutdown(async () => {
+      await s.close()
+      resolve()
+    })
+  })
+  return 0
+}
+
+const COMMANDS = { mcp, prune }
 
 async function main(argv) {
   const [command, ...rest] = argv
@@ -126,6 +262,10 @@ main(process.argv.slice(2)).then(
     if (e instanceof UsageError) {
       process.stderr.write(`agentic-sandbox: ${e.message}\n\n${e.usage}`)
       process.exitCode = 2
+    } else if (e && typeof e.code === 'string' && /^[A-Z_]+$/.test(e.code)) {
+      // the library's errors say what to do; no stack trace
+      process.stderr.write(`agentic-sandbox: ${e.code}: ${e.message}\n`)
+      process.exitCode = 1
     } else {
       process.stderr.write(`agentic-sandbox: ${(e && e.stack) || e}\n`)
       process.exitCode = 1
