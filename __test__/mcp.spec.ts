@@ -605,4 +605,22 @@ describe('over Streamable HTTP', () => {
       if (server.child.exitCode === null) server.child.kill('SIGKILL')
     }
   })
+
+  it('ends a session (and its sandboxes) whose client vanished without ending it, after the idle limit', async () => {
+    const server = await httpServer(['--idle-timeout', '2', '--verbose'])
+    try {
+      const a = await httpClient(server.url)
+      const s = await call(a.client, 'sandbox_create', {})
+      expect(await goneOf(s.sandbox_id)).toEqual({ containers: 0, volumes: 0, networks: 0 })
+      await waitFor(() => server.stderr().includes('ending MCP session') || server.child.exitCode !== null, 10_000, 100)
+      // the session is gone: the server answers 404 and the client has to start a new one
+      await expect(a.client.listTools()).rejects.toThrow(/404|Session not found/)
+      const b = await httpClient(server.url)
+      expect((await b.client.listTools()).tools.length).toBe(SEED_TOOLS.length + EXTRA_TOOLS.length)
+      await b.client.close()
+    } finally {
+      server.child.kill('SIGTERM')
+      await exited(server.child)
+    }
+  })
 })

@@ -16,24 +16,10 @@
  */
 import { execFileSync } from 'node:child_process'
 import { SandboxManager } from '../index.js'
-import { summarize, type Stats } from './stats.js'
+import { time, type Stats } from './stats.js'
 
 const IMAGE = 'agentic-sandbox/devtools:1'
 const n = Number(process.argv[process.argv.indexOf('--n') + 1]) || 50
-
-/** p50/p95 of `fn` over `count` runs after a warm-up; `after` runs untimed after each one. */
-async function time(count: number, fn: (i: number) => Promise<void>, after?: (i: number) => Promise<void>): Promise<Stats> {
-  await fn(-1) // warm-up
-  await after?.(-1)
-  const samples: number[] = []
-  for (let i = 0; i < count; i++) {
-    const t0 = performance.now()
-    await fn(i)
-    samples.push(performance.now() - t0)
-    await after?.(i)
-  }
-  return summarize(samples)
-}
 
 function check(ok: boolean, what: string) {
   if (!ok) throw new Error(`wrong data: ${what}`)

@@ -75,3 +75,17 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export function elapsedMs(t0: number): number {
   return performance.now() - t0
 }
+
+/** p50/p95 of `fn` over `count` runs after a warm-up; `after` runs untimed after each one. */
+export async function time(count: number, fn: (i: number) => Promise<void>, after?: (i: number) => Promise<void>): Promise<Stats> {
+  await fn(-1) // warm-up
+  await after?.(-1)
+  const samples: number[] = []
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now()
+    await fn(i)
+    samples.push(performance.now() - t0)
+    await after?.(i)
+  }
+  return summarize(samples)
+}

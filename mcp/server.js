@@ -177,7 +177,9 @@ async function serveHttp(options) {
       }
     }
     if (typeof sid === 'string' && sessions.has(sid)) {
-      return sessions.get(sid).transport.handleRequest(req, res, body)
+      const session = sessions.get(sid)
+      session.lastSeen = Date.now()
+      return session.transport.handleRequest(req, res, body)
     }
     if (sid !== undefined) return rpcError(res, 404, -32001, 'Session not found: start a new session with an initialize request')
     if (req.method !== 'POST' || !(Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body))) {
@@ -188,7 +190,7 @@ async function serveHttp(options) {
       enableDnsRebindingProtection: !!allowedHosts,
       allowedHosts,
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, server })
+        sessions.set(id, { transport, server, lastSeen: Date.now() })
         log('info', `MCP session ${id} started`)
       },
     })
@@ -202,6 +204,22 @@ async function serveHttp(options) {
     }
     await server.connect(transport)
     return transport.handleRequest(req, res, body)
+  }
+
+  // a session whose client vanished without ending it is ended after the idle limit (its
+  // sandboxes with it); the client gets 404 and starts a new session, as the protocol says
+  let sweeper
+  if (options.idleTimeoutSeconds > 0) {
+    const limit = options.idleTimeoutSeconds * 1000
+    sweeper = setInterval(() => {
+      for (const [id, s] of sessions) {
+        if (Date.now() - s.lastSeen > limit && !registry.list(id).some((e) => e.busy > 0)) {
+          log('info', `ending MCP session ${id}: no request for ${options.idleTimeoutSeconds} s`)
+          void s.transport.close()
+        }
+      }
+    }, Math.min(60_000, Math.max(1_000, limit / 4)))
+    sweeper.unref()
   }
 
   const httpServer = http.createServer((req, res) => {
@@ -219,6 +237,7 @@ async function serveHttp(options) {
   if (isLoopback(host)) allowedHosts = ['127.0.0.1', 'localhost', '[::1]'].flatMap((h) => [h, `${h}:${address.port}`])
   log('info', `serving MCP (Streamable HTTP) on http://${host}:${address.port}/mcp`)
   const close = async () => {
+    clearInterval(sweeper)
     httpServer.close()
     httpServer.closeAllConnections?.()
     await Promise.allSettled([...sessions.values()].map((s) => s.transport.close()))

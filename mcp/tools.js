@@ -100,6 +100,16 @@ function progress(extra) {
   }
 }
 
+/** Run `fn` with a call's live options (output lines as progress, cancellation as an AbortSignal). */
+async function live(extra, fn) {
+  const p = progress(extra)
+  try {
+    return await fn({ signal: extra.signal, onStdout: p.onStdout, onStderr: p.onStderr })
+  } finally {
+    p.flush()
+  }
+}
+
 // ------------------------------------------------------------------ schemas of results
 
 const execShape = {
@@ -293,18 +303,16 @@ function registerTools(server, ctx) {
     },
     async (a, extra) =>
       onRunning(a.sandbox_id, extra, async (e) => {
-        const p = progress(extra)
-        const r = await e.sandbox.runCode(a.code, {
-          language: a.language,
-          timeout: a.timeout,
-          env: a.env_vars,
-          workdir: a.working_dir,
-          maxOutputBytes: MAX_OUTPUT_BYTES,
-          signal: extra.signal,
-          onStdout: p.onStdout,
-          onStderr: p.onStderr,
-        })
-        p.flush()
+        const r = await live(extra, (l) =>
+          e.sandbox.runCode(a.code, {
+            language: a.language,
+            timeout: a.timeout,
+            env: a.env_vars,
+            workdir: a.working_dir,
+            maxOutputBytes: MAX_OUTPUT_BYTES,
+            ...l,
+          }),
+        )
         const capture = a.capture_output !== false
         const out = {
           sandbox_id: e.id,
@@ -485,17 +493,15 @@ function registerTools(server, ctx) {
     },
     async (a, extra) =>
       onRunning(a.sandbox_id, extra, async (e) => {
-        const p = progress(extra)
-        const r = await e.sandbox.configure({
-          env: a.env_vars,
-          installPackages: a.install_packages,
-          runCommands: a.run_commands,
-          timeout: a.timeout,
-          signal: extra.signal,
-          onStdout: p.onStdout,
-          onStderr: p.onStderr,
-        })
-        p.flush()
+        const r = await live(extra, (l) =>
+          e.sandbox.configure({
+            env: a.env_vars,
+            installPackages: a.install_packages,
+            runCommands: a.run_commands,
+            timeout: a.timeout,
+            ...l,
+          }),
+        )
         const out = {
           sandbox_id: e.id,
           success: r.success,
@@ -669,19 +675,17 @@ function registerTools(server, ctx) {
       }
       if (a.shell !== undefined && a.args !== undefined) throw new ToolError('INVALID_ARGUMENT', 'args go with command, not with shell; put them into the shell line')
       return onRunning(a.sandbox_id, extra, async (e) => {
-        const p = progress(extra)
         const [cmd, argv] = a.shell !== undefined ? ['/bin/sh', ['-c', a.shell]] : [a.command, a.args || []]
-        const r = await e.sandbox.execute(cmd, argv, {
-          timeout: a.timeout,
-          workdir: a.working_dir,
-          env: a.env_vars,
-          stdin: a.stdin,
-          maxOutputBytes: MAX_OUTPUT_BYTES,
-          signal: extra.signal,
-          onStdout: p.onStdout,
-          onStderr: p.onStderr,
-        })
-        p.flush()
+        const r = await live(extra, (l) =>
+          e.sandbox.execute(cmd, argv, {
+            timeout: a.timeout,
+            workdir: a.working_dir,
+            env: a.env_vars,
+            stdin: a.stdin,
+            maxOutputBytes: MAX_OUTPUT_BYTES,
+            ...l,
+          }),
+        )
         const out = {
           sandbox_id: e.id,
           exit_code: r.exitCode,
@@ -795,18 +799,16 @@ function registerTools(server, ctx) {
     },
     async (a, extra) =>
       onRunning(a.sandbox_id, extra, async (e) => {
-        const p = progress(extra)
-        const r = await e.sandbox.runTests({
-          framework: a.framework,
-          command: a.command,
-          timeout: a.timeout,
-          workdir: a.working_dir,
-          env: a.env_vars,
-          signal: extra.signal,
-          onStdout: p.onStdout,
-          onStderr: p.onStderr,
-        })
-        p.flush()
+        const r = await live(extra, (l) =>
+          e.sandbox.runTests({
+            framework: a.framework,
+            command: a.command,
+            timeout: a.timeout,
+            workdir: a.working_dir,
+            env: a.env_vars,
+            ...l,
+          }),
+        )
         const out = {
           sandbox_id: e.id,
           framework: r.framework ?? null,
