@@ -1,4 +1,4 @@
-// The E2B provider (src/e2b/) end to end through the public `Sandbox` API, against the local fake E2B of
+// The E2B provider (src/providers/e2b/) end to end through the public `Sandbox` API, against the local fake E2B of
 // examples/lib/fake-e2b.ts: its control plane and envd speak the real wire protocol (REST + Connect) on
 // 127.0.0.1, and each fake sandbox is a real Docker container, so processes and files are real. Faults
 // (HTTP statuses, cut process streams, delays) are injected into the fake. No outside address is used:
@@ -463,7 +463,7 @@ describe('E2B provider (against the local fake E2B)', () => {
   })
 
   describe('lifetime', () => {
-    // What src/e2b/sandbox.rs promises: E2B kills a sandbox `limits.timeoutSeconds` after the last lifetime
+    // What src/providers/e2b/sandbox.rs promises: E2B kills a sandbox `limits.timeoutSeconds` after the last lifetime
     // update. While the sandbox is used, after every call (and on every output or keepalive event of a
     // running process), when more than 30 s -- or half the lifetime, if shorter (here 3 s) -- passed since
     // the last update, `POST /sandboxes/{id}/timeout {"timeout": timeoutSeconds}` is sent in the background.

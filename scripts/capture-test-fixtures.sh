@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate src/testparse/fixtures/<framework>-<case>.txt from the REAL test runners.
+# Regenerate src/service/testparse/fixtures/<framework>-<case>.txt from the REAL test runners.
 #
-# The fixtures are committed and are what src/testparse.rs's unit tests parse, so they must be what
+# The fixtures are committed and are what src/service/testparse.rs's unit tests parse, so they must be what
 # jest, vitest, pytest and `go test` really print, not hand-written approximations. This script writes
 # small projects for each framework, runs them inside agentic-sandbox/devtools:1 (built offline by
 # scripts/build-images.sh) under the sandbox's default hardening (read-only root, noexec /tmp, no
@@ -21,7 +21,7 @@ repo=$(cd "$here/.." && pwd)
 "$here/build-images.sh"
 
 IMAGE=${DEVTOOLS_TAG:-agentic-sandbox/devtools:1}
-out_dir="$repo/src/testparse/fixtures"
+out_dir="$repo/src/service/testparse/fixtures"
 mkdir -p "$out_dir"
 
 work=$(mktemp -d)

@@ -32,7 +32,7 @@ fn text_from(fragments: &'static [&'static str], max_parts: usize) -> impl Strat
 
 mod decoder {
   use super::*;
-  use crate::guest_protocol::{encode, Decoder, Frame, Kind, MAX_FRAME};
+  use crate::providers::docker::protocol::{encode, Decoder, Frame, Kind, MAX_FRAME};
 
   /// Push `wire` in the pieces `cuts` makes, draining whole frames after each push as the
   /// host's reader does, and stopping at the first error (the reader fails the connection
@@ -150,7 +150,7 @@ mod config {
   use serde_json::Value;
 
   use super::*;
-  use crate::config;
+  use crate::core::config;
 
   /// Keys the resolver reads, at any level, so generated objects reach deep into it.
   const KEYS: &[&str] = &[
@@ -254,7 +254,7 @@ mod config {
 
 mod policy {
   use super::*;
-  use crate::policy::{programs, shell_commands, CommandPolicy, Program};
+  use crate::core::policy::{programs, shell_commands, CommandPolicy, Program};
 
   /// Shell syntax the parser follows, and the commands it knows as wrappers and shells.
   const SHELL: &[&str] = &[
@@ -331,7 +331,7 @@ mod policy {
 
 mod testparse {
   use super::*;
-  use crate::testparse::{detect, parse, Framework};
+  use crate::service::testparse::{detect, parse, Framework};
 
   /// Lines and pieces each parser looks for, with counts that overflow when added up.
   const OUTPUT: &[&str] = &[

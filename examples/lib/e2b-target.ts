@@ -15,7 +15,7 @@
 import type { SandboxConfig } from '../../index.js';
 import { startFakeE2b, type FakeE2b } from './fake-e2b.js';
 
-/** The `e2b` object of a sandbox config (what `src/e2b/options.rs` reads). */
+/** The `e2b` object of a sandbox config (what `src/providers/e2b/options.rs` reads). */
 export interface E2bConfig {
   /** `e2b_` + hex; default: E2B_API_KEY */
   apiKey?: string;

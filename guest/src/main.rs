@@ -1,7 +1,7 @@
 //! agentic-sandbox guest daemon.
 //!
 //! Runs inside a sandbox (as the container's command, or attached with one `docker exec`) and
-//! serves the addon over stdin/stdout with the frame protocol of `src/guest_protocol.rs`.
+//! serves the addon over stdin/stdout with the frame protocol of `src/providers/docker/protocol.rs`.
 //! Plain threads, no async runtime: a reader (this main thread) that dispatches frames and spawns
 //! processes, one writer thread that owns stdout (a bounded queue, so a slow reader on the host
 //! side pushes back on the processes producing output), a reaping thread (`reaper.rs`), a thread
@@ -75,7 +75,7 @@
 //! them too (the pool is refilled). `background: true` spawns have no shim: they keep what they
 //! leave behind and are killed as a group only at their timeout.
 
-#[path = "../../src/guest_protocol.rs"]
+#[path = "../../src/providers/docker/protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
 mod process;

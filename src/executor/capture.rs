@@ -16,8 +16,8 @@ use base64::Engine as _;
 use globset::{GlobSet, GlobSetBuilder};
 
 use super::tools;
-use crate::sandbox::AnySandbox;
-use crate::error::{Result, SandboxError};
+use crate::core::sandbox::AnySandbox;
+use crate::core::error::{Result, SandboxError};
 
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_FILES: usize = 1000;
@@ -94,7 +94,7 @@ pub async fn capture(sb: &Arc<AnySandbox>, workspace: &str, spec: &CaptureSpec) 
     }
     let full = format!("{}/{}", workspace.trim_end_matches('/'), e.path);
     // the file may have grown since the listing: read no more than the cap allows
-    let limit = spec.max_file_bytes.min(crate::sandbox::MAX_READ_BYTES as u64);
+    let limit = spec.max_file_bytes.min(crate::core::sandbox::MAX_READ_BYTES as u64);
     let op = sb.read_file_max(&full, limit as usize + 1).await;
     match op.content.filter(|_| op.success) {
       Some(data) if data.len() as u64 > limit => out.push(CapturedFile {
@@ -102,7 +102,7 @@ pub async fn capture(sb: &Arc<AnySandbox>, workspace: &str, spec: &CaptureSpec) 
         content: String::new(),
         encoding: "utf8",
         size,
-        skipped: Some(format!("larger than {limit} bytes when it was read (captureMaxFileBytes, at most {} bytes)", crate::sandbox::MAX_READ_BYTES)),
+        skipped: Some(format!("larger than {limit} bytes when it was read (captureMaxFileBytes, at most {} bytes)", crate::core::sandbox::MAX_READ_BYTES)),
       }),
       Some(data) => {
         let (content, encoding) = encode(&data);
@@ -129,7 +129,7 @@ mod tests {
     let m = matcher(&["*.js".into(), "docs/*.md".into()]).unwrap();
     assert!(m.is_match("a.js") && m.is_match("src/lib/b.js") && m.is_match("docs/x.md"));
     assert!(!m.is_match("x.md") && !m.is_match("docs/sub/x.md") && !m.is_match("a.json"));
-    assert_eq!(matcher(&["a[".into()]).unwrap_err().code, crate::error::ErrorCode::InvalidConfig);
+    assert_eq!(matcher(&["a[".into()]).unwrap_err().code, crate::core::error::ErrorCode::InvalidConfig);
     assert_eq!(encode(b"hi\n"), ("hi\n".to_string(), "utf8"));
     assert_eq!(encode(&[0, 1, 255]), ("AAH/".to_string(), "base64"));
   }

@@ -26,7 +26,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
-use crate::error::{ErrorCode, Result, SandboxError};
+use crate::core::error::{ErrorCode, Result, SandboxError};
 
 /// Default Anthropic model when neither `model.name` nor `ANTHROPIC_MODEL` is set.
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";

@@ -35,10 +35,10 @@ use serde_json::Value;
 use super::capture::{self, CaptureSpec, CapturedFile};
 use super::model::{Block, Message, ModelClient, StopReason, ToolResult};
 use super::tools::{self, Effect, ToolOutcome, TOOL_NAMES};
-use crate::sandbox::AnySandbox;
-use crate::error::{ErrorCode, Result, SandboxError};
-use crate::manager::Manager;
-use crate::types::ExecOptions;
+use crate::core::sandbox::AnySandbox;
+use crate::core::error::{ErrorCode, Result, SandboxError};
+use crate::core::manager::Manager;
+use crate::core::types::ExecOptions;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -104,7 +104,7 @@ fn result_of(v: &Value) -> Option<ToolOutcome> {
   }
   if let Some(code) = o.get("exitCode").and_then(Value::as_f64) {
     let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default().as_bytes().to_vec();
-    let r = crate::types::ExecResult {
+    let r = crate::core::types::ExecResult {
       exit_code: code as i64,
       stdout: text("stdout"),
       stderr: text("stderr"),

@@ -14,9 +14,9 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde_json::{json, Map, Value};
 
 use super::model::ToolSpec;
-use crate::sandbox::AnySandbox;
-use crate::paths;
-use crate::types::{ExecOptions, ExecResult};
+use crate::core::sandbox::AnySandbox;
+use crate::core::paths;
+use crate::core::types::{ExecOptions, ExecResult};
 
 pub const TOOL_NAMES: [&str; 7] = ["Bash", "Read", "Write", "Edit", "Glob", "Grep", "LS"];
 

@@ -3,7 +3,7 @@
 //! (`examples/exec_latency.rs`).
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../../src/guest_protocol.rs"]
+#[path = "../../../src/providers/docker/protocol.rs"]
 #[allow(dead_code)]
 pub mod protocol;
 

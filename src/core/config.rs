@@ -1,0 +1,1143 @@
+//! Sandbox configuration: defaults, the `SANDBOX_*` / `DOCKER_*` environment variables, the
+//! `.sandboxrc.json` file (with `${VAR}` expansion), merging and validation.
+//!
+//! Precedence, lowest first: built-in defaults < `.sandboxrc.json` < environment < the manager's
+//! `defaultConfig` < the `createSandbox(config)` argument. `limits` and `docker` are merged one
+//! level deep (the proof of concept merged `limits` only; `docker` is merged too so that a
+//! `socketPath` from the file or the environment survives a per-sandbox `docker: { user }`).
+//! Every other key replaces the lower layer's value. `null`/`undefined` values do not erase a
+//! lower layer (they are treated as "not given").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::core::error::{Result, SandboxError};
+use crate::core::templates::PackageManager;
+
+pub const DEFAULT_IMAGE: &str = "node:20-alpine";
+pub const DEFAULT_WORKDIR: &str = "/workspace";
+/// where pip's `installPackages` go, relative to the workdir
+pub const PIP_TARGET: &str = ".packages/python";
+pub const RC_FILE: &str = ".sandboxrc.json";
+/// The longest time span any option accepts (365 days): longer spans overflow clock arithmetic and
+/// mean "no limit" in practice; leave the option out (where allowed) for no limit.
+pub const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// Validates a span of seconds from the JS side (`what` names the option in the message).
+/// `zero_ok` allows 0 (e.g. "never" or "do not wait").
+pub fn seconds(what: &str, v: f64, zero_ok: bool) -> Result<std::time::Duration> {
+  let ok = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) && v <= MAX_SECONDS;
+  if !ok {
+    let least = if zero_ok { "0" } else { "more than 0" };
+    return Err(SandboxError::invalid_argument(format!(
+      "{what} must be a number of seconds from {least} to {MAX_SECONDS} (365 days), got {v}"
+    )));
+  }
+  Ok(std::time::Duration::from_secs_f64(v))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+  Docker,
+  E2b,
+}
+
+impl ProviderKind {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      ProviderKind::Docker => "docker",
+      ProviderKind::E2b => "e2b",
+    }
+  }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+  None,
+  Isolated,
+  Bridge,
+}
+
+impl NetworkMode {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      NetworkMode::None => "none",
+      NetworkMode::Isolated => "isolated",
+      NetworkMode::Bridge => "bridge",
+    }
+  }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceLimits {
+  pub memory_mb: f64,
+  pub cpu_cores: f64,
+  pub disk_mb: f64,
+  pub network_mbps: Option<f64>,
+  pub timeout_seconds: f64,
+  pub pids_limit: i64,
+  /// workspace quotas enforced by the file API (writeFile, uploadFile, the agent's Write/Edit)
+  pub max_file_size_mb: Option<f64>,
+  pub max_total_files: Option<u64>,
+  pub max_workspace_size_mb: Option<f64>,
+}
+
+/// `commandPolicy` as given; compiled by `policy::CommandPolicy` (validated in `resolve`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CommandPolicySpec {
+  pub allow: Option<Vec<String>>,
+  pub deny: Option<Vec<String>>,
+}
+
+#[derive(Clone, PartialEq, Default)]
+pub struct RegistryAuth {
+  pub username: String,
+  pub password: String,
+  pub serveraddress: Option<String>,
+}
+
+/// Redacts the password.
+impl std::fmt::Debug for RegistryAuth {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("RegistryAuth")
+      .field("username", &self.username)
+      .field("password", &REDACTED)
+      .field("serveraddress", &self.serveraddress)
+      .finish()
+  }
+}
+
+/// What secrets are replaced with in `Debug` output and in configuration handed back to JS.
+pub const REDACTED: &str = "***";
+
+/// Whether a configuration key names a secret: `apiKey`, `password`, or anything with `token`,
+/// `secret`, `password`, `passwd`, `apikey`, `privatekey` or `credential` in it (case, `_`, `-`
+/// and `.` ignored), so `e2b.apiKey`, `GITHUB_TOKEN` and `AWS_SECRET_ACCESS_KEY` are.
+pub fn is_secret_key(key: &str) -> bool {
+  let k: String = key.chars().filter(|c| !matches!(c, '_' | '-' | '.')).flat_map(char::to_lowercase).collect();
+  ["token", "secret", "password", "passwd", "apikey", "privatekey", "credential"].iter().any(|s| k.contains(s))
+}
+
+/// A copy of a configuration value with every secret (see [`is_secret_key`]) at any depth
+/// replaced by `"***"`, for getters that hand configuration back (`defaultConfig`, `getStatus`).
+pub fn redacted(v: &Value) -> Value {
+  match v {
+    Value::Object(m) => Value::Object(
+      m.iter()
+        .map(|(k, v)| {
+          let v = if is_secret_key(k) && !v.is_null() { Value::String(REDACTED.into()) } else { redacted(v) };
+          (k.clone(), v)
+        })
+        .collect(),
+    ),
+    Value::Array(a) => Value::Array(a.iter().map(redacted).collect()),
+    other => other.clone(),
+  }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerOptions {
+  pub socket_path: Option<String>,
+  pub registry_auth: Option<RegistryAuth>,
+  pub read_only_root: bool,
+  pub cap_drop: Vec<String>,
+  pub security_opt: Vec<String>,
+  pub user: Option<String>,
+  pub tmpfs: Vec<String>,
+  pub keep_image_command: Option<bool>,
+  /// `Guest` (default): the in-sandbox guest daemon, falling back to `Exec` where it cannot run.
+  pub exec_engine: ExecEngine,
+  /// OCI runtime of the container (HostConfig.Runtime, e.g. `runsc`); `None`: the engine's default.
+  pub runtime: Option<String>,
+  /// IPv4 range (CIDR) the per-sandbox networks of `networkMode: 'isolated'` take their subnets from.
+  pub isolated_subnet_pool: String,
+  /// how often the stale-resource reaper sweeps this engine (`docker.reaperIntervalSeconds`,
+  /// env `SANDBOX_REAPER_INTERVAL_SECONDS`; zero: never after the first connect; `None`: 30 s).
+  /// Process-wide per engine: a manager's setting applies from its construction on.
+  pub reaper_interval: Option<std::time::Duration>,
+}
+
+/// Default of `docker.isolatedSubnetPool`: 4096 isolated networks of 16 addresses each.
+pub const DEFAULT_ISOLATED_SUBNET_POOL: &str = "10.213.0.0/16";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecEngine {
+  Guest,
+  Exec,
+}
+
+/// A validated, fully defaulted sandbox configuration. `Debug` redacts secrets.
+#[derive(Clone, PartialEq)]
+pub struct SandboxConfig {
+  pub provider: ProviderKind,
+  pub image: String,
+  pub limits: ResourceLimits,
+  pub network_mode: NetworkMode,
+  pub env: BTreeMap<String, String>,
+  pub workdir: String,
+  pub gpu: bool,
+  pub metadata: Option<Value>,
+  pub docker: DockerOptions,
+  /// the `e2b` object as given (validated with the environment by the E2B provider)
+  pub e2b: Option<Value>,
+  /// providers tried, in order, when `start` cannot get a sandbox from `provider` for
+  /// availability reasons (unreachable, 5xx, capacity or rate limits)
+  pub fallback_providers: Vec<ProviderKind>,
+  /// a display name (seed 002), shown by getStatus and manager.list
+  pub name: Option<String>,
+  /// the template name, when the image came from (or was named with) a template
+  pub template: Option<String>,
+  /// how `installPackages` installs: the template's package manager
+  pub package_manager: Option<PackageManager>,
+  pub install_packages: Vec<String>,
+  pub startup_script: Option<String>,
+  pub command_policy: Option<CommandPolicySpec>,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    let env: BTreeMap<&str, &str> =
+      self.env.iter().map(|(k, v)| (k.as_str(), if is_secret_key(k) { REDACTED } else { v.as_str() })).collect();
+    f.debug_struct("SandboxConfig")
+      .field("provider", &self.provider)
+      .field("image", &self.image)
+      .field("limits", &self.limits)
+      .field("network_mode", &self.network_mode)
+      .field("env", &env)
+      .field("workdir", &self.workdir)
+      .field("gpu", &self.gpu)
+      .field("metadata", &self.metadata.as_ref().map(redacted))
+      .field("docker", &self.docker)
+      .field("e2b", &self.e2b.as_ref().map(redacted))
+      .field("fallback_providers", &self.fallback_providers)
+      .field("name", &self.name)
+      .field("template", &self.template)
+      .field("package_manager", &self.package_manager)
+      .field("install_packages", &self.install_packages)
+      .field("startup_script", &self.startup_script)
+      .field("command_policy", &self.command_policy)
+      .finish()
+  }
+}
+
+/// The built-in defaults (the proof of concept's, plus the hardening defaults).
+pub fn defaults() -> Value {
+  serde_json::json!({
+    "provider": "docker",
+    "image": DEFAULT_IMAGE,
+    "networkMode": "isolated",
+    "workdir": DEFAULT_WORKDIR,
+    "gpu": false,
+    "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300, "pidsLimit": 256, "maxFileSizeMB": 100 },
+    "docker": {
+      "readOnlyRoot": true,
+      "capDrop": ["ALL"],
+      "securityOpt": ["no-new-privileges"],
+      "tmpfs": ["/tmp:rw,noexec,nosuid"]
+    }
+  })
+}
+
+const DEEP_KEYS: [&str; 3] = ["limits", "docker", "templates"];
+
+/// Merge `over` onto `base` (both JSON objects) with the rules in the module docs. `image` and
+/// `template` are decided together by the most specific layer that sets either: a layer with a
+/// `template` and no `image` drops the image below it (the template then picks it), and a layer
+/// with an `image` and no `template` drops the template below it.
+pub fn merge(base: &Value, over: &Value) -> Value {
+  let mut out = base.as_object().cloned().unwrap_or_default();
+  if let Some(over) = over.as_object() {
+    let given = |k: &str| over.get(k).is_some_and(|v| !v.is_null());
+    if given("template") && !given("image") {
+      out.remove("image");
+    }
+    if given("image") && !given("template") {
+      out.remove("template");
+    }
+    for (k, v) in over {
+      if v.is_null() {
+        continue;
+      }
+      if DEEP_KEYS.contains(&k.as_str()) {
+        if let (Some(Value::Object(b)), Value::Object(o)) = (out.get(k), v) {
+          let mut m = b.clone();
+          for (ik, iv) in o {
+            if !iv.is_null() {
+              m.insert(ik.clone(), iv.clone());
+            }
+          }
+          out.insert(k.clone(), Value::Object(m));
+          continue;
+        }
+      }
+      out.insert(k.clone(), v.clone());
+    }
+  }
+  Value::Object(out)
+}
+
+/// Reads the environment variables of the seed's configuration guide into a config layer.
+pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
+  let mut layer = Map::new();
+  let mut limits = Map::new();
+  let mut docker = Map::new();
+  let num = |name: &str, raw: String| -> Result<Value> {
+    let n: f64 = raw.trim().parse().map_err(|_| {
+      SandboxError::invalid_config(format!("environment variable {name}={raw:?} is not a number; set it to a positive number or unset it"))
+    })?;
+    serde_json::Number::from_f64(n)
+      .map(Value::Number)
+      .ok_or_else(|| SandboxError::invalid_config(format!("environment variable {name}={raw:?} is not a finite number")))
+  };
+  let one_of = |name: &str, key: &str, allowed: &[&str], layer: &mut Map<String, Value>| -> Result<()> {
+    if let Some(v) = get(name).filter(|v| !v.is_empty()) {
+      if !allowed.contains(&v.as_str()) {
+        return Err(SandboxError::invalid_config(format!(
+          "environment variable {name}={v:?} is not one of {}; fix or unset it",
+          allowed.join(", ")
+        )));
+      }
+      layer.insert(key.into(), Value::String(v));
+    }
+    Ok(())
+  };
+  one_of("SANDBOX_PROVIDER", "provider", &["docker", "e2b"], &mut layer)?;
+  one_of("SANDBOX_NETWORK_MODE", "networkMode", &["none", "isolated", "bridge"], &mut layer)?;
+  if let Some(v) = get("DOCKER_IMAGE").filter(|v| !v.is_empty()) {
+    layer.insert("image".into(), Value::String(v));
+  }
+  for (var, key) in [
+    ("SANDBOX_MEMORY_MB", "memoryMB"),
+    ("SANDBOX_CPU_CORES", "cpuCores"),
+    ("SANDBOX_TIMEOUT_SECONDS", "timeoutSeconds"),
+    ("SANDBOX_DISK_MB", "diskMB"),
+    ("SANDBOX_PIDS_LIMIT", "pidsLimit"),
+    ("MAX_FILE_SIZE_MB", "maxFileSizeMB"),
+    ("MAX_TOTAL_FILES", "maxTotalFiles"),
+    ("MAX_WORKSPACE_SIZE_MB", "maxWorkspaceSizeMB"),
+  ] {
+    if let Some(v) = get(var).filter(|v| !v.is_empty()) {
+      limits.insert(key.into(), num(var, v)?);
+    }
+  }
+  if let Some(v) = get("DOCKER_SOCKET_PATH").filter(|v| !v.is_empty()) {
+    docker.insert("socketPath".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_EXEC_ENGINE").filter(|v| !v.is_empty()) {
+    if v != "guest" && v != "exec" {
+      return Err(SandboxError::invalid_config(format!(
+        "environment variable SANDBOX_EXEC_ENGINE={v:?} is not one of guest, exec; fix or unset it"
+      )));
+    }
+    docker.insert("execEngine".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_DOCKER_RUNTIME").filter(|v| !v.is_empty()) {
+    docker.insert("runtime".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_ISOLATED_SUBNET_POOL").filter(|v| !v.is_empty()) {
+    docker.insert("isolatedSubnetPool".into(), Value::String(v));
+  }
+  if let Some(v) = get(crate::providers::docker::reaper::INTERVAL_ENV).filter(|v| !v.is_empty()) {
+    docker.insert("reaperIntervalSeconds".into(), num(crate::providers::docker::reaper::INTERVAL_ENV, v)?);
+  }
+  if !limits.is_empty() {
+    layer.insert("limits".into(), Value::Object(limits));
+  }
+  if !docker.is_empty() {
+    layer.insert("docker".into(), Value::Object(docker));
+  }
+  Ok(Value::Object(layer))
+}
+
+/// Expand `${VAR}` and `${VAR:-default}` in a string. Unset variables expand to the default or "".
+pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
+  let mut out = String::with_capacity(s.len());
+  let mut rest = s;
+  while let Some(start) = rest.find("${") {
+    out.push_str(&rest[..start]);
+    let after = &rest[start + 2..];
+    match after.find('}') {
+      Some(end) => {
+        let expr = &after[..end];
+        let (name, default) = match expr.find(":-") {
+          Some(i) => (&expr[..i], Some(&expr[i + 2..])),
+          None => (expr, None),
+        };
+        let value = get(name).filter(|v| !v.is_empty() || default.is_none());
+        match (value, default) {
+          (Some(v), _) => out.push_str(&v),
+          (None, Some(d)) => out.push_str(d),
+          (None, None) => tracing::warn!(var = name, "{RC_FILE}: ${{{name}}} is not set; using an empty string"),
+        }
+        rest = &after[end + 1..];
+      }
+      None => {
+        out.push_str(&rest[start..]);
+        rest = "";
+      }
+    }
+  }
+  out.push_str(rest);
+  out
+}
+
+fn expand_all(v: &mut Value, get: &dyn Fn(&str) -> Option<String>) {
+  match v {
+    Value::String(s) => *s = expand_vars(s, get),
+    Value::Array(a) => a.iter_mut().for_each(|x| expand_all(x, get)),
+    Value::Object(o) => o.values_mut().for_each(|x| expand_all(x, get)),
+    _ => {}
+  }
+}
+
+/// Parse the text of a `.sandboxrc.json` into a config layer. The file format of the seed guide is
+/// accepted: `docker.image` means `image`, and `security.{readOnlyRoot,dropCapabilities,noNewPrivileges}`
+/// map to `docker.{readOnlyRoot,capDrop,securityOpt}`.
+pub fn rc_layer(text: &str, origin: &Path, get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
+  let mut v: Value = serde_json::from_str(text).map_err(|e| {
+    SandboxError::invalid_config(format!("{} is not valid JSON ({e}); fix or remove the file", origin.display()))
+  })?;
+  if !v.is_object() {
+    return Err(SandboxError::invalid_config(format!("{} must contain a JSON object", origin.display())));
+  }
+  expand_all(&mut v, get);
+  let obj = v.as_object_mut().expect("checked above");
+  if let Some(Value::Object(d)) = obj.get_mut("docker") {
+    if let Some(img) = d.remove("image") {
+      if !obj.contains_key("image") {
+        obj.insert("image".into(), img);
+      }
+    }
+  }
+  if let Some(Value::Object(sec)) = obj.remove("security") {
+    let mut docker = match obj.remove("docker") {
+      Some(Value::Object(d)) => d,
+      _ => Map::new(),
+    };
+    if let Some(v) = sec.get("readOnlyRoot") {
+      docker.entry("readOnlyRoot").or_insert(v.clone());
+    }
+    if let Some(v) = sec.get("dropCapabilities") {
+      docker.entry("capDrop").or_insert(v.clone());
+    }
+    if let Some(Value::Bool(nnp)) = sec.get("noNewPrivileges") {
+      let opts = if *nnp { vec![Value::String("no-new-privileges".into())] } else { vec![] };
+      docker.entry("securityOpt").or_insert(Value::Array(opts));
+    }
+    obj.insert("docker".into(), Value::Object(docker));
+  }
+  Ok(v)
+}
+
+/// Where the config file is looked for: `$SANDBOX_CONFIG_FILE`, else `./.sandboxrc.json`.
+pub fn rc_path(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> (PathBuf, bool) {
+  match get("SANDBOX_CONFIG_FILE").filter(|v| !v.is_empty()) {
+    Some(p) => (PathBuf::from(p), true),
+    None => (cwd.join(RC_FILE), false),
+  }
+}
+
+/// Defaults < rc file < environment: the base every manager starts from.
+pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<Value> {
+  let mut base = defaults();
+  let (path, explicit) = rc_path(get, cwd);
+  match std::fs::read_to_string(&path) {
+    Ok(text) => base = merge(&base, &rc_layer(&text, &path, get)?),
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+    Err(e) => {
+      return Err(SandboxError::invalid_config(format!(
+        "cannot read config file {} ({e}); fix SANDBOX_CONFIG_FILE or the file's permissions",
+        path.display()
+      )))
+    }
+  }
+  Ok(merge(&base, &env_layer(get)?))
+}
+
+const TOP_KEYS: [&str; 18] = [
+  "name",
+  "template",
+  "templates",
+  "installPackages",
+  "startupScript",
+  "commandPolicy",
+  "provider",
+  "image",
+  "limits",
+  "networkMode",
+  "env",
+  "workdir",
+  "gpu",
+  "metadata",
+  "docker",
+  "e2b",
+  "autoCleanup",
+  "fallbackProviders",
+];
+// keys some seed examples pass that have no effect here; accepted silently
+const IGNORED_KEYS: [&str; 3] = ["debug", "verbose", "network"];
+
+fn type_name(v: &Value) -> String {
+  match v {
+    Value::Null => "null".into(),
+    Value::Bool(b) => format!("boolean {b}"),
+    Value::Number(n) => format!("number {n}"),
+    Value::String(s) => format!("string {s:?}"),
+    Value::Array(_) => "an array".into(),
+    Value::Object(_) => "an object".into(),
+  }
+}
+
+fn want_str(v: &Value, field: &str) -> Result<String> {
+  // a secret of the wrong type is not repeated in the message
+  let got = |v: &Value| if is_secret_key(field) && !v.is_null() { "a value of another type".to_string() } else { type_name(v) };
+  v.as_str()
+    .map(str::to_owned)
+    .ok_or_else(|| SandboxError::invalid_config(format!("{field} must be a string, got {}", got(v))))
+}
+
+fn want_bool(v: &Value, field: &str) -> Result<bool> {
+  v.as_bool().ok_or_else(|| SandboxError::invalid_config(format!("{field} must be a boolean, got {}", type_name(v))))
+}
+
+fn want_positive(v: &Value, field: &str, hint: &str) -> Result<f64> {
+  match v.as_f64() {
+    Some(n) if n.is_finite() && n > 0.0 => Ok(n),
+    _ => Err(SandboxError::invalid_config(format!("{field} must be a positive number{hint}, got {}", type_name(v)))),
+  }
+}
+
+fn want_str_list(v: &Value, field: &str) -> Result<Vec<String>> {
+  match v {
+    Value::Array(a) => a.iter().enumerate().map(|(i, x)| want_str(x, &format!("{field}[{i}]"))).collect(),
+    _ => Err(SandboxError::invalid_config(format!("{field} must be an array of strings, got {}", type_name(v)))),
+  }
+}
+
+fn get<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+  o.get(k).filter(|v| !v.is_null())
+}
+
+const LIMIT_KEYS: [&str; 9] = [
+  "memoryMB",
+  "cpuCores",
+  "diskMB",
+  "networkMbps",
+  "timeoutSeconds",
+  "pidsLimit",
+  "maxFileSizeMB",
+  "maxTotalFiles",
+  "maxWorkspaceSizeMB",
+];
+
+/// Validate a merged layer into a typed config. Messages name the offending field.
+pub fn resolve(v: &Value) -> Result<SandboxConfig> {
+  let o = v
+    .as_object()
+    .ok_or_else(|| SandboxError::invalid_config(format!("config must be an object, got {}", type_name(v))))?;
+  for k in o.keys() {
+    if !TOP_KEYS.contains(&k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()) {
+      tracing::warn!(key = %k, "unknown sandbox config key ignored");
+    }
+  }
+  let provider = match get(o, "provider").map(|v| want_str(v, "provider")).transpose()?.as_deref() {
+    None | Some("docker") => ProviderKind::Docker,
+    Some("e2b") => ProviderKind::E2b,
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!("provider must be 'docker' or 'e2b', got {other:?}")))
+    }
+  };
+  let network_mode = match get(o, "networkMode").map(|v| want_str(v, "networkMode")).transpose()?.as_deref() {
+    None | Some("isolated") => NetworkMode::Isolated,
+    Some("none") => NetworkMode::None,
+    Some("bridge") => NetworkMode::Bridge,
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!(
+        "networkMode must be 'none', 'isolated' or 'bridge', got {other:?}"
+      )))
+    }
+  };
+  let template = get(o, "template").map(|v| want_str(v, "template")).transpose()?;
+  let tpl = template.as_deref().map(|t| crate::core::templates::lookup(t, get(o, "templates"))).transpose()?;
+  let image = match (get(o, "image"), &tpl) {
+    (Some(v), _) => want_str(v, "image")?,
+    (None, Some(t)) => t.image.clone(),
+    (None, None) => DEFAULT_IMAGE.to_string(),
+  };
+  if image.trim().is_empty() {
+    return Err(SandboxError::invalid_config("image must not be empty"));
+  }
+
+  let empty = Map::new();
+  let lim = match get(o, "limits") {
+    Some(Value::Object(m)) => m,
+    Some(other) => return Err(SandboxError::invalid_config(format!("limits must be an object, got {}", type_name(other)))),
+    None => &empty,
+  };
+  let num_or = |k: &str, d: f64, hint: &str| -> Result<f64> {
+    match get(lim, k) {
+      Some(v) => want_positive(v, &format!("limits.{k}"), hint),
+      None => Ok(d),
+    }
+  };
+  let memory_mb = num_or("memoryMB", 512.0, " of megabytes (at least 6)")?;
+  if memory_mb < 6.0 {
+    return Err(SandboxError::invalid_config(format!("limits.memoryMB must be at least 6 (Docker's minimum), got {memory_mb}")));
+  }
+  let pids = num_or("pidsLimit", 256.0, " (maximum number of processes)")?;
+  if pids < 8.0 || pids.fract() != 0.0 {
+    return Err(SandboxError::invalid_config(format!("limits.pidsLimit must be a whole number of at least 8, got {pids}")));
+  }
+  let limits = ResourceLimits {
+    memory_mb,
+    cpu_cores: num_or("cpuCores", 1.0, " of cores (fractions allowed)")?,
+    disk_mb: num_or("diskMB", 1024.0, " of megabytes")?,
+    network_mbps: get(lim, "networkMbps").map(|v| want_positive(v, "limits.networkMbps", "")).transpose()?,
+    timeout_seconds: num_or("timeoutSeconds", 300.0, " of seconds")?,
+    pids_limit: pids as i64,
+    max_file_size_mb: get(lim, "maxFileSizeMB").map(|v| want_positive(v, "limits.maxFileSizeMB", " of megabytes")).transpose()?,
+    max_total_files: get(lim, "maxTotalFiles")
+      .map(|v| match v.as_f64() {
+        Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= 1e12 => Ok(n as u64),
+        _ => Err(SandboxError::invalid_config(format!("limits.maxTotalFiles must be a whole number of at least 1, got {}", type_name(v)))),
+      })
+      .transpose()?,
+    max_workspace_size_mb: get(lim, "maxWorkspaceSizeMB")
+      .map(|v| want_positive(v, "limits.maxWorkspaceSizeMB", " of megabytes"))
+      .transpose()?,
+  };
+  if limits.timeout_seconds > MAX_SECONDS {
+    return Err(SandboxError::invalid_config(format!(
+      "limits.timeoutSeconds must be at most {MAX_SECONDS} (365 days), got {}",
+      limits.timeout_seconds
+    )));
+  }
+  for k in lim.keys() {
+    if !LIMIT_KEYS.contains(&k.as_str()) {
+      return Err(SandboxError::invalid_config(format!(
+        "limits.{k} is not a known limit (known: {})",
+        LIMIT_KEYS.join(", ")
+      )));
+    }
+  }
+
+  let mut env = BTreeMap::new();
+  match get(o, "env") {
+    Some(Value::Object(m)) => {
+      for (k, v) in m {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+          return Err(SandboxError::invalid_config(format!("env key {k:?} is not a valid variable name")));
+        }
+        env.insert(k.clone(), want_str(v, &format!("env.{k}"))?);
+      }
+    }
+    Some(other) => return Err(SandboxError::invalid_config(format!("env must be an object of strings, got {}", type_name(other)))),
+    None => {}
+  }
+
+  let workdir = match get(o, "workdir") {
+    Some(v) => want_str(v, "workdir")?,
+    None => DEFAULT_WORKDIR.to_string(),
+  };
+  if !workdir.starts_with('/') || workdir == "/" {
+    return Err(SandboxError::invalid_config(format!(
+      "workdir must be an absolute path other than '/', got {workdir:?}"
+    )));
+  }
+  let workdir = crate::core::paths::normalize(&workdir);
+
+  let gpu = get(o, "gpu").map(|v| want_bool(v, "gpu")).transpose()?.unwrap_or(false);
+  let metadata = get(o, "metadata").cloned();
+  if let Some(m) = &metadata {
+    if !m.is_object() {
+      return Err(SandboxError::invalid_config(format!("metadata must be an object, got {}", type_name(m))));
+    }
+  }
+  if let Some(e) = get(o, "e2b") {
+    if !e.is_object() {
+      return Err(SandboxError::invalid_config(format!("e2b must be an object, got {}", type_name(e))));
+    }
+  }
+
+  let d = match get(o, "docker") {
+    Some(Value::Object(m)) => m,
+    Some(other) => return Err(SandboxError::invalid_config(format!("docker must be an object, got {}", type_name(other)))),
+    None => &empty,
+  };
+  let registry_auth = match get(d, "registryAuth") {
+    Some(Value::Object(a)) => Some(RegistryAuth {
+      username: get(a, "username").map(|v| want_str(v, "docker.registryAuth.username")).transpose()?.unwrap_or_default(),
+      password: get(a, "password").map(|v| want_str(v, "docker.registryAuth.password")).transpose()?.unwrap_or_default(),
+      serveraddress: get(a, "serveraddress").map(|v| want_str(v, "docker.registryAuth.serveraddress")).transpose()?,
+    }),
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!("docker.registryAuth must be an object, got {}", type_name(other))))
+    }
+    None => None,
+  };
+  let docker = DockerOptions {
+    socket_path: get(d, "socketPath").map(|v| want_str(v, "docker.socketPath")).transpose()?,
+    registry_auth,
+    read_only_root: get(d, "readOnlyRoot").map(|v| want_bool(v, "docker.readOnlyRoot")).transpose()?.unwrap_or(true),
+    cap_drop: get(d, "capDrop").map(|v| want_str_list(v, "docker.capDrop")).transpose()?.unwrap_or_else(|| vec!["ALL".into()]),
+    security_opt: get(d, "securityOpt")
+      .map(|v| want_str_list(v, "docker.securityOpt"))
+      .transpose()?
+      .unwrap_or_else(|| vec!["no-new-privileges".into()]),
+    user: get(d, "user").map(|v| want_str(v, "docker.user")).transpose()?.filter(|u| !u.is_empty()),
+    tmpfs: get(d, "tmpfs").map(|v| want_str_list(v, "docker.tmpfs")).transpose()?.unwrap_or_default(),
+    keep_image_command: get(d, "keepImageCommand").map(|v| want_bool(v, "docker.keepImageCommand")).transpose()?,
+    exec_engine: match get(d, "execEngine").map(|v| want_str(v, "docker.execEngine")).transpose()?.as_deref() {
+      None | Some("guest") => ExecEngine::Guest,
+      Some("exec") => ExecEngine::Exec,
+      Some(other) => {
+        return Err(SandboxError::invalid_config(format!(
+          "docker.execEngine must be 'guest' or 'exec', got {other:?}"
+        )))
+      }
+    },
+    runtime: get(d, "runtime").map(|v| want_str(v, "docker.runtime")).transpose()?.filter(|r| !r.is_empty()),
+    isolated_subnet_pool: match get(d, "isolatedSubnetPool") {
+      None => DEFAULT_ISOLATED_SUBNET_POOL.to_string(),
+      Some(v) => {
+        let pool = want_str(v, "docker.isolatedSubnetPool")?;
+        crate::providers::docker::sandbox::subnet::Pool::parse(&pool)
+          .map_err(|e| SandboxError::invalid_config(format!("docker.isolatedSubnetPool {e}")))?;
+        pool
+      }
+    },
+    reaper_interval: match get(d, "reaperIntervalSeconds") {
+      None => None,
+      Some(v) => match v.as_f64() {
+        Some(n) if n.is_finite() && (0.0..=MAX_SECONDS).contains(&n) => Some(std::time::Duration::from_secs_f64(n)),
+        _ => {
+          return Err(SandboxError::invalid_config(format!(
+            "docker.reaperIntervalSeconds must be a number of seconds from 0 (no periodic sweeps) to {MAX_SECONDS}, got {} (env {})",
+            type_name(v),
+            crate::providers::docker::reaper::INTERVAL_ENV
+          )))
+        }
+      },
+    },
+  };
+  for t in &docker.tmpfs {
+    if !t.starts_with('/') {
+      return Err(SandboxError::invalid_config(format!(
+        "docker.tmpfs entries look like '/tmp:rw,size=100m', got {t:?}"
+      )));
+    }
+  }
+
+  let e2b = get(o, "e2b").cloned();
+  let mut fallback_providers = Vec::new();
+  if let Some(v) = get(o, "fallbackProviders") {
+    for p in want_str_list(v, "fallbackProviders")? {
+      let kind = match p.as_str() {
+        "docker" => ProviderKind::Docker,
+        "e2b" => ProviderKind::E2b,
+        other => {
+          return Err(SandboxError::invalid_config(format!(
+            "fallbackProviders entries must be 'docker' or 'e2b', got {other:?}"
+          )))
+        }
+      };
+      if kind != provider && !fallback_providers.contains(&kind) {
+        fallback_providers.push(kind);
+      }
+    }
+  }
+
+  let name = get(o, "name").map(|v| want_str(v, "name")).transpose()?;
+  let install_packages = get(o, "installPackages").map(|v| want_str_list(v, "installPackages")).transpose()?.unwrap_or_default();
+  let package_manager = tpl.as_ref().and_then(|t| t.package_manager);
+  check_install(&install_packages, template.as_deref(), package_manager, provider, network_mode).map_err(SandboxError::invalid_config)?;
+  let startup_script = get(o, "startupScript").map(|v| want_str(v, "startupScript")).transpose()?.filter(|s| !s.trim().is_empty());
+  let command_policy = match get(o, "commandPolicy") {
+    None => None,
+    Some(Value::Object(m)) => {
+      for k in m.keys() {
+        if k != "allow" && k != "deny" {
+          return Err(SandboxError::invalid_config(format!("commandPolicy.{k} is not known (known: allow, deny)")));
+        }
+      }
+      let spec = CommandPolicySpec {
+        allow: get(m, "allow").map(|v| want_str_list(v, "commandPolicy.allow")).transpose()?,
+        deny: get(m, "deny").map(|v| want_str_list(v, "commandPolicy.deny")).transpose()?,
+      };
+      crate::core::policy::CommandPolicy::new(spec.allow.clone(), spec.deny.clone())?;
+      Some(spec)
+    }
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!(
+        "commandPolicy must be an object {{ allow?: string[], deny?: string[] }}, got {}",
+        type_name(other)
+      )))
+    }
+  };
+  if let Some(PackageManager::Pip) = package_manager {
+    if !install_packages.is_empty() {
+      // pip installs into the workspace (the root is read-only); every command sees it
+      let dir = format!("{}/{PIP_TARGET}", workdir.trim_end_matches('/'));
+      env.entry("PYTHONPATH".into()).or_insert(dir);
+    }
+  }
+
+  Ok(SandboxConfig {
+    provider,
+    image,
+    limits,
+    network_mode,
+    env,
+    workdir,
+    gpu,
+    metadata,
+    docker,
+    e2b,
+    fallback_providers,
+    name,
+    template,
+    package_manager,
+    install_packages,
+    startup_script,
+    command_policy,
+  })
+}
+
+/// Turn a typed config back into the JS shape (used for `sandbox.limits` and `manager.defaultConfig`).
+pub fn limits_to_json(l: &ResourceLimits) -> Value {
+  let mut m = serde_json::json!({
+    "memoryMB": l.memory_mb, "cpuCores": l.cpu_cores, "diskMB": l.disk_mb,
+    "timeoutSeconds": l.timeout_seconds, "pidsLimit": l.pids_limit,
+  });
+  if let Some(n) = l.network_mbps {
+    m["networkMbps"] = serde_json::json!(n);
+  }
+  if let Some(n) = l.max_file_size_mb {
+    m["maxFileSizeMB"] = serde_json::json!(n);
+  }
+  if let Some(n) = l.max_total_files {
+    m["maxTotalFiles"] = serde_json::json!(n);
+  }
+  if let Some(n) = l.max_workspace_size_mb {
+    m["maxWorkspaceSizeMB"] = serde_json::json!(n);
+  }
+  m
+}
+
+/// Whether `packages` can be installed in a sandbox with this template, package manager, provider
+/// and network (the rules of `installPackages`, also used by `Sandbox.configure`).
+pub fn check_install(
+  packages: &[String],
+  template: Option<&str>,
+  package_manager: Option<PackageManager>,
+  provider: ProviderKind,
+  network_mode: NetworkMode,
+) -> std::result::Result<(), String> {
+  for (i, p) in packages.iter().enumerate() {
+    if p.trim().is_empty() || p.starts_with('-') || p.chars().any(|c| c.is_whitespace() || c == '\0') {
+      return Err(format!(
+        "installPackages[{i}] must be a package name or spec like 'pandas' or 'express@4', without spaces or a leading '-', got {p:?}"
+      ));
+    }
+  }
+  if packages.is_empty() {
+    return Ok(());
+  }
+  match package_manager {
+    None => {
+      return Err(match template {
+        Some(t) => format!("installPackages needs a package manager, and template {t:?} has none; give the template one with templates: {{ {t}: {{ image, packageManager: 'pip' | 'npm' }} }}"),
+        None => "installPackages needs a template that says which package manager to use (template: 'python' for pip, 'node' for npm)".to_string(),
+      })
+    }
+    Some(PackageManager::Apt) => {
+      return Err(
+        "installPackages with apt is not supported: apt needs root and a writable root filesystem, which the sandbox's hardening removes; bake system packages into the image, or use a template with pip or npm".to_string(),
+      )
+    }
+    Some(_) => {}
+  }
+  if provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
+    return Err(format!(
+      "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge' (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
+      network_mode.as_str()
+    ));
+  }
+  Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use serde_json::json;
+
+  fn no_env(_: &str) -> Option<String> {
+    None
+  }
+
+  #[test]
+  fn defaults_resolve() {
+    let c = resolve(&defaults()).unwrap();
+    assert_eq!(c.provider, ProviderKind::Docker);
+    assert_eq!(c.network_mode, NetworkMode::Isolated);
+    assert_eq!(c.limits.memory_mb, 512.0);
+    assert_eq!(c.limits.pids_limit, 256);
+    assert_eq!(c.image, "node:20-alpine");
+    assert!(c.docker.read_only_root);
+    assert_eq!(c.docker.cap_drop, vec!["ALL"]);
+  }
+
+  #[test]
+  fn limits_and_docker_merge_one_level_env_replaces() {
+    let base = merge(&defaults(), &json!({"limits": {"memoryMB": 256}, "env": {"A": "1"}, "docker": {"socketPath": "/s"}}));
+    let m = merge(&base, &json!({"limits": {"timeoutSeconds": 60}, "env": {"B": "2"}, "docker": {"user": "1000"}}));
+    let c = resolve(&m).unwrap();
+    assert_eq!(c.limits.memory_mb, 256.0);
+    assert_eq!(c.limits.timeout_seconds, 60.0);
+    assert_eq!(c.limits.cpu_cores, 1.0);
+    assert_eq!(c.env.len(), 1);
+    assert_eq!(c.env["B"], "2");
+    assert_eq!(c.docker.socket_path.as_deref(), Some("/s"));
+    assert_eq!(c.docker.user.as_deref(), Some("1000"));
+  }
+
+  #[test]
+  fn null_does_not_erase() {
+    let m = merge(&defaults(), &json!({"image": null, "limits": {"memoryMB": null}}));
+    let c = resolve(&m).unwrap();
+    assert_eq!(c.image, DEFAULT_IMAGE);
+    assert_eq!(c.limits.memory_mb, 512.0);
+  }
+
+  #[test]
+  fn invalid_values_name_the_field() {
+    let cases = [
+      (json!({"limits": {"memoryMB": -5}}), "limits.memoryMB"),
+      (json!({"limits": {"memoryMB": "lots"}}), "limits.memoryMB"),
+      (json!({"provider": "lxc"}), "provider"),
+      (json!({"networkMode": "host"}), "networkMode"),
+      (json!({"env": {"A": 1}}), "env.A"),
+      (json!({"limits": {"memory": 5}}), "limits.memory"),
+      (json!({"workdir": "rel/dir"}), "workdir"),
+      (json!({"docker": {"capDrop": "ALL"}}), "docker.capDrop"),
+      (json!({"limits": {"pidsLimit": 2.5}}), "limits.pidsLimit"),
+      (json!({"gpu": "yes"}), "gpu"),
+    ];
+    for (v, field) in cases {
+      let e = resolve(&merge(&defaults(), &v)).unwrap_err();
+      assert_eq!(e.code.as_str(), "INVALID_CONFIG");
+      assert!(e.message.contains(field), "{field} not in {:?}", e.message);
+    }
+  }
+
+  #[test]
+  fn env_layer_reads_seed_variables() {
+    let vars = [
+      ("SANDBOX_PROVIDER", "docker"),
+      ("SANDBOX_MEMORY_MB", "300"),
+      ("SANDBOX_CPU_CORES", "0.5"),
+      ("SANDBOX_TIMEOUT_SECONDS", "42"),
+      ("SANDBOX_DISK_MB", "64"),
+      ("SANDBOX_NETWORK_MODE", "none"),
+      ("DOCKER_SOCKET_PATH", "/tmp/d.sock"),
+      ("DOCKER_IMAGE", "busybox:1"),
+    ];
+    let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+    let c = resolve(&merge(&defaults(), &env_layer(&get).unwrap())).unwrap();
+    assert_eq!(c.limits.memory_mb, 300.0);
+    assert_eq!(c.limits.cpu_cores, 0.5);
+    assert_eq!(c.limits.timeout_seconds, 42.0);
+    assert_eq!(c.limits.disk_mb, 64.0);
+    assert_eq!(c.network_mode, NetworkMode::None);
+    assert_eq!(c.docker.socket_path.as_deref(), Some("/tmp/d.sock"));
+    assert_eq!(c.image, "busybox:1");
+  }
+
+  #[test]
+  fn env_layer_rejects_bad_values_naming_the_variable() {
+    let get = |k: &str| (k == "SANDBOX_MEMORY_MB").then(|| "abc".to_string());
+    assert!(env_layer(&get).unwrap_err().message.contains("SANDBOX_MEMORY_MB"));
+    let get = |k: &str| (k == "SANDBOX_NETWORK_MODE").then(|| "wormhole".to_string());
+    assert!(env_layer(&get).unwrap_err().message.contains("SANDBOX_NETWORK_MODE"));
+  }
+
+  #[test]
+  fn expansion() {
+    let get = |k: &str| (k == "KEY").then(|| "secret".to_string());
+    assert_eq!(expand_vars("a-${KEY}-b", &get), "a-secret-b");
+    assert_eq!(expand_vars("${MISSING:-dflt}", &get), "dflt");
+    assert_eq!(expand_vars("${MISSING}", &get), "");
+    assert_eq!(expand_vars("no ${ close", &get), "no ${ close");
+  }
+
+  #[test]
+  fn rc_file_of_the_seed_guide() {
+    let text = r#"{
+      "provider": "docker",
+      "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300 },
+      "networkMode": "isolated",
+      "autoCleanup": true,
+      "docker": { "image": "node:20-alpine", "socketPath": "/var/run/docker.sock" },
+      "e2b": { "apiKey": "${E2B_API_KEY}", "templateId": "node-typescript", "region": "us-east-1" },
+      "security": { "readOnlyRoot": true, "dropCapabilities": ["ALL"], "noNewPrivileges": true }
+    }"#;
+    let get = |k: &str| (k == "E2B_API_KEY").then(|| "k-123".to_string());
+    let layer = rc_layer(text, Path::new(".sandboxrc.json"), &get).unwrap();
+    assert_eq!(layer["e2b"]["apiKey"], "k-123");
+    assert_eq!(layer["image"], "node:20-alpine");
+    assert_eq!(layer["docker"]["capDrop"], json!(["ALL"]));
+    let c = resolve(&merge(&defaults(), &layer)).unwrap();
+    assert_eq!(c.docker.security_opt, vec!["no-new-privileges"]);
+  }
+
+  #[test]
+  fn rc_file_bad_json_names_file() {
+    let e = rc_layer("{ nope", Path::new("/x/.sandboxrc.json"), &no_env).unwrap_err();
+    assert!(e.message.contains("/x/.sandboxrc.json"));
+  }
+
+  #[test]
+  fn precedence_explicit_env_file_defaults() {
+    let dir = std::env::temp_dir().join(format!("sbx-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(RC_FILE), r#"{"limits":{"memoryMB":100,"cpuCores":0.25,"diskMB":50}}"#).unwrap();
+    let get = |k: &str| (k == "SANDBOX_MEMORY_MB").then(|| "200".to_string());
+    let base = base_layers(&get, &dir).unwrap();
+    let c = resolve(&merge(&base, &json!({"limits": {"cpuCores": 2}}))).unwrap();
+    assert_eq!(c.limits.memory_mb, 200.0); // env beats file
+    assert_eq!(c.limits.cpu_cores, 2.0); // explicit beats file
+    assert_eq!(c.limits.disk_mb, 50.0); // file beats defaults
+    assert_eq!(c.limits.timeout_seconds, 300.0); // defaults
+    std::fs::remove_dir_all(dir).unwrap();
+  }
+
+  #[test]
+  fn template_and_image_most_specific_layer_decides() {
+    let base = merge(&defaults(), &json!({ "templates": { "python": "local/py:1" } }));
+    // a template without an image: the template picks it
+    let c = resolve(&merge(&base, &json!({ "template": "python" }))).unwrap();
+    assert_eq!((c.image.as_str(), c.template.as_deref()), ("local/py:1", Some("python")));
+    assert_eq!(c.package_manager, Some(PackageManager::Pip));
+    // both in one layer: the image wins, the template stays (package manager, language)
+    let c = resolve(&merge(&base, &json!({ "template": "python", "image": "x:1" }))).unwrap();
+    assert_eq!((c.image.as_str(), c.template.as_deref()), ("x:1", Some("python")));
+    // an image over a default template drops the template
+    let with_tpl = merge(&base, &json!({ "template": "python" }));
+    let c = resolve(&merge(&with_tpl, &json!({ "image": "busybox" }))).unwrap();
+    assert_eq!((c.image.as_str(), c.template.as_deref()), ("busybox", None));
+    // a template over an image from the environment layer picks its own image
+    let env_image = merge(&base, &json!({ "image": "from-env:1" }));
+    let c = resolve(&merge(&env_image, &json!({ "template": "python" }))).unwrap();
+    assert_eq!(c.image, "local/py:1");
+    // templates merge per name across layers
+    let more = merge(&base, &json!({ "templates": { "ml": "local/ml:1" } }));
+    assert_eq!(resolve(&merge(&more, &json!({ "template": "python" }))).unwrap().image, "local/py:1");
+    assert_eq!(resolve(&merge(&more, &json!({ "template": "ml" }))).unwrap().image, "local/ml:1");
+    let e = resolve(&merge(&base, &json!({ "template": "cobol" }))).unwrap_err();
+    assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig);
+    assert!(e.message.contains("cobol") && e.message.contains("python"), "{}", e.message);
+  }
+
+  #[test]
+  fn install_packages_rules() {
+    let ok = resolve(&merge(&defaults(), &json!({ "template": "python", "networkMode": "bridge", "installPackages": ["pandas", "requests==2.31"] }))).unwrap();
+    assert_eq!(ok.install_packages, vec!["pandas", "requests==2.31"]);
+    assert_eq!(ok.env.get("PYTHONPATH").map(String::as_str), Some("/workspace/.packages/python"));
+    let bad = |v: Value, needle: &str| {
+      let e = resolve(&merge(&defaults(), &v)).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig);
+      assert!(e.message.contains(needle), "{needle:?} not in {}", e.message);
+    };
+    bad(json!({ "template": "python", "installPackages": ["pandas"] }), "networkMode: 'bridge'");
+    bad(json!({ "template": "base", "networkMode": "bridge", "installPackages": ["curl"] }), "apt is not supported");
+    bad(json!({ "template": "go", "networkMode": "bridge", "installPackages": ["x"] }), "has none");
+    bad(json!({ "networkMode": "bridge", "installPackages": ["x"] }), "needs a template");
+    bad(json!({ "template": "python", "networkMode": "bridge", "installPackages": ["--index-url=http://evil"] }), "leading '-'");
+    bad(json!({ "template": "python", "networkMode": "bridge", "installPackages": ["a b"] }), "without spaces");
+    bad(json!({ "template": "python", "networkMode": "bridge", "installPackages": "pandas" }), "array of strings");
+    bad(json!({ "startupScript": 3 }), "startupScript must be a string");
+    // no packages: nothing is required of the network
+    assert!(resolve(&merge(&defaults(), &json!({ "template": "python", "installPackages": [] }))).is_ok());
+  }
+
+  #[test]
+  fn quotas_and_policy() {
+    let c = resolve(&defaults()).unwrap();
+    assert_eq!((c.limits.max_file_size_mb, c.limits.max_total_files, c.limits.max_workspace_size_mb), (Some(100.0), None, None));
+    let c = resolve(&merge(&defaults(), &json!({ "limits": { "maxTotalFiles": 3, "maxWorkspaceSizeMB": 0.5 } }))).unwrap();
+    assert_eq!((c.limits.max_total_files, c.limits.max_workspace_size_mb), (Some(3), Some(0.5)));
+    for bad in [json!({ "maxTotalFiles": 0 }), json!({ "maxTotalFiles": 1.5 }), json!({ "maxFileSizeMB": -1 }), json!({ "maxWorkspaceSizeMB": "1" })] {
+      let e = resolve(&merge(&defaults(), &json!({ "limits": bad }))).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig, "{bad}");
+    }
+    let env = |k: &str| match k {
+      "MAX_FILE_SIZE_MB" => Some("2".to_string()),
+      "MAX_TOTAL_FILES" => Some("10".to_string()),
+      "MAX_WORKSPACE_SIZE_MB" => Some("5".to_string()),
+      _ => None,
+    };
+    let c = resolve(&merge(&defaults(), &env_layer(&env).unwrap())).unwrap();
+    assert_eq!((c.limits.max_file_size_mb, c.limits.max_total_files, c.limits.max_workspace_size_mb), (Some(2.0), Some(10), Some(5.0)));
+    assert!(env_layer(&|k: &str| (k == "MAX_TOTAL_FILES").then(|| "many".to_string())).is_err());
+
+    let c = resolve(&merge(&defaults(), &json!({ "commandPolicy": { "deny": ["rm", "curl*"] } }))).unwrap();
+    assert_eq!(c.command_policy.unwrap().deny.unwrap(), vec!["rm", "curl*"]);
+    assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": { "block": ["rm"] } }))).is_err());
+    assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": ["rm"] }))).is_err());
+    assert!(resolve(&merge(&defaults(), &json!({ "commandPolicy": { "allow": [""] } }))).is_err());
+  }
+
+  #[test]
+  fn secrets_are_redacted_in_debug_and_handed_back_config() {
+    let given = json!({
+      "e2b": { "apiKey": "e2b_0123456789abcdef", "templateId": "base" },
+      "docker": { "registryAuth": { "username": "bob", "password": "hunter2-registry" } },
+      "env": { "GITHUB_TOKEN": "ghp_secret_value", "AWS_SECRET_ACCESS_KEY": "aws-secret-value", "PATH_EXTRA": "/opt/bin" },
+      "metadata": { "owner": "team-a", "db": { "password": "pg-secret-value", "apiKey": null } },
+    });
+    let c = resolve(&merge(&defaults(), &given)).unwrap();
+    let dbg = format!("{c:?} {:?} {:?}", c.docker, c.docker.registry_auth);
+    for secret in ["e2b_0123456789abcdef", "hunter2-registry", "ghp_secret_value", "aws-secret-value", "pg-secret-value"] {
+      assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
+    }
+    assert!(dbg.contains("bob") && dbg.contains("/opt/bin") && dbg.contains("team-a") && dbg.contains(REDACTED), "{dbg}");
+
+    let shown = redacted(&merge(&defaults(), &given));
+    assert_eq!(shown["e2b"]["apiKey"], REDACTED);
+    assert_eq!(shown["e2b"]["templateId"], "base");
+    assert_eq!(shown["docker"]["registryAuth"]["password"], REDACTED);
+    assert_eq!(shown["docker"]["registryAuth"]["username"], "bob");
+    assert_eq!(shown["env"]["GITHUB_TOKEN"], REDACTED);
+    assert_eq!(shown["env"]["PATH_EXTRA"], "/opt/bin");
+    assert_eq!(shown["metadata"]["db"]["password"], REDACTED);
+    assert_eq!(shown["metadata"]["db"]["apiKey"], Value::Null, "an unset secret stays unset");
+    assert_eq!(shown["limits"], defaults()["limits"]);
+    for k in ["apiKey", "api_key", "OPENAI_API_KEY", "password", "dbPassword", "x-auth-token", "clientSecret", "privateKey", "credentials"] {
+      assert!(is_secret_key(k), "{k}");
+    }
+    for k in ["username", "templateId", "keepImageCommand", "PATH", "monkey", "socketPath"] {
+      assert!(!is_secret_key(k), "{k}");
+    }
+    // a secret of the wrong type is not echoed in the error either
+    let e = resolve(&merge(&defaults(), &json!({ "docker": { "registryAuth": { "password": 918273645 } } }))).unwrap_err();
+    assert!(!e.message.contains("918273645"), "{}", e.message);
+  }
+
+  #[test]
+  fn reaper_interval_from_config_and_environment() {
+    assert_eq!(resolve(&defaults()).unwrap().docker.reaper_interval, None);
+    let c = resolve(&merge(&defaults(), &json!({ "docker": { "reaperIntervalSeconds": 0 } }))).unwrap();
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::ZERO));
+    let env = |k: &str| (k == "SANDBOX_REAPER_INTERVAL_SECONDS").then(|| "2.5".to_string());
+    let c = resolve(&merge(&defaults(), &env_layer(&env).unwrap())).unwrap();
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::from_millis(2500)));
+    for bad in [json!(-1), json!("30"), json!(1e12)] {
+      let e = resolve(&merge(&defaults(), &json!({ "docker": { "reaperIntervalSeconds": bad } }))).unwrap_err();
+      assert!(e.message.contains("docker.reaperIntervalSeconds"), "{}", e.message);
+    }
+    let bad_env = |k: &str| (k == "SANDBOX_REAPER_INTERVAL_SECONDS").then(|| "often".to_string());
+    assert!(env_layer(&bad_env).unwrap_err().message.contains("SANDBOX_REAPER_INTERVAL_SECONDS"));
+  }
+}

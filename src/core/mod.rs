@@ -1,0 +1,15 @@
+//! The provider-independent sandbox: configuration, errors and values, the process handle every
+//! provider returns, the sandbox itself (`AnySandbox`: logs, policy, counters, sessions'
+//! bookkeeping, background processes), the manager and pools.
+
+pub mod config;
+pub mod error;
+pub mod logs;
+pub mod manager;
+pub mod paths;
+pub mod policy;
+pub mod pool;
+pub mod process;
+pub mod sandbox;
+pub mod templates;
+pub mod types;
