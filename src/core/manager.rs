@@ -24,6 +24,8 @@ pub struct Manager {
   /// one creation at a time per thread id, so concurrent first calls share one sandbox
   session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
   reaper_running: AtomicBool,
+  /// makes the sandboxes' providers
+  providers: Arc<crate::providers::Registry>,
 }
 
 /// The default idle timeout of sessions (seed 003's SESSION_TIMEOUT_MINUTES).
@@ -99,6 +101,7 @@ impl Manager {
       sessions: Mutex::new(HashMap::new()),
       session_locks: Mutex::new(HashMap::new()),
       reaper_running: AtomicBool::new(false),
+      providers: Arc::new(crate::providers::Registry::default()),
     })
   }
 
@@ -119,7 +122,7 @@ impl Manager {
       _ => self.defaults.clone(),
     };
     let cfg = config::resolve(&merged)?;
-    let sb = Arc::new(AnySandbox::new(&cfg)?);
+    let sb = Arc::new(AnySandbox::new(&cfg, self.providers.clone())?);
     let weak = Arc::downgrade(self);
     sb.on_destroyed(Box::new(move |id: &str| {
       if let Some(m) = weak.upgrade() {

@@ -10,6 +10,7 @@ pub mod paths;
 pub mod policy;
 pub mod pool;
 pub mod process;
+pub mod provider;
 pub mod sandbox;
 pub mod templates;
 pub mod types;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::core::error::{ErrorCode, Result, SandboxError};
+use crate::core::types::ExecResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutStream {
@@ -134,5 +135,19 @@ mod tests {
     assert_eq!(signal_number("2"), Some(2));
     assert_eq!(signal_number("SIGNOPE"), None);
     assert_eq!(signal_name(9), "SIGKILL");
+  }
+}
+
+/// The result as the library reports it.
+pub fn to_result(out: ExecOutput) -> ExecResult {
+  ExecResult {
+    exit_code: out.exit_code,
+    stdout: out.stdout,
+    stderr: out.stderr,
+    duration_ms: out.duration.as_secs_f64() * 1000.0,
+    timed_out: out.timed_out,
+    truncated: out.truncated,
+    signal: out.signal,
+    max_rss_kb: out.max_rss_kb,
   }
 }

@@ -7,16 +7,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::core::config::{ProviderKind, SandboxConfig};
-use crate::core::process::{OutputSink, Spawned};
-use crate::providers::docker::sandbox::{to_result, ProgressFn};
-use crate::providers::docker::DockerSandbox;
-use crate::providers::e2b::{E2bOptions, E2bSandbox};
+use crate::core::config::SandboxConfig;
 use crate::core::error::{ErrorCode, Result, SandboxError};
-use crate::providers::docker::protocol::ProcessEntry;
 use crate::core::logs::{Level, LogBuffer, Source};
 use crate::core::policy::CommandPolicy;
-use crate::core::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, State, Stats};
+use crate::core::process::{to_result, OutputSink, Spawned};
+use crate::core::provider::{ProgressFn, Provider, ProviderFactory};
+use crate::core::types::{ExecOptions, ExecResult, FileInfo, FileOp, Health, ProcessEntry, State, Stats};
 
 const MB: f64 = 1024.0 * 1024.0;
 /// Largest file `readFile` returns (every provider), and the most any internal reader loads.
@@ -65,17 +62,13 @@ impl Drop for Busy<'_> {
   }
 }
 
-#[derive(Clone)]
-pub enum Backend {
-  Docker(Arc<DockerSandbox>),
-  E2b(Arc<E2bSandbox>),
-}
-
 pub struct AnySandbox {
   /// stable for the sandbox's life, also when a fallback provider took over at start
   id: String,
-  /// replaced only by a provider fallback in `start`
-  backend: RwLock<Backend>,
+  /// replaced by a provider fallback in `start` and when an expired session is recreated
+  backend: RwLock<Arc<dyn Provider>>,
+  /// makes `backend` (and its replacements)
+  factory: Arc<dyn ProviderFactory>,
   /// pids of background processes started through `spawn` (for `listProcesses`)
   background: Mutex<HashSet<u32>>,
   pub logs: LogBuffer,
@@ -110,16 +103,6 @@ pub fn teardown_timeout() -> Duration {
     .unwrap_or(TEARDOWN_TIMEOUT)
 }
 
-/// Calls the same method on whichever provider backs the sandbox now.
-macro_rules! each {
-  ($self:ident, $s:ident => $e:expr) => {
-    match $self.backend() {
-      Backend::Docker($s) => $e,
-      Backend::E2b($s) => $e,
-    }
-  };
-}
-
 /// What every provider checks before starting a command: a command, a valid timeout (foreground
 /// calls default to `limits.timeoutSeconds`; background ones have none unless given), the working
 /// directory (relative to `workdir`), and valid environment names. Returns (timeout, directory).
@@ -152,36 +135,11 @@ fn is_availability(e: &SandboxError) -> bool {
   matches!(e.code, ErrorCode::ProviderUnavailable | ErrorCode::ProviderError | ErrorCode::QuotaExceeded)
 }
 
-/// A not-yet-started sandbox of `config.provider`; with `id`, it takes that id (a session's
-/// sandbox recreated after expiry keeps its id, container name and labels).
-fn make_backend(config: &SandboxConfig, id: Option<&str>) -> Result<Backend> {
-  match config.provider {
-    ProviderKind::Docker => {
-      let mut s = DockerSandbox::new(config.clone());
-      if let Some(id) = id {
-        s.id = id.to_string();
-      }
-      Ok(Backend::Docker(Arc::new(s)))
-    }
-    ProviderKind::E2b => {
-      let opts = E2bOptions::resolve(config.e2b.as_ref(), &|k| std::env::var(k).ok())?;
-      let mut s = E2bSandbox::new(config.clone(), opts);
-      if let Some(id) = id {
-        s.id = id.to_string();
-      }
-      Ok(Backend::E2b(Arc::new(s)))
-    }
-  }
-}
-
 impl AnySandbox {
-  /// A new, not started sandbox of `config.provider`.
-  pub fn new(config: &SandboxConfig) -> Result<Self> {
-    let backend = make_backend(config, None)?;
-    let id = match &backend {
-      Backend::Docker(s) => s.id.clone(),
-      Backend::E2b(s) => s.id.clone(),
-    };
+  /// A new, not started sandbox of `config.provider`, made by `factory`.
+  pub fn new(config: &SandboxConfig, factory: Arc<dyn ProviderFactory>) -> Result<Self> {
+    let backend = factory.create(config, None)?;
+    let id = backend.id().to_string();
     let policy = match &config.command_policy {
       Some(p) => Some(CommandPolicy::new(p.allow.clone(), p.deny.clone())?),
       None => None,
@@ -204,6 +162,7 @@ impl AnySandbox {
     Ok(Self {
       id,
       backend: RwLock::new(backend),
+      factory,
       background: Mutex::new(HashSet::new()),
       logs,
       activity: Mutex::new(activity),
@@ -290,7 +249,7 @@ impl AnySandbox {
     }
     let config = self.config();
     let same_id = Some(self.id.as_str()).filter(|id| id.starts_with(config.provider.as_str()));
-    *self.backend.write().unwrap() = make_backend(&config, same_id)?;
+    *self.backend.write().unwrap() = self.factory.create(&config, same_id)?;
     self.logs.info(Source::System, "Session expired earlier; recreating its sandbox (the workspace starts empty)");
     self.start(None).await?;
     if let Some(s) = self.activity.lock().unwrap().session.as_mut() {
@@ -350,7 +309,7 @@ impl AnySandbox {
     }
   }
 
-  fn backend(&self) -> Backend {
+  fn backend(&self) -> Arc<dyn Provider> {
     self.backend.read().unwrap().clone()
   }
 
@@ -359,28 +318,25 @@ impl AnySandbox {
   }
 
   pub fn config(&self) -> SandboxConfig {
-    each!(self, s => s.config.clone())
+    self.backend().config().clone()
   }
 
   /// The limits alone (the file API reads them on every write; `config()` clones everything).
   pub fn limits(&self) -> crate::core::config::ResourceLimits {
-    each!(self, s => s.config.limits.clone())
+    self.backend().config().limits.clone()
   }
 
   pub fn workdir(&self) -> String {
-    each!(self, s => s.config.workdir.clone())
+    self.backend().config().workdir.clone()
   }
 
   pub fn state(&self) -> State {
-    each!(self, s => s.state())
+    self.backend().state()
   }
 
   /// How commands run: 'guest' or 'exec' for Docker.
-  pub fn engine_name(&self) -> &'static str {
-    match self.backend() {
-      Backend::Docker(s) => s.engine_name(),
-      Backend::E2b(_) => "e2b",
-    }
+  pub fn engine_name(&self) -> String {
+    self.backend().engine_name()
   }
 
   /// Starts the sandbox. When the provider cannot provide one for availability reasons (its
@@ -458,7 +414,7 @@ impl AnySandbox {
 
   /// Run a command of ours (not the user's): no command policy, no execution counters.
   async fn run_unchecked(&self, command: &str, args: &[String], opts: ExecOptions) -> Result<ExecResult> {
-    let p = each!(self, s => s.spawn(command, args, &opts, false, false, None).await)?;
+    let p = self.backend().spawn(command, args, &opts, false, false, None).await?;
     Ok(to_result(p.wait().await?))
   }
 
@@ -475,7 +431,7 @@ impl AnySandbox {
     for kind in &config.fallback_providers {
       tracing::warn!(sandbox = %self.id, from = config.provider.as_str(), to = kind.as_str(), error = %err, "provider unavailable; trying a fallback provider");
       let _ = self.destroy_backend().await;
-      let backend = match make_backend(&SandboxConfig { provider: *kind, ..config.clone() }, None) {
+      let backend = match self.factory.create(&SandboxConfig { provider: kind.clone(), ..config.clone() }, None) {
         Ok(b) => b,
         Err(e) => {
           tried.push(format!("{}: {}", kind.as_str(), e.message));
@@ -492,14 +448,11 @@ impl AnySandbox {
   }
 
   async fn start_backend(&self, progress: Option<ProgressFn>) -> Result<()> {
-    match self.backend() {
-      Backend::Docker(s) => s.start(progress).await,
-      Backend::E2b(s) => s.start().await,
-    }
+    self.backend().start(progress).await
   }
 
   pub async fn stop(&self) -> Result<()> {
-    let r = each!(self, s => s.stop().await);
+    let r = self.backend().stop().await;
     if r.is_ok() {
       self.logs.info(Source::System, "Sandbox stopped");
     }
@@ -520,7 +473,7 @@ impl AnySandbox {
   /// The provider's destroy alone (an expiring session, a provider fallback: the sandbox object lives on).
   async fn destroy_backend(&self) -> Result<()> {
     let was = self.state();
-    let r = each!(self, s => s.destroy().await);
+    let r = self.backend().destroy().await;
     if r.is_ok() && was != State::Destroyed {
       self.logs.info(Source::System, "Sandbox destroyed");
     }
@@ -541,10 +494,8 @@ impl AnySandbox {
     };
     tracing::warn!(sandbox = %self.id, reason = %err, "forcing the removal of a sandbox");
     self.logs.push(Level::Warn, Source::System, format!("Destroy abandoned: {err}; removing the sandbox's resources directly"));
-    let forced = match self.backend() {
-      Backend::Docker(s) => tokio::time::timeout(FORCE_REMOVE_TIMEOUT, crate::providers::docker::force_remove(&s.id)).await,
-      Backend::E2b(s) => tokio::time::timeout(FORCE_REMOVE_TIMEOUT, crate::providers::e2b::force_kill(&s.id)).await,
-    };
+    let backend = self.backend();
+    let forced = tokio::time::timeout(FORCE_REMOVE_TIMEOUT, backend.force_remove()).await;
     match forced {
       Ok(Ok(_)) => {
         self.logs.info(Source::System, "Sandbox resources removed (forced)");
@@ -609,7 +560,7 @@ impl AnySandbox {
         &merged
       }
     };
-    let p = each!(self, s => s.spawn(command, args, opts, background, open_stdin, sink).await)?;
+    let p = self.backend().spawn(command, args, opts, background, open_stdin, sink).await?;
     if background && p.pid != 0 {
       self.background.lock().unwrap().insert(p.pid);
       self.logs.info(Source::Execution, format!("Started background process {}: {}", p.pid, crate::core::policy::command_line(command, args)));
@@ -751,13 +702,13 @@ impl AnySandbox {
       }
     }
     if limits.max_total_files.is_none() && limits.max_workspace_size_mb.is_none() {
-      return each!(self, s => s.write_file(path, content).await);
+      return self.backend().write_file(path, content).await;
     }
     let _q = self.quota_lock.lock().await;
     if let Err(e) = self.check_workspace_quota(&limits, path, content.len() as u64).await {
       return self.file_failure(path, e);
     }
-    each!(self, s => s.write_file(path, content).await)
+    self.backend().write_file(path, content).await
   }
 
   /// A failed file operation, reported at the path it resolves to (as the providers do).
@@ -773,7 +724,7 @@ impl AnySandbox {
     let Some(rel) = target.strip_prefix(&format!("{wd}/")) else {
       return Ok(()); // outside the workspace: not counted
     };
-    let files = each!(self, s => s.list_files_detailed(&wd, true, true).await)?;
+    let files = self.backend().list_files_detailed(&wd, true, true).await?;
     let (mut count, mut total, mut existing) = (0u64, 0u64, None);
     for f in files.iter().filter(|f| f.kind != "directory") {
       count += 1;
@@ -813,7 +764,7 @@ impl AnySandbox {
       Ok(b) => b,
       Err(e) => return self.file_failure(path, e),
     };
-    each!(self, s => s.read_file(path).await)
+    self.backend().read_file(path).await
   }
 
   /// At most `max` bytes of a file: the whole file when it is no larger, else its first `max`
@@ -827,7 +778,7 @@ impl AnySandbox {
       Err(e) => return self.file_failure(path, e),
     };
     let max = max.min(MAX_READ_BYTES + 1);
-    each!(self, s => s.read_file_max(path, max).await)
+    self.backend().read_file_max(path, max).await
   }
 
   pub async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
@@ -835,41 +786,41 @@ impl AnySandbox {
       Ok(b) => b,
       Err(e) => return self.file_failure(path, e),
     };
-    each!(self, s => s.delete_file(path, recursive).await)
+    self.backend().delete_file(path, recursive).await
   }
 
   pub async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
     let _busy = self.enter().await?;
-    each!(self, s => s.list_files(path, all).await)
+    self.backend().list_files(path, all).await
   }
 
   pub async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
     let _busy = self.enter().await?;
-    each!(self, s => s.list_files_detailed(path, recursive, all).await)
+    self.backend().list_files_detailed(path, recursive, all).await
   }
 
   pub async fn stats(&self) -> Result<Stats> {
-    each!(self, s => s.stats().await)
+    self.backend().stats().await
   }
 
   pub async fn health(&self) -> Health {
-    each!(self, s => s.health().await)
+    self.backend().health().await
   }
 
   /// Kill every process started in the sandbox.
   pub async fn kill_all(&self) -> Result<()> {
     self.background.lock().unwrap().clear();
-    each!(self, s => s.kill_all().await)
+    self.backend().kill_all().await
   }
 
   pub async fn processes(&self) -> Result<Vec<ProcessEntry>> {
-    each!(self, s => s.processes().await)
+    self.backend().processes().await
   }
 
   /// Back to a clean sandbox for the next user of a pool: processes killed, workspace and /tmp emptied.
   pub async fn reset(&self) -> Result<()> {
     self.background.lock().unwrap().clear();
-    each!(self, s => s.reset().await)
+    self.backend().reset().await
   }
 }
 

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+/// A process in a sandbox, as every provider lists it (defined with the guest's wire protocol).
+pub use crate::providers::docker::protocol::ProcessEntry;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
   Created,

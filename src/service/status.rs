@@ -12,7 +12,7 @@ pub struct Status {
   pub state: State,
   pub template: Option<String>,
   pub image: String,
-  pub engine: &'static str,
+  pub engine: String,
   pub created_ms: f64,
   pub started_ms: Option<f64>,
   /// seconds since the first start (0 before it)
@@ -121,7 +121,7 @@ mod tests {
       state,
       template: template.map(str::to_string),
       image: "i".into(),
-      engine: "guest",
+      engine: "guest".into(),
       created_ms: created,
       started_ms: None,
       uptime_s: 0.0,

@@ -641,3 +641,76 @@ mod tests {
     assert_eq!(sb.resolve_path("/workspace/a").unwrap(), "/workspace/a");
   }
 }
+
+#[async_trait::async_trait]
+impl crate::core::provider::Provider for E2bSandbox {
+  fn id(&self) -> &str {
+    &self.id
+  }
+  fn config(&self) -> &SandboxConfig {
+    &self.config
+  }
+  fn state(&self) -> State {
+    E2bSandbox::state(self)
+  }
+  fn engine_name(&self) -> String {
+    "e2b".to_string()
+  }
+  /// E2B reports no start progress.
+  async fn start(&self, _progress: Option<crate::core::provider::ProgressFn>) -> Result<()> {
+    E2bSandbox::start(self).await
+  }
+  async fn stop(&self) -> Result<()> {
+    E2bSandbox::stop(self).await
+  }
+  async fn destroy(&self) -> Result<()> {
+    E2bSandbox::destroy(self).await
+  }
+  async fn force_remove(&self) -> Result<bool> {
+    super::force_kill(&self.id).await
+  }
+  async fn spawn(
+    &self,
+    command: &str,
+    args: &[String],
+    opts: &crate::core::types::ExecOptions,
+    background: bool,
+    open_stdin: bool,
+    sink: Option<crate::core::process::OutputSink>,
+  ) -> Result<crate::core::process::Spawned> {
+    E2bSandbox::spawn(self, command, args, opts, background, open_stdin, sink).await
+  }
+  async fn write_file(&self, path: &str, content: Vec<u8>) -> crate::core::types::FileOp {
+    E2bSandbox::write_file(self, path, content).await
+  }
+  async fn read_file(&self, path: &str) -> crate::core::types::FileOp {
+    E2bSandbox::read_file(self, path).await
+  }
+  async fn read_file_max(&self, path: &str, max: usize) -> crate::core::types::FileOp {
+    E2bSandbox::read_file_max(self, path, max).await
+  }
+  async fn delete_file(&self, path: &str, recursive: bool) -> crate::core::types::FileOp {
+    E2bSandbox::delete_file(self, path, recursive).await
+  }
+  async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
+    E2bSandbox::list_files(self, path, all).await
+  }
+  async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<crate::core::types::FileInfo>> {
+    E2bSandbox::list_files_detailed(self, path, recursive, all).await
+  }
+  async fn stats(&self) -> Result<Stats> {
+    E2bSandbox::stats(self).await
+  }
+  async fn health(&self) -> Health {
+    E2bSandbox::health(self).await
+  }
+  async fn kill_all(&self) -> Result<()> {
+    E2bSandbox::kill_all(self).await
+  }
+  async fn processes(&self) -> Result<Vec<ProcessEntry>> {
+    E2bSandbox::processes(self).await
+  }
+  async fn reset(&self) -> Result<()> {
+    E2bSandbox::reset(self).await
+  }
+}
