@@ -54,6 +54,7 @@ run "busybox image" bash scripts/build-images.sh busybox
 
 work=$(mktemp -d /tmp/agentic-sandbox-consumer.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM HUP   # through the EXIT trap
 mkdir -p "$work/tarballs"
 
 # --- 1. the tarballs
