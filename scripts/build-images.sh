@@ -6,8 +6,17 @@
 #                               jest 29, vitest 3 (on vite 6: vite 7 needs Node 20), tsx 4,
 #                               npm 10 (npm 11 needs Node 20)                             ~900 MB
 # Set REBUILD=1 to rebuild even when a tag exists.
+# Usage: build-images.sh [busybox] [debian] [devtools]: only the named images (the quick start
+# needs only busybox); no argument builds all three (what the test suite needs). devtools is
+# built from debian, so naming it builds debian too.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+wanted=" ${*:-busybox debian devtools} "
+for name in $wanted; do
+  case "$name" in busybox|debian|devtools) ;; *) echo "build-images.sh: unknown image '$name' (busybox, debian, devtools)" >&2; exit 2 ;; esac
+done
+case "$wanted" in *" devtools "*) wanted="$wanted debian " ;; esac
+want() { case "$wanted" in *" $1 "*) return 0 ;; esac; return 1; }
 "$here/ensure-docker.sh"
 
 BUSYBOX_TAG=${BUSYBOX_TAG:-agentic-sandbox/busybox:1}
@@ -26,7 +35,7 @@ need_pkg() {
   fi
 }
 
-if ! have "$BUSYBOX_TAG"; then
+if want busybox && ! have "$BUSYBOX_TAG"; then
   echo "[build-images] building $BUSYBOX_TAG from busybox-static ..." >&2
   need_pkg busybox-static
   root=$(mktemp -d)
@@ -46,7 +55,7 @@ if ! have "$BUSYBOX_TAG"; then
   rm -rf "$root"; trap - EXIT
 fi
 
-if ! have "$DEBIAN_TAG"; then
+if want debian && ! have "$DEBIAN_TAG"; then
   echo "[build-images] building $DEBIAN_TAG with debootstrap (takes a few minutes) ..." >&2
   need_pkg debootstrap
   root=$(mktemp -d)
@@ -62,7 +71,7 @@ if ! have "$DEBIAN_TAG"; then
   rm -rf "$root"; trap - EXIT
 fi
 
-if ! have "$DEVTOOLS_TAG"; then
+if want devtools && ! have "$DEVTOOLS_TAG"; then
   echo "[build-images] building $DEVTOOLS_TAG from $DEBIAN_TAG (apt in a chroot + host npm) ..." >&2
   command -v npm >/dev/null 2>&1 || need_pkg npm
   [ "$(id -u)" = 0 ] || { echo "building $DEVTOOLS_TAG needs root (chroot, mount)" >&2; exit 1; }
@@ -114,4 +123,8 @@ if ! have "$DEVTOOLS_TAG"; then
   devtools_cleanup; trap - EXIT
   echo "[build-images] built $DEVTOOLS_TAG in $((SECONDS - started))s" >&2
 fi
-echo "[build-images] images ready: $BUSYBOX_TAG $DEBIAN_TAG $DEVTOOLS_TAG" >&2
+ready=""
+want busybox && ready="$ready $BUSYBOX_TAG"
+want debian && ready="$ready $DEBIAN_TAG"
+want devtools && ready="$ready $DEVTOOLS_TAG"
+echo "[build-images] images ready:$ready" >&2

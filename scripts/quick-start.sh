@@ -4,6 +4,7 @@
 # (DOCKER_IMAGE is the documented way to pick the default image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# only the BusyBox image: the quick start runs in it, and the ~1 GB debian/devtools images are for the tests
+bash scripts/setup.sh --images busybox
 export DOCKER_IMAGE="${DOCKER_IMAGE:-agentic-sandbox/busybox:1}"
 exec npx tsx examples/quick-start.ts

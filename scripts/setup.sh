@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs before the examples or tests run: a Docker engine, the offline
 # test images, npm dependencies, and the addon built in debug mode (or release with RELEASE=1).
+# --images "busybox ...": build only these offline images (see build-images.sh); the default is all
+# three, which the test suite needs. The quick start passes --images busybox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+images=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --images) [ $# -ge 2 ] || { echo "setup.sh: --images needs a list" >&2; exit 2; }; read -ra images <<<"${2//,/ }"; shift 2 ;;
+    *) echo "usage: setup.sh [--images 'busybox debian devtools']" >&2; exit 2 ;;
+  esac
+done
 bash scripts/ensure-docker.sh
-bash scripts/build-images.sh
+bash scripts/build-images.sh ${images[@]+"${images[@]}"}
 if [ ! -x node_modules/.bin/napi ] || [ package.json -nt node_modules/.package-lock.json ]; then
   echo "[setup] npm install ..." >&2
   npm install --no-audit --no-fund >/dev/null

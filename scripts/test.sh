@@ -36,3 +36,6 @@ for e in e2b-quick-start e2b-python-analysis e2b-production; do
   out=$(env -u E2B_API_KEY npx tsx "examples/$e.ts" 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts failed" >&2; exit 1; }
   echo "examples/$e.ts: ok" >&2
 done
+# the package as npm users get it: packed, installed into fresh ESM and CommonJS projects under /tmp
+echo "== package consumer (npm pack)" >&2
+bash scripts/consumer-test.sh
