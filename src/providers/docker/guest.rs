@@ -360,6 +360,14 @@ pub fn binary_path() -> Option<PathBuf> {
   candidates.into_iter().find(|p| p.is_file())
 }
 
+/// Where the addon's own shared library is (the guest ships next to it). Windows has no dladdr:
+/// there the guest is looked for elsewhere (and is not shipped: the exec engine is used).
+#[cfg(not(unix))]
+fn own_library_dir() -> Option<PathBuf> {
+  None
+}
+
+#[cfg(unix)]
 fn own_library_dir() -> Option<PathBuf> {
   let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
   let addr = own_library_dir as *const libc::c_void;
