@@ -1283,10 +1283,14 @@ const RPCS: Record<string, Rpc> = {
       let proc: Proc | undefined;
       let expired = false;
       if (timeoutMs > 0) {
-        stream.setDeadline(timeoutMs, () => {
+        // The kill has its own timer: the stream's deadline timer goes when the client disconnects
+        // (a client whose own timeout fires first), and the process must die at the deadline anyway.
+        const kill = setTimeout(() => {
           expired = true;
           if (proc && !proc.end) fake.signal(sb, proc, 9).catch(() => undefined);
-        });
+        }, timeoutMs);
+        kill.unref();
+        stream.setDeadline(timeoutMs);
       }
       const stdinEnabled = msg.stdin === undefined || msg.stdin === null ? true : Boolean(msg.stdin);
       proc = await fake.launch(sb, user, config, typeof msg.tag === 'string' ? msg.tag : undefined, stdinEnabled, cwd, stream);
