@@ -95,7 +95,8 @@ export declare class Sandbox {
    * never changes: after a provider fallback it keeps the first provider's form.
    */
   get id(): string
-  get provider(): 'docker' | 'e2b'
+  /** 'docker', 'e2b', or a registered provider's name. */
+  get provider(): 'docker' | 'e2b' | (string & {})
   get state(): SandboxState
   get limits(): ResourceLimits
   /**
@@ -192,6 +193,14 @@ export declare class SandboxedAgentExecutor {
  * `.sandboxrc.json` < `SANDBOX_*` environment variables < `defaultConfig` < `createSandbox(config)`.
  */
 export declare class SandboxManager {
+  /**
+   * Registers a provider written in JavaScript (seed 000 FAQ Q25): a class implementing
+   * `CustomSandbox` (constructed with the sandbox's effective configuration), or a function
+   * `(config) => sandbox`. Then `createSandbox({ provider: name })` — and sessions, pools,
+   * runCode, runTests, the agent executor — run on it. Registering a name again replaces it for
+   * sandboxes made from then on. Throws INVALID_ARGUMENT for a bad name or implementation.
+   */
+  registerProvider(name: string, provider: (new (config: SandboxConfig & { id: string }) => CustomSandbox) | ((config: SandboxConfig & { id: string }) => CustomSandbox | Promise<CustomSandbox>), options?: RegisterProviderOptions): void
   /**
    * The running sandbox of a conversation thread: the same one (files persist) for the same
    * `threadId`, a new one for a new thread, recreated (empty) after it expired. See README "Sessions".
@@ -359,6 +368,56 @@ export interface ConfigureStep {
   timedOut: boolean
 }
 
+/** What `execute` of a `CustomSandbox` gets besides the command and its arguments. */
+export interface CustomExecuteOptions {
+  /** seconds; the provider should stop the command after it (the library stops waiting 5 s later) */
+  timeout: number
+  env: Record<string, string>
+  /** absolute working directory (relative paths are resolved against the sandbox workdir) */
+  workdir: string
+  /** the command's stdin, when it has one */
+  stdin?: Buffer
+}
+
+/** What `execute` of a `CustomSandbox` resolves with. */
+export interface CustomExecuteResult {
+  exitCode: number
+  stdout: string | Buffer
+  stderr: string | Buffer
+  timedOut?: boolean
+  /** the signal that ended it ('SIGKILL', ...) */
+  signal?: string
+}
+
+/**
+ * A sandbox provider written in JavaScript: implement this (seed 000's `Sandbox` interface) and
+ * register the class with `manager.registerProvider(name, MySandbox)`. Paths arrive absolute
+ * (resolved against the sandbox's workdir). Throwing (or rejecting) fails the call with the
+ * error's message; an `err.code` of the library's codes keeps that code, any other code shows
+ * as `err.code` too (under PROVIDER_ERROR semantics).
+ */
+export interface CustomSandbox {
+  /** informational: the library gives the sandbox its own id ('<provider>-<16 hex digits>') */
+  id?: string
+  start: () => Promise<void>
+  execute: (command: string, args: string[], options: CustomExecuteOptions) => Promise<CustomExecuteResult>
+  writeFile: (path: string, content: Buffer) => Promise<void | { success: boolean; error?: string }>
+  readFile: (path: string) => Promise<string | Buffer | { success?: boolean; content?: string | Buffer; error?: string }>
+  /** names in the directory (relative paths with `recursive`) */
+  listFiles: (path: string, options: { recursive: boolean; all: boolean }) => Promise<string[]>
+  deleteFile: (path: string, options: { recursive: boolean }) => Promise<void | { success: boolean; error?: string }>
+  stop: () => Promise<void>
+  destroy: () => Promise<void>
+  /** optional: zeros without it */
+  getStats?: () => Promise<Partial<ResourceStats>>
+  /** optional: healthy without it */
+  healthCheck?: () => Promise<HealthCheckResult>
+  /** optional: listFilesDetailed, recursive listings with sizes (workspace quotas, the agent's file capture) need it */
+  listFilesDetailed?: (path: string, options: { recursive: boolean; all: boolean }) => Promise<Array<Partial<FileInfo> & { path: string }>>
+  /** optional: back to a clean state for a pool's next user (without it a pool replaces the sandbox) */
+  reset?: () => Promise<void>
+}
+
 export interface DeleteFileOptions {
   recursive?: boolean
 }
@@ -501,6 +560,17 @@ export interface HealthCheckResult {
   message?: string
 }
 
+/** What the dispatcher resolves with. */
+export interface JsOutcome {
+  ok: boolean
+  handle?: number
+  json?: string
+  bytes?: Buffer
+  code?: string
+  message?: string
+  thrown?: boolean
+}
+
 export interface ListFilesOptions {
   /** Descend into subdirectories (paths are then relative to the listed directory). */
   recursive?: boolean
@@ -626,6 +696,15 @@ export interface ReadFileOptions {
   encoding?: 'utf8' | 'base64' | 'buffer'
 }
 
+export interface RegisterProviderOptions {
+  /**
+   * Longest any call of the provider but `execute` may take, in seconds (default 60); `execute`
+   * gets its command's timeout plus 5 s. A call past it fails with PROVIDER_ERROR (a command:
+   * timed out, exit code 124).
+   */
+  timeoutSeconds?: number
+}
+
 export interface RegistryAuth {
   username: string
   password: string
@@ -717,7 +796,8 @@ export interface RunTestsOptions {
 
 /** Sandbox configuration (all optional; see README "Configuration"). */
 export interface SandboxConfig {
-  provider?: 'docker' | 'e2b'
+  /** 'docker' (default), 'e2b', or the name of a provider registered with `registerProvider`. */
+  provider?: 'docker' | 'e2b' | (string & {})
   /** Image; default 'node:20-alpine' (env DOCKER_IMAGE). */
   image?: string
   limits?: ResourceLimits
@@ -739,7 +819,7 @@ export interface SandboxConfig {
    * Providers to try, in order, when `start()` cannot get a sandbox from `provider` for
    * availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
    */
-  fallbackProviders?: Array<'docker' | 'e2b'>
+  fallbackProviders?: Array<'docker' | 'e2b' | (string & {})>
   /** A display name, shown by getStatus() and manager.list(). */
   name?: string
   /**

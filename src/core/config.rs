@@ -38,19 +38,45 @@ pub fn seconds(what: &str, v: f64, zero_ok: bool) -> Result<std::time::Duration>
   Ok(std::time::Duration::from_secs_f64(v))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
   Docker,
   E2b,
+  /// a provider registered from JavaScript with `manager.registerProvider(name, ...)`
+  Custom(String),
 }
 
 impl ProviderKind {
-  pub fn as_str(self) -> &'static str {
+  pub fn as_str(&self) -> &str {
     match self {
       ProviderKind::Docker => "docker",
       ProviderKind::E2b => "e2b",
+      ProviderKind::Custom(name) => name,
     }
   }
+
+  /// 'docker', 'e2b', or the name of a provider to be registered (lowercase letters, digits,
+  /// '-' and '_', starting with a letter, at most 40 characters).
+  pub fn parse(name: &str, field: &str) -> Result<Self> {
+    match name {
+      "docker" => Ok(ProviderKind::Docker),
+      "e2b" => Ok(ProviderKind::E2b),
+      n if valid_provider_name(n) => Ok(ProviderKind::Custom(n.to_string())),
+      other => Err(SandboxError::invalid_config(format!(
+        "{field} must be 'docker', 'e2b' or the name of a provider registered with manager.registerProvider (lowercase letters, digits, '-' and '_', starting with a letter), got {other:?}"
+      ))),
+    }
+  }
+}
+
+/// A name `registerProvider` accepts for a custom provider.
+pub fn valid_provider_name(n: &str) -> bool {
+  let mut chars = n.chars();
+  n.len() <= 40
+    && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+    && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    && n != "docker"
+    && n != "e2b"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -543,11 +569,8 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     }
   }
   let provider = match get(o, "provider").map(|v| want_str(v, "provider")).transpose()?.as_deref() {
-    None | Some("docker") => ProviderKind::Docker,
-    Some("e2b") => ProviderKind::E2b,
-    Some(other) => {
-      return Err(SandboxError::invalid_config(format!("provider must be 'docker' or 'e2b', got {other:?}")))
-    }
+    None => ProviderKind::Docker,
+    Some(name) => ProviderKind::parse(name, "provider")?,
   };
   let network_mode = match get(o, "networkMode").map(|v| want_str(v, "networkMode")).transpose()?.as_deref() {
     None | Some("isolated") => NetworkMode::Isolated,
@@ -734,15 +757,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   let mut fallback_providers = Vec::new();
   if let Some(v) = get(o, "fallbackProviders") {
     for p in want_str_list(v, "fallbackProviders")? {
-      let kind = match p.as_str() {
-        "docker" => ProviderKind::Docker,
-        "e2b" => ProviderKind::E2b,
-        other => {
-          return Err(SandboxError::invalid_config(format!(
-            "fallbackProviders entries must be 'docker' or 'e2b', got {other:?}"
-          )))
-        }
-      };
+      let kind = ProviderKind::parse(&p, "fallbackProviders entries")?;
       if kind != provider && !fallback_providers.contains(&kind) {
         fallback_providers.push(kind);
       }
@@ -752,7 +767,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   let name = get(o, "name").map(|v| want_str(v, "name")).transpose()?;
   let install_packages = get(o, "installPackages").map(|v| want_str_list(v, "installPackages")).transpose()?.unwrap_or_default();
   let package_manager = tpl.as_ref().and_then(|t| t.package_manager);
-  check_install(&install_packages, template.as_deref(), package_manager, provider, network_mode).map_err(SandboxError::invalid_config)?;
+  check_install(&install_packages, template.as_deref(), package_manager, &provider, network_mode).map_err(SandboxError::invalid_config)?;
   let startup_script = get(o, "startupScript").map(|v| want_str(v, "startupScript")).transpose()?.filter(|s| !s.trim().is_empty());
   let command_policy = match get(o, "commandPolicy") {
     None => None,
@@ -832,7 +847,7 @@ pub fn check_install(
   packages: &[String],
   template: Option<&str>,
   package_manager: Option<PackageManager>,
-  provider: ProviderKind,
+  provider: &ProviderKind,
   network_mode: NetworkMode,
 ) -> std::result::Result<(), String> {
   for (i, p) in packages.iter().enumerate() {
@@ -859,7 +874,7 @@ pub fn check_install(
     }
     Some(_) => {}
   }
-  if provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
+  if *provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
     return Err(format!(
       "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge' (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
       network_mode.as_str()
@@ -916,7 +931,7 @@ mod tests {
     let cases = [
       (json!({"limits": {"memoryMB": -5}}), "limits.memoryMB"),
       (json!({"limits": {"memoryMB": "lots"}}), "limits.memoryMB"),
-      (json!({"provider": "lxc"}), "provider"),
+      (json!({"provider": "LXC containers"}), "provider"),
       (json!({"networkMode": "host"}), "networkMode"),
       (json!({"env": {"A": 1}}), "env.A"),
       (json!({"limits": {"memory": 5}}), "limits.memory"),

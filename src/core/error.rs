@@ -29,6 +29,8 @@ pub enum ErrorCode {
   MaxTurnsExceeded,
   /// a file asked for (downloadFile) does not exist in the sandbox
   FileNotFound,
+  /// the sandbox's provider cannot do this (e.g. background processes on a JavaScript provider)
+  NotSupported,
 }
 
 impl ErrorCode {
@@ -53,6 +55,7 @@ impl ErrorCode {
       ErrorCode::ModelError => "MODEL_ERROR",
       ErrorCode::MaxTurnsExceeded => "MAX_TURNS_EXCEEDED",
       ErrorCode::FileNotFound => "FILE_NOT_FOUND",
+      ErrorCode::NotSupported => "NOT_SUPPORTED",
     }
   }
 }
@@ -61,11 +64,31 @@ impl ErrorCode {
 pub struct SandboxError {
   pub code: ErrorCode,
   pub message: String,
+  /// A code a JavaScript provider gave its error that is not one of ours (`'ENOENT'`, ...):
+  /// `err.code` shows it instead of `code`, so the provider's errors keep their code.
+  pub foreign_code: Option<String>,
 }
 
 impl SandboxError {
   pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-    Self { code, message: message.into() }
+    Self { code, message: message.into(), foreign_code: None }
+  }
+
+  /// The code as JS sees it (`err.code`).
+  pub fn code_str(&self) -> &str {
+    self.foreign_code.as_deref().unwrap_or(self.code.as_str())
+  }
+
+  /// The code named `name` (`"SANDBOX_NOT_FOUND"`), if it is one of ours.
+  pub fn code_from_str(name: &str) -> Option<ErrorCode> {
+    use ErrorCode::*;
+    [
+      SandboxNotFound, SandboxNotRunning, SandboxDestroyed, ExecutionTimeout, ExecutionError, InsufficientResources, PermissionDenied,
+      QuotaExceeded, InvalidConfig, InvalidArgument, ProviderUnavailable, ImageNotFound, ProviderError, PoolExhausted, PoolClosed, Aborted,
+      ModelError, MaxTurnsExceeded, FileNotFound, NotSupported,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == name)
   }
   pub fn invalid_config(message: impl Into<String>) -> Self {
     Self::new(ErrorCode::InvalidConfig, message)

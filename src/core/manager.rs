@@ -105,6 +105,11 @@ impl Manager {
     })
   }
 
+  /// The providers this manager makes sandboxes on (register JavaScript providers here).
+  pub fn providers(&self) -> &crate::providers::Registry {
+    &self.providers
+  }
+
   pub fn defaults(&self) -> &Value {
     &self.defaults
   }
@@ -413,18 +418,18 @@ impl Manager {
   }
 
   /// Stats of every sandbox; a sandbox that is not running reports zeros (PoC behaviour).
-  pub async fn all_stats(&self) -> Vec<(String, &'static str, Stats)> {
+  pub async fn all_stats(&self) -> Vec<(String, String, Stats)> {
     let all = self.list();
     futures_util::future::join_all(all.iter().map(|s| async move {
       let st = if s.state() == crate::core::types::State::Running { s.stats().await.unwrap_or_default() } else { Stats::default() };
-      (s.id().to_string(), s.config().provider.as_str(), st)
+      (s.id().to_string(), s.config().provider.as_str().to_string(), st)
     }))
     .await
   }
 
-  pub async fn health_all(&self) -> Vec<(String, &'static str, Health)> {
+  pub async fn health_all(&self) -> Vec<(String, String, Health)> {
     let all = self.list();
-    futures_util::future::join_all(all.iter().map(|s| async move { (s.id().to_string(), s.config().provider.as_str(), s.health().await) })).await
+    futures_util::future::join_all(all.iter().map(|s| async move { (s.id().to_string(), s.config().provider.as_str().to_string(), s.health().await) })).await
   }
 }
 

@@ -65,6 +65,14 @@ pub trait Provider: Send + Sync + 'static {
   async fn delete_file(&self, path: &str, recursive: bool) -> FileOp;
   async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>>;
   async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>>;
+  /// Paths under `path` (relative to it): its names, or with `recursive` the whole tree.
+  async fn list_paths(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<String>> {
+    if recursive {
+      Ok(self.list_files_detailed(path, true, all).await?.into_iter().map(|f| f.path).collect())
+    } else {
+      self.list_files(path, all).await
+    }
+  }
 
   async fn stats(&self) -> Result<Stats>;
   async fn health(&self) -> Health;

@@ -799,6 +799,11 @@ impl AnySandbox {
     self.backend().list_files_detailed(path, recursive, all).await
   }
 
+  /// Names in `path`, or with `recursive` the relative paths of its whole tree.
+  pub async fn list_paths(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<String>> {
+    self.backend().list_paths(path, recursive, all).await
+  }
+
   pub async fn stats(&self) -> Result<Stats> {
     self.backend().stats().await
   }

@@ -3,6 +3,7 @@
 //! `cargo test` exercises directly.
 
 mod executor;
+mod providers;
 mod service;
 
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use crate::core::error::SandboxError;
 fn coded_error(env: &Env, e: &SandboxError) -> Error {
   match env.create_error(Error::new(Status::GenericFailure, e.message.clone())) {
     Ok(mut obj) => {
-      let _ = obj.set_named_property("code", e.code.as_str());
+      let _ = obj.set_named_property("code", e.code_str());
       Error::from(obj.to_unknown())
     }
     Err(err) => err,
@@ -197,7 +198,8 @@ pub struct DockerOptions {
 /// Sandbox configuration (all optional; see README "Configuration").
 #[napi(object)]
 pub struct SandboxConfig {
-  #[napi(ts_type = "'docker' | 'e2b'")]
+  /// 'docker' (default), 'e2b', or the name of a provider registered with `registerProvider`.
+  #[napi(ts_type = "'docker' | 'e2b' | (string & {})")]
   pub provider: Option<String>,
   /// Image; default 'node:20-alpine' (env DOCKER_IMAGE).
   pub image: Option<String>,
@@ -219,7 +221,7 @@ pub struct SandboxConfig {
   pub docker: Option<DockerOptions>,
   /// Providers to try, in order, when `start()` cannot get a sandbox from `provider` for
   /// availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
-  #[napi(ts_type = "Array<'docker' | 'e2b'>")]
+  #[napi(ts_type = "Array<'docker' | 'e2b' | (string & {})>")]
   pub fallback_providers: Option<Vec<String>>,
   /// A display name, shown by getStatus() and manager.list().
   pub name: Option<String>,
@@ -720,7 +722,8 @@ impl Sandbox {
     self.inner.id().to_string()
   }
 
-  #[napi(getter, ts_return_type = "'docker' | 'e2b'")]
+  /// 'docker', 'e2b', or a registered provider's name.
+  #[napi(getter, ts_return_type = "'docker' | 'e2b' | (string & {})")]
   pub fn provider(&self) -> String {
     self.inner.config().provider.as_str().to_string()
   }
@@ -892,11 +895,7 @@ impl Sandbox {
     let all = options.as_ref().and_then(|o| o.all).unwrap_or(false);
     let path = path.unwrap_or_else(|| ".".into());
     promise(env, async move {
-      let r = if recursive {
-        inner.list_files_detailed(&path, true, all).await.map(|v| v.into_iter().map(|f| f.path).collect())
-      } else {
-        inner.list_files(&path, all).await
-      };
+      let r = inner.list_paths(&path, recursive, all).await;
       Ok(r.unwrap_or_else(|e| {
         tracing::debug!(sandbox = %inner.id(), error = %e, "listFiles failed");
         Vec::new()

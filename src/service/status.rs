@@ -8,7 +8,7 @@ use crate::core::types::{State, Stats};
 pub struct Status {
   pub id: String,
   pub name: Option<String>,
-  pub provider: &'static str,
+  pub provider: String,
   pub state: State,
   pub template: Option<String>,
   pub image: String,
@@ -44,7 +44,7 @@ pub async fn status(sb: &AnySandbox) -> Status {
   Status {
     id: sb.id().to_string(),
     name: config.name.clone(),
-    provider: config.provider.as_str(),
+    provider: config.provider.as_str().to_string(),
     state,
     template: config.template.clone(),
     image: config.image.clone(),
@@ -117,7 +117,7 @@ mod tests {
     Status {
       id: id.into(),
       name: None,
-      provider: "docker",
+      provider: "docker".into(),
       state,
       template: template.map(str::to_string),
       image: "i".into(),
