@@ -360,6 +360,22 @@ pub fn binary_path() -> Option<PathBuf> {
   candidates.into_iter().find(|p| p.is_file())
 }
 
+/// The architecture (Docker's name) an ELF binary is built for, from its header's `e_machine`.
+pub fn elf_arch(path: &std::path::Path) -> Option<&'static str> {
+  use std::io::Read;
+  let mut head = [0u8; 20];
+  std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+  if &head[..4] != b"\x7fELF" {
+    return None;
+  }
+  // e_machine, little-endian (both targets are)
+  match u16::from_le_bytes([head[18], head[19]]) {
+    0x3e => Some("amd64"),
+    0xb7 => Some("arm64"),
+    _ => None,
+  }
+}
+
 /// Where the addon's own shared library is (the guest ships next to it). Windows has no dladdr:
 /// there the guest is looked for elsewhere (and is not shipped: the exec engine is used).
 #[cfg(not(unix))]
@@ -1090,6 +1106,26 @@ mod conn_tests;
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn elf_arch_reads_the_machine_of_a_binary() {
+    let dir = std::env::temp_dir().join(format!("sbx-elf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut head = vec![0u8; 64];
+    head[..4].copy_from_slice(b"\x7fELF");
+    for (machine, want) in [(0x3eu16, Some("amd64")), (0xb7, Some("arm64")), (0x28, None)] {
+      head[18..20].copy_from_slice(&machine.to_le_bytes());
+      std::fs::write(dir.join("bin"), &head).unwrap();
+      assert_eq!(elf_arch(&dir.join("bin")), want);
+    }
+    std::fs::write(dir.join("bin"), b"#!/bin/sh\n").unwrap();
+    assert_eq!(elf_arch(&dir.join("bin")), None);
+    // the guest this build uses is an x86-64 binary
+    if let Some(p) = binary_path() {
+      assert_eq!(elf_arch(&p), Some("amd64"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+  }
 
   #[test]
   fn tar_is_readable_by_tar() {

@@ -40,6 +40,14 @@ use crate::core::paths;
 use crate::core::types::*;
 
 pub use crate::core::process::to_result;
+
+/// The host's architecture as Docker names it.
+fn host_arch() -> &'static str {
+  match std::env::consts::ARCH {
+    "aarch64" => "arm64",
+    _ => "amd64",
+  }
+}
 pub use crate::core::provider::{ProgressFn, PullProgress};
 
 const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
@@ -825,9 +833,11 @@ impl DockerSandbox {
       tracing::warn!(sandbox = %self.id, "guest daemon binary not found next to the addon (set AGENTIC_SANDBOX_GUEST); using the docker exec engine");
       return None;
     };
-    let (os, arch) = (image.os.as_deref().unwrap_or("linux"), image.architecture.as_deref().unwrap_or("amd64"));
-    if os != "linux" || arch != "amd64" {
-      tracing::warn!(sandbox = %self.id, os, arch, "the guest daemon is built for linux/amd64 only; using the docker exec engine");
+    // the guest binary runs where its architecture matches the image's (x64 and arm64 are shipped)
+    let guest_arch = guest::elf_arch(&path).unwrap_or(host_arch());
+    let (os, arch) = (image.os.as_deref().unwrap_or("linux"), image.architecture.as_deref().unwrap_or(guest_arch));
+    if os != "linux" || arch != guest_arch {
+      tracing::warn!(sandbox = %self.id, os, arch, guest_arch, "the guest daemon found is built for linux/{guest_arch}, not this image's platform; using the docker exec engine");
       return None;
     }
     let host = self.config.docker.socket_path.clone().or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_default();
