@@ -976,3 +976,13 @@ export interface UploadResult {
   path: string
   sizeBytes: number
 }
+
+export declare namespace logger {
+  /** The level in effect: one of setLevel's, or the RUST_LOG filter as given. */
+  export function getLevel(): string
+  /**
+   * Sets the level of the library's log output on stderr from now on ('off': nothing). Replaces
+   * a RUST_LOG filter. Another value throws INVALID_ARGUMENT.
+   */
+  export function setLevel(level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off'): void
+}

@@ -7,7 +7,7 @@ mod service;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
@@ -47,19 +47,9 @@ fn throw_coded(env: &Env, e: SandboxError) -> Error {
   coded_error(env, &e)
 }
 
+/// Silent by default: the library never prints unless asked (see `core::logging`).
 fn init_tracing() {
-  static INIT: Once = Once::new();
-  INIT.call_once(|| {
-    let filter = match (std::env::var("RUST_LOG"), std::env::var("DEBUG")) {
-      (Ok(f), _) if !f.is_empty() => f,
-      (_, Ok(d)) if !d.is_empty() && d != "0" && d != "false" => "agentic_sandbox=debug".to_string(),
-      _ => return, // silent by default: the library never prints unless asked
-    };
-    let _ = tracing_subscriber::fmt()
-      .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-      .with_writer(std::io::stderr)
-      .try_init();
-  });
+  crate::core::logging::init();
 }
 
 const EXIT_HOOK_JS: &str = r#"(function (cleanup) {
@@ -1162,6 +1152,31 @@ pub fn prune_resources(env: &Env, options: Option<PruneOptions>) -> Result<Promi
     }
     Ok(r)
   })
+}
+
+// ------------------------------------------------------------------ logger
+
+/// The library's log output on stderr (the user guide's `logger.setLevel('debug')`). Silent by
+/// default; `RUST_LOG` / `DEBUG` set the level at start-up, `debug: true` / `verbose: true` in a
+/// manager's config raise it to debug / trace, `setLevel` sets it. Process-wide.
+#[napi]
+pub mod logger {
+  use super::*;
+
+  /// Sets the level of the library's log output on stderr from now on ('off': nothing). Replaces
+  /// a RUST_LOG filter. Another value throws INVALID_ARGUMENT.
+  #[napi(ts_args_type = "level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off'")]
+  pub fn set_level(env: Env, level: String) -> Result<()> {
+    let level = crate::core::logging::Level::parse(&level).map_err(|e| throw_coded(&env, e))?;
+    crate::core::logging::set_level(level);
+    Ok(())
+  }
+
+  /// The level in effect: one of setLevel's, or the RUST_LOG filter as given.
+  #[napi]
+  pub fn get_level() -> String {
+    crate::core::logging::current().describe()
+  }
 }
 
 #[cfg(test)]
