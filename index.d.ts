@@ -545,11 +545,22 @@ export interface ParallelOptions {
 }
 
 export interface PoolOptions {
-  /** Sandboxes kept started and idle, ready to hand out (default 1). */
+  /** Sandboxes kept started and idle, ready to hand out (default: env MIN_POOL_SIZE, else 1). */
   min?: number
-  /** Most sandboxes the pool holds at once, in use or idle (default max(min, 4); at most 1000). */
+  /**
+   * Most sandboxes the pool holds at once, in use or idle (default: env MAX_POOL_SIZE, else
+   * max(min, initial, 4); at most 1000).
+   */
   max?: number
-  /** Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never). */
+  /**
+   * Sandboxes started by createPool (at least min; default: env POOL_SIZE, else min). Those
+   * above min are destroyed after idleTimeoutSeconds unused.
+   */
+  initial?: number
+  /**
+   * Idle sandboxes above `min` are destroyed after this many seconds (default: env
+   * CONTAINER_IDLE_TIMEOUT_MINUTES × 60, else 300; 0 = never).
+   */
   idleTimeoutSeconds?: number
   /** How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30). */
   acquireTimeoutSeconds?: number

@@ -17,6 +17,8 @@ use crate::core::types::{Health, Stats};
 pub struct Manager {
   /// defaults < .sandboxrc.json < environment < constructor config
   defaults: Value,
+  /// `createPool` defaults from seed 003's pool variables, read at construction
+  pool_defaults: crate::core::pool::PoolDefaults,
   sandboxes: Mutex<Vec<Arc<AnySandbox>>>,
   pools: Mutex<Vec<Arc<Pool<AnySandbox>>>>,
   /// thread id → its session's sandbox (expired ones stay until closed, and are recreated on use)
@@ -91,11 +93,13 @@ impl Manager {
       _ => base,
     };
     let resolved = config::resolve(&defaults)?;
+    let pool_defaults = crate::core::pool::PoolDefaults::from_env(&get)?;
     if let Some(every) = resolved.docker.reaper_interval {
       crate::providers::docker::reaper::set_interval(resolved.docker.socket_path.as_deref(), every);
     }
     Ok(Self {
       defaults,
+      pool_defaults,
       sandboxes: Mutex::new(Vec::new()),
       pools: Mutex::new(Vec::new()),
       sessions: Mutex::new(HashMap::new()),
@@ -107,6 +111,10 @@ impl Manager {
 
   pub fn defaults(&self) -> &Value {
     &self.defaults
+  }
+
+  pub fn pool_defaults(&self) -> &crate::core::pool::PoolDefaults {
+    &self.pool_defaults
   }
 
   /// A new sandbox of this manager (not started). Destroying it, through the manager or directly,

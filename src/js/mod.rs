@@ -469,11 +469,16 @@ pub struct ProcessInfo {
 
 #[napi(object, js_name = "PoolOptions")]
 pub struct PoolOptionsJs {
-  /// Sandboxes kept started and idle, ready to hand out (default 1).
+  /// Sandboxes kept started and idle, ready to hand out (default: env MIN_POOL_SIZE, else 1).
   pub min: Option<f64>,
-  /// Most sandboxes the pool holds at once, in use or idle (default max(min, 4); at most 1000).
+  /// Most sandboxes the pool holds at once, in use or idle (default: env MAX_POOL_SIZE, else
+  /// max(min, initial, 4); at most 1000).
   pub max: Option<f64>,
-  /// Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never).
+  /// Sandboxes started by createPool (at least min; default: env POOL_SIZE, else min). Those
+  /// above min are destroyed after idleTimeoutSeconds unused.
+  pub initial: Option<f64>,
+  /// Idle sandboxes above `min` are destroyed after this many seconds (default: env
+  /// CONTAINER_IDLE_TIMEOUT_MINUTES × 60, else 300; 0 = never).
   pub idle_timeout_seconds: Option<f64>,
   /// How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30).
   pub acquire_timeout_seconds: Option<f64>,
@@ -485,36 +490,19 @@ pub struct AcquireOptions {
   pub timeout_seconds: Option<f64>,
 }
 
-/// Most sandboxes one pool may hold (a guard against a typo starting thousands of containers).
-const POOL_MAX_LIMIT: f64 = 1000.0;
-
-fn pool_options(o: Option<PoolOptionsJs>) -> std::result::Result<pool::PoolOptions, SandboxError> {
-  let o = o.unwrap_or(PoolOptionsJs { min: None, max: None, idle_timeout_seconds: None, acquire_timeout_seconds: None });
-  let count = |what: &str, v: f64| -> std::result::Result<usize, SandboxError> {
-    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= POOL_MAX_LIMIT {
-      Ok(v as usize)
-    } else {
-      Err(SandboxError::invalid_argument(format!("pool {what} must be a whole number from 0 to {POOL_MAX_LIMIT}, got {v}")))
-    }
-  };
-  let min = o.min.map(|m| count("min", m)).transpose()?.unwrap_or(1);
-  Ok(pool::PoolOptions {
-    min,
-    max: o.max.map(|m| count("max", m)).transpose()?.unwrap_or(min.max(4)),
-    idle_timeout: match o.idle_timeout_seconds {
-      Some(0.0) => None,
-      Some(t) => Some(config::seconds("pool idleTimeoutSeconds", t, true)?),
-      None => Some(std::time::Duration::from_secs(300)),
-    },
-    acquire_timeout: o
-      .acquire_timeout_seconds
-      .map(|t| config::seconds("pool acquireTimeoutSeconds", t, true))
-      .transpose()?
-      .unwrap_or(std::time::Duration::from_secs(30)),
-    // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
-    reset_timeout: sandbox::teardown_timeout(),
-    destroy_timeout: sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1),
-  })
+fn pool_options(o: Option<PoolOptionsJs>, defaults: &pool::PoolDefaults) -> std::result::Result<pool::PoolOptions, SandboxError> {
+  let req = o
+    .map(|o| pool::PoolRequest {
+      min: o.min,
+      max: o.max,
+      initial: o.initial,
+      idle_timeout_seconds: o.idle_timeout_seconds,
+      acquire_timeout_seconds: o.acquire_timeout_seconds,
+    })
+    .unwrap_or_default();
+  // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
+  let destroy_timeout = sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1);
+  pool::options(&req, defaults, sandbox::teardown_timeout(), destroy_timeout)
 }
 
 #[napi(object, js_name = "PoolStats")]
@@ -674,7 +662,7 @@ impl SandboxManager {
   #[napi(ts_args_type = "config?: SandboxConfig, options?: PoolOptions", ts_return_type = "Promise<SandboxPool>")]
   pub fn create_pool<'env>(&self, env: &'env Env, config: Option<Value>, options: Option<PoolOptionsJs>) -> Result<PromiseRaw<'env, SandboxPool>> {
     let inner = self.inner.clone();
-    let opts = pool_options(options);
+    let opts = pool_options(options, inner.pool_defaults());
     promise(env, async move { inner.create_pool(config, opts?).await.map(|p| SandboxPool { inner: p }) })
   }
 
