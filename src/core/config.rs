@@ -280,6 +280,13 @@ pub fn merge(base: &Value, over: &Value) -> Value {
 
 /// Reads the environment variables of the seed's configuration guide into a config layer.
 pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
+  env_layer_warned(get).map(|(layer, _)| layer)
+}
+
+/// [`env_layer`], with a warning for each seed 003 variable that has no effect because the
+/// library's own variable for the same setting is also set (see [`SEED_ALIASES`]).
+pub fn env_layer_warned(get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, Vec<String>)> {
+  let mut warnings = Vec::new();
   let mut layer = Map::new();
   let mut limits = Map::new();
   let mut docker = Map::new();
@@ -308,6 +315,25 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   if let Some(v) = get("DOCKER_IMAGE").filter(|v| !v.is_empty()) {
     layer.insert("image".into(), Value::String(v));
   }
+  // seed 003's names (`SEED_ALIASES`): used when the library's own variable is not set
+  let seed = |own: &str, var: &str, warnings: &mut Vec<String>| -> Option<String> {
+    let v = get(var).filter(|v| !v.trim().is_empty())?;
+    if get(own).is_some_and(|o| !o.trim().is_empty()) {
+      warnings.push(format!("environment variable {var}={v:?} has no effect: {own} is also set, and the library's own variable wins"));
+      return None;
+    }
+    Some(v)
+  };
+  if let Some(v) = seed("DOCKER_IMAGE", "CONTAINER_IMAGE", &mut warnings) {
+    layer.insert("image".into(), Value::String(v.trim().to_string()));
+  }
+  if let Some(v) = seed("SANDBOX_NETWORK_MODE", "DOCKER_NETWORK_MODE", &mut warnings) {
+    layer.insert("networkMode".into(), Value::String(docker_network_mode(&v)?.into()));
+  }
+  if let Some(v) = get("WORKSPACE_DIR").filter(|v| !v.trim().is_empty()) {
+    check_env("WORKSPACE_DIR", &v, serde_json::json!({ "workdir": v.trim() }))?;
+    layer.insert("workdir".into(), Value::String(v.trim().to_string()));
+  }
   for (var, key) in [
     ("SANDBOX_MEMORY_MB", "memoryMB"),
     ("SANDBOX_CPU_CORES", "cpuCores"),
@@ -320,10 +346,22 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   ] {
     if let Some(v) = get(var).filter(|v| !v.is_empty()) {
       limits.insert(key.into(), num(var, v)?);
+      check_env(var, get(var).as_deref().unwrap_or_default(), serde_json::json!({ "limits": { key: limits[key] } }))?;
     }
+  }
+  if let Some(v) = seed("SANDBOX_MEMORY_MB", "MEMORY_LIMIT", &mut warnings) {
+    let mb = docker_memory_mb(&v)?;
+    limits.insert("memoryMB".into(), serde_json::json!(mb));
+    check_env("MEMORY_LIMIT", &v, serde_json::json!({ "limits": { "memoryMB": mb } }))?;
+  }
+  if let Some(v) = seed("SANDBOX_CPU_CORES", "CPU_QUOTA", &mut warnings) {
+    limits.insert("cpuCores".into(), serde_json::json!(docker_cpu_quota_cores(&v)?));
   }
   if let Some(v) = get("DOCKER_SOCKET_PATH").filter(|v| !v.is_empty()) {
     docker.insert("socketPath".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_USER").filter(|v| !v.trim().is_empty()) {
+    docker.insert("user".into(), Value::String(v.trim().to_string()));
   }
   if let Some(v) = get("SANDBOX_EXEC_ENGINE").filter(|v| !v.is_empty()) {
     if v != "guest" && v != "exec" {
@@ -342,13 +380,111 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   if let Some(v) = get(crate::providers::docker::reaper::INTERVAL_ENV).filter(|v| !v.is_empty()) {
     docker.insert("reaperIntervalSeconds".into(), num(crate::providers::docker::reaper::INTERVAL_ENV, v)?);
   }
+  if let Some(v) = seed(crate::providers::docker::reaper::INTERVAL_ENV, "CLEANUP_INTERVAL_SECONDS", &mut warnings) {
+    let n = num("CLEANUP_INTERVAL_SECONDS", v.clone())?;
+    check_env("CLEANUP_INTERVAL_SECONDS", &v, serde_json::json!({ "docker": { "reaperIntervalSeconds": n } }))?;
+    docker.insert("reaperIntervalSeconds".into(), n);
+  }
   if !limits.is_empty() {
     layer.insert("limits".into(), Value::Object(limits));
   }
   if !docker.is_empty() {
     layer.insert("docker".into(), Value::Object(docker));
   }
-  Ok(Value::Object(layer))
+  Ok((Value::Object(layer), warnings))
+}
+
+/// Seed 003's environment variables that set a sandbox configuration key, each with the
+/// library's own variable for the same key (which wins when both are set) where it has one.
+/// `POOL_SIZE`, `MIN_POOL_SIZE`, `MAX_POOL_SIZE` and `CONTAINER_IDLE_TIMEOUT_MINUTES` are pool
+/// defaults (`pool::PoolDefaults`); `MAX_FILE_SIZE_MB`, `MAX_TOTAL_FILES` and
+/// `MAX_WORKSPACE_SIZE_MB` are read under their seed names (there is no other).
+pub const SEED_ALIASES: [(&str, Option<&str>, &str); 7] = [
+  ("CONTAINER_IMAGE", Some("DOCKER_IMAGE"), "image"),
+  ("MEMORY_LIMIT", Some("SANDBOX_MEMORY_MB"), "limits.memoryMB"),
+  ("CPU_QUOTA", Some("SANDBOX_CPU_CORES"), "limits.cpuCores"),
+  ("DOCKER_NETWORK_MODE", Some("SANDBOX_NETWORK_MODE"), "networkMode"),
+  ("CLEANUP_INTERVAL_SECONDS", Some("SANDBOX_REAPER_INTERVAL_SECONDS"), "docker.reaperIntervalSeconds"),
+  ("SANDBOX_USER", None, "docker.user"),
+  ("WORKSPACE_DIR", None, "workdir"),
+];
+
+/// An environment variable's value must pass the same checks as the key it sets; the error
+/// names the variable and the key.
+fn check_env(var: &str, raw: &str, fragment: Value) -> Result<()> {
+  resolve(&merge(&defaults(), &fragment)).map(|_| ()).map_err(|e| {
+    SandboxError::invalid_config(format!("environment variable {var}={raw:?} is invalid: {}; fix or unset it", e.message))
+  })
+}
+
+/// Docker's period for `--cpu-quota` (100 ms in µs); `CPU_QUOTA` is read against it.
+pub const DOCKER_CPU_PERIOD_US: f64 = 100_000.0;
+
+/// `CPU_QUOTA` (seed 003: "25000 # CPU quota (25% of 1 core)") is Docker's `--cpu-quota`:
+/// microseconds of CPU time per 100 ms period, so cores = quota / 100000. Docker's smallest
+/// quota is 1000 (1 ms); `-1` (Docker's "no limit") is refused, because a sandbox always has one.
+pub fn docker_cpu_quota_cores(raw: &str) -> Result<f64> {
+  let t = raw.trim();
+  match t.parse::<i64>() {
+    Ok(q) if (1000..=1_000_000_000).contains(&q) => Ok(q as f64 / DOCKER_CPU_PERIOD_US),
+    Ok(q) if q <= 0 => Err(SandboxError::invalid_config(format!(
+      "environment variable CPU_QUOTA={raw:?} is invalid: Docker reads {q} as \"no CPU limit\", and a sandbox always has one; set CPU_QUOTA to microseconds per 100 ms (25000 = a quarter of a core), or SANDBOX_CPU_CORES to a number of cores, or unset it"
+    ))),
+    _ => Err(SandboxError::invalid_config(format!(
+      "environment variable CPU_QUOTA={raw:?} is invalid: it is Docker's CPU quota, a whole number of microseconds of CPU time per 100 ms period from 1000 (25000 = a quarter of a core, 200000 = two cores); fix or unset it, or set SANDBOX_CPU_CORES instead"
+    ))),
+  }
+}
+
+/// `MEMORY_LIMIT` as Docker writes memory sizes (`256m`, `1g`, `1.5g`, `524288k`, `512MiB`):
+/// binary units b, k, m, g, t (optionally followed by `b` or `ib`, any case); a number without a
+/// unit is bytes, as for `docker run --memory`. Returns megabytes (MiB).
+pub fn docker_memory_mb(raw: &str) -> Result<f64> {
+  let bad = |why: &str| {
+    SandboxError::invalid_config(format!(
+      "environment variable MEMORY_LIMIT={raw:?} is invalid: {why}; write a size the way Docker does, such as 512m or 1g, or set SANDBOX_MEMORY_MB instead"
+    ))
+  };
+  let t = raw.trim().to_ascii_lowercase();
+  let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+  let (number, unit) = t.split_at(split);
+  let n: f64 = number.parse().map_err(|_| bad("it does not start with a number"))?;
+  let unit = unit.trim();
+  let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty())).unwrap_or(unit);
+  let power = match unit {
+    "" | "b" => 0,
+    "k" => 1,
+    "m" => 2,
+    "g" => 3,
+    "t" => 4,
+    _ => return Err(bad("the unit must be one of b, k, m, g, t")),
+  };
+  let mb = n * 1024f64.powi(power) / (1024.0 * 1024.0);
+  if !(mb.is_finite() && mb > 0.0) {
+    return Err(bad("it must be more than 0"));
+  }
+  if mb < 6.0 {
+    let hint = if power == 0 { format!(" (a number without a unit is bytes; did you mean \"{}m\"?)", number) } else { String::new() };
+    return Err(bad(&format!("Docker's smallest memory limit is 6m{hint}")));
+  }
+  Ok(mb)
+}
+
+/// `DOCKER_NETWORK_MODE` (Docker's `network_mode`) as a `networkMode`: `none` and `bridge` mean
+/// the same here (`default` is Docker's name for `bridge`), `isolated` is the library's own;
+/// `host`, `container:<id>` and named networks are refused.
+pub fn docker_network_mode(raw: &str) -> Result<&'static str> {
+  match raw.trim() {
+    "none" => Ok("none"),
+    "bridge" | "default" => Ok("bridge"),
+    "isolated" => Ok("isolated"),
+    "host" => Err(SandboxError::invalid_config(format!(
+      "environment variable DOCKER_NETWORK_MODE={raw:?} is not supported: host networking would give the sandbox the host's network stack; use none, isolated (a private network with no route out) or bridge"
+    ))),
+    _ => Err(SandboxError::invalid_config(format!(
+      "environment variable DOCKER_NETWORK_MODE={raw:?} is not supported: the network modes are none, isolated (a private network with no route out) and bridge (egress through Docker's bridge); fix or unset it"
+    ))),
+  }
 }
 
 /// Expand `${VAR}` and `${VAR:-default}` in a string. Unset variables expand to the default or "".
@@ -1139,5 +1275,116 @@ mod tests {
     }
     let bad_env = |k: &str| (k == "SANDBOX_REAPER_INTERVAL_SECONDS").then(|| "often".to_string());
     assert!(env_layer(&bad_env).unwrap_err().message.contains("SANDBOX_REAPER_INTERVAL_SECONDS"));
+  }
+
+  fn env_of(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    let vars = vars.to_vec();
+    move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+  }
+
+  fn resolved_env(vars: &[(&'static str, &'static str)]) -> (SandboxConfig, Vec<String>) {
+    let (layer, warnings) = env_layer_warned(&env_of(vars)).unwrap();
+    (resolve(&merge(&defaults(), &layer)).unwrap(), warnings)
+  }
+
+  #[test]
+  fn seed_003_variables_map_to_the_config() {
+    let (c, w) = resolved_env(&[
+      ("CONTAINER_IMAGE", "sandbox-secure:latest"),
+      ("MEMORY_LIMIT", "256m"),
+      ("CPU_QUOTA", "25000"),
+      ("SANDBOX_USER", "sandboxuser"),
+      ("WORKSPACE_DIR", "/workspace/"),
+      ("DOCKER_NETWORK_MODE", "none"),
+      ("MAX_TOTAL_FILES", "1000"),
+      ("MAX_WORKSPACE_SIZE_MB", "500"),
+      ("CLEANUP_INTERVAL_SECONDS", "300"),
+    ]);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.image, "sandbox-secure:latest");
+    assert_eq!(c.limits.memory_mb, 256.0);
+    assert_eq!(c.limits.cpu_cores, 0.25);
+    assert_eq!(c.docker.user.as_deref(), Some("sandboxuser"));
+    assert_eq!(c.workdir, "/workspace");
+    assert_eq!(c.network_mode, NetworkMode::None);
+    assert_eq!(c.limits.max_total_files, Some(1000));
+    assert_eq!(c.limits.max_workspace_size_mb, Some(500.0));
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::from_secs(300)));
+  }
+
+  #[test]
+  fn the_librarys_own_variables_win_over_seed_003s() {
+    let (c, w) = resolved_env(&[
+      ("CONTAINER_IMAGE", "sandbox-secure:latest"),
+      ("DOCKER_IMAGE", "busybox:1"),
+      ("MEMORY_LIMIT", "256m"),
+      ("SANDBOX_MEMORY_MB", "300"),
+      ("CPU_QUOTA", "25000"),
+      ("SANDBOX_CPU_CORES", "2"),
+      ("DOCKER_NETWORK_MODE", "none"),
+      ("SANDBOX_NETWORK_MODE", "bridge"),
+      ("CLEANUP_INTERVAL_SECONDS", "300"),
+      ("SANDBOX_REAPER_INTERVAL_SECONDS", "5"),
+    ]);
+    assert_eq!(c.image, "busybox:1");
+    assert_eq!(c.limits.memory_mb, 300.0);
+    assert_eq!(c.limits.cpu_cores, 2.0);
+    assert_eq!(c.network_mode, NetworkMode::Bridge);
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::from_secs(5)));
+    for (seed, own, _) in SEED_ALIASES.iter().filter(|(_, own, _)| own.is_some()) {
+      let own = own.unwrap();
+      assert!(w.iter().any(|x| x.starts_with(&format!("environment variable {seed}=")) && x.contains(own)), "{seed}/{own}: {w:?}");
+    }
+    assert_eq!(w.len(), 5, "{w:?}");
+    // a loser is not even parsed
+    let (c, _) = resolved_env(&[("MEMORY_LIMIT", "lots"), ("SANDBOX_MEMORY_MB", "64")]);
+    assert_eq!(c.limits.memory_mb, 64.0);
+  }
+
+  #[test]
+  fn docker_sizes_quotas_and_network_modes() {
+    for (raw, mb) in [("512m", 512.0), ("1g", 1024.0), ("1G", 1024.0), ("1.5g", 1536.0), ("524288k", 512.0), ("512MiB", 512.0), ("512mb", 512.0), ("268435456", 256.0), ("64 m", 64.0)] {
+      assert_eq!(docker_memory_mb(raw).unwrap(), mb, "{raw}");
+    }
+    for raw in ["512", "lots", "12x", "-1g", "0m", "1k"] {
+      let e = docker_memory_mb(raw).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig);
+      assert!(e.message.contains("MEMORY_LIMIT"), "{}", e.message);
+    }
+    assert!(docker_memory_mb("512").unwrap_err().message.contains("did you mean \"512m\""));
+    assert_eq!(docker_cpu_quota_cores("25000").unwrap(), 0.25);
+    assert_eq!(docker_cpu_quota_cores("200000").unwrap(), 2.0);
+    for raw in ["-1", "0", "999", "2.5", "quarter"] {
+      let e = docker_cpu_quota_cores(raw).unwrap_err();
+      assert!(e.message.contains("CPU_QUOTA") && e.message.contains("SANDBOX_CPU_CORES"), "{}", e.message);
+    }
+    assert_eq!(docker_network_mode("none").unwrap(), "none");
+    assert_eq!(docker_network_mode("default").unwrap(), "bridge");
+    assert_eq!(docker_network_mode("isolated").unwrap(), "isolated");
+    assert!(docker_network_mode("host").unwrap_err().message.contains("host's network"));
+    assert!(docker_network_mode("container:abc").unwrap_err().message.contains("DOCKER_NETWORK_MODE"));
+  }
+
+  #[test]
+  fn bad_environment_values_name_the_variable() {
+    for (var, raw) in [
+      ("MEMORY_LIMIT", "512"),
+      ("CPU_QUOTA", "-1"),
+      ("DOCKER_NETWORK_MODE", "host"),
+      ("WORKSPACE_DIR", "relative/dir"),
+      ("MAX_TOTAL_FILES", "1.5"),
+      ("MAX_WORKSPACE_SIZE_MB", "-3"),
+      ("CLEANUP_INTERVAL_SECONDS", "often"),
+      ("CLEANUP_INTERVAL_SECONDS", "-5"),
+      ("SANDBOX_MEMORY_MB", "3"),
+      ("SANDBOX_PIDS_LIMIT", "2"),
+    ] {
+      let e = env_layer(&env_of(&[(var, raw)])).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig, "{var}");
+      assert!(e.message.contains(var), "{var} not in {}", e.message);
+    }
+    // the key's own rule is quoted too
+    let e = env_layer(&env_of(&[("MAX_TOTAL_FILES", "1.5")])).unwrap_err();
+    assert!(e.message.contains("limits.maxTotalFiles must be a whole number"), "{}", e.message);
   }
 }
