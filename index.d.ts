@@ -210,6 +210,13 @@ export declare class SandboxManager {
    * `*password*` or `apiKey` key, also in `env` and `metadata`) replaced by `'***'`.
    */
   get defaultConfig(): SandboxConfig
+  /**
+   * One sentence per configuration key that is accepted but has no effect (an unknown key,
+   * limits on E2B, limits.networkMbps, a seed variable overridden by the library's own, ...),
+   * each once, oldest first; createSandbox configs add theirs when the sandbox is created.
+   * Each is also logged with `tracing` at warn level.
+   */
+  get warnings(): Array<string>
   /** Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`. */
   createSandbox(config?: SandboxConfig): Promise<Sandbox>
   getSandbox(id: string): Sandbox | undefined
@@ -403,6 +410,8 @@ export interface DockerOptions {
    * engine, taken from a manager's configuration.
    */
   reaperIntervalSeconds?: number
+  /** The user guide's spelling of the top-level `image` (which wins when both are given). */
+  image?: string
 }
 
 export interface DownloadOptions {
@@ -776,6 +785,15 @@ export interface SandboxConfig {
    * command, including each command of a `sh -c` script. Defence in depth, not a security boundary.
    */
   commandPolicy?: { allow?: string[]; deny?: string[] }
+  /**
+   * The user guide's spelling of docker.readOnlyRoot / docker.capDrop / docker.securityOpt
+   * (noNewPrivileges: true means securityOpt ['no-new-privileges']); docker.* wins when both are given.
+   */
+  security?: { readOnlyRoot?: boolean; dropCapabilities?: string[]; noNewPrivileges?: boolean }
+  /** true: the library's debug log on stderr from now on (process-wide; manager config only). */
+  debug?: boolean
+  /** true: the library's trace log on stderr from now on (process-wide; manager config only). */
+  verbose?: boolean
 }
 
 export interface SandboxedAgentConfig {

@@ -489,6 +489,11 @@ pub fn docker_network_mode(raw: &str) -> Result<&'static str> {
 
 /// Expand `${VAR}` and `${VAR:-default}` in a string. Unset variables expand to the default or "".
 pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
+  expand_noting(s, get, &mut Vec::new())
+}
+
+/// [`expand_vars`], pushing the name of each unset variable without a default onto `unset`.
+fn expand_noting(s: &str, get: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) -> String {
   let mut out = String::with_capacity(s.len());
   let mut rest = s;
   while let Some(start) = rest.find("${") {
@@ -505,7 +510,11 @@ pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
         match (value, default) {
           (Some(v), _) => out.push_str(&v),
           (None, Some(d)) => out.push_str(d),
-          (None, None) => tracing::warn!(var = name, "{RC_FILE}: ${{{name}}} is not set; using an empty string"),
+          (None, None) => {
+            if !unset.iter().any(|u| u == name) {
+              unset.push(name.to_string());
+            }
+          }
         }
         rest = &after[end + 1..];
       }
@@ -519,52 +528,115 @@ pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
   out
 }
 
-fn expand_all(v: &mut Value, get: &dyn Fn(&str) -> Option<String>) {
+/// Keys whose strings are not expanded: `startupScript` is a shell script, where `${VAR}` is the
+/// shell's (pass host values in through `env`, e.g. `env: { TOKEN: "${TOKEN}" }`).
+const NOT_EXPANDED: [&str; 1] = ["startupScript"];
+
+fn expand_all(v: &mut Value, get: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) {
   match v {
-    Value::String(s) => *s = expand_vars(s, get),
-    Value::Array(a) => a.iter_mut().for_each(|x| expand_all(x, get)),
-    Value::Object(o) => o.values_mut().for_each(|x| expand_all(x, get)),
+    Value::String(s) => *s = expand_noting(s, get, unset),
+    Value::Array(a) => a.iter_mut().for_each(|x| expand_all(x, get, unset)),
+    Value::Object(o) => o.values_mut().for_each(|x| expand_all(x, get, unset)),
     _ => {}
   }
 }
 
-/// Parse the text of a `.sandboxrc.json` into a config layer. The file format of the seed guide is
-/// accepted: `docker.image` means `image`, and `security.{readOnlyRoot,dropCapabilities,noNewPrivileges}`
-/// map to `docker.{readOnlyRoot,capDrop,securityOpt}`.
+/// The `security` fields of the user guide's config format and the `docker` keys they mean.
+pub const SECURITY_KEYS: [(&str, &str); 3] =
+  [("readOnlyRoot", "readOnlyRoot"), ("dropCapabilities", "capDrop"), ("noNewPrivileges", "securityOpt")];
+
+/// Normalise a configuration as the user guide writes it, wherever it comes from (the
+/// `.sandboxrc.json` file, `new SandboxManager(config)`, `createSandbox(config)`): `${VAR}` and
+/// `${VAR:-default}` are expanded in every string except `startupScript`'s; `docker.image` means
+/// `image`; `security.{readOnlyRoot,dropCapabilities,noNewPrivileges}` mean
+/// `docker.{readOnlyRoot,capDrop,securityOpt}`. Where both spellings are given in the same config,
+/// the library's own (`image`, `docker.*`) wins and the other is reported as a warning, as are
+/// unknown `security` fields and unset variables. `origin` names the config in those sentences.
+/// A value that is not an object is returned as is (the caller rejects it).
+pub fn normalize(mut v: Value, origin: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, Vec<String>)> {
+  let mut warnings = Vec::new();
+  let Some(obj) = v.as_object_mut() else { return Ok((v, warnings)) };
+  let mut unset = Vec::new();
+  for (k, x) in obj.iter_mut() {
+    if !NOT_EXPANDED.contains(&k.as_str()) {
+      expand_all(x, get, &mut unset);
+    }
+  }
+  for name in unset {
+    warnings.push(format!("${{{name}}} in {origin} is not set, so it was replaced by an empty string; set the variable or write ${{{name}:-default}}"));
+  }
+  match obj.get("docker") {
+    None | Some(Value::Null) | Some(Value::Object(_)) => {}
+    Some(other) => return Err(SandboxError::invalid_config(format!("docker must be an object, got {}", type_name(other)))),
+  }
+  if let Some(Value::Object(d)) = obj.get_mut("docker") {
+    if let Some(img) = d.remove("image").filter(|i| !i.is_null()) {
+      if obj.get("image").is_some_and(|i| !i.is_null()) {
+        warnings.push(format!("docker.image in {origin} has no effect: image is also given there, and wins"));
+      } else {
+        obj.insert("image".into(), img);
+      }
+    }
+  }
+  match obj.remove("security") {
+    None | Some(Value::Null) => {}
+    Some(Value::Object(sec)) => {
+      let mut docker = match obj.remove("docker") {
+        Some(Value::Object(d)) => d,
+        _ => Map::new(),
+      };
+      for (k, x) in &sec {
+        let Some((_, dk)) = SECURITY_KEYS.iter().find(|(sk, _)| *sk == k.as_str()) else {
+          let known: Vec<&str> = SECURITY_KEYS.iter().map(|(k, _)| *k).collect();
+          warnings.push(format!("security.{k} in {origin} has no effect: it is not a known security option (known: {})", known.join(", ")));
+          continue;
+        };
+        if x.is_null() {
+          continue;
+        }
+        let value = match k.as_str() {
+          "noNewPrivileges" => match x {
+            Value::Bool(true) => Value::Array(vec![Value::String("no-new-privileges".into())]),
+            Value::Bool(false) => Value::Array(vec![]),
+            other => {
+              return Err(SandboxError::invalid_config(format!("security.noNewPrivileges must be a boolean, got {}", type_name(other))))
+            }
+          },
+          _ => x.clone(),
+        };
+        if docker.get(*dk).is_some_and(|d| !d.is_null()) {
+          warnings.push(format!("security.{k} in {origin} has no effect: docker.{dk} is also given there, and wins"));
+        } else {
+          docker.insert(dk.to_string(), value);
+        }
+      }
+      obj.insert("docker".into(), Value::Object(docker));
+    }
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!(
+        "security must be an object {{ readOnlyRoot?, dropCapabilities?, noNewPrivileges? }}, got {}",
+        type_name(&other)
+      )))
+    }
+  }
+  Ok((v, warnings))
+}
+
+/// Parse the text of a `.sandboxrc.json` into a config layer, normalised by [`normalize`] (the
+/// user guide's file format is accepted as is).
 pub fn rc_layer(text: &str, origin: &Path, get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
-  let mut v: Value = serde_json::from_str(text).map_err(|e| {
+  rc_layer_warned(text, origin, get).map(|(v, _)| v)
+}
+
+/// [`rc_layer`] with the normalisation's warnings.
+pub fn rc_layer_warned(text: &str, origin: &Path, get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, Vec<String>)> {
+  let v: Value = serde_json::from_str(text).map_err(|e| {
     SandboxError::invalid_config(format!("{} is not valid JSON ({e}); fix or remove the file", origin.display()))
   })?;
   if !v.is_object() {
     return Err(SandboxError::invalid_config(format!("{} must contain a JSON object", origin.display())));
   }
-  expand_all(&mut v, get);
-  let obj = v.as_object_mut().expect("checked above");
-  if let Some(Value::Object(d)) = obj.get_mut("docker") {
-    if let Some(img) = d.remove("image") {
-      if !obj.contains_key("image") {
-        obj.insert("image".into(), img);
-      }
-    }
-  }
-  if let Some(Value::Object(sec)) = obj.remove("security") {
-    let mut docker = match obj.remove("docker") {
-      Some(Value::Object(d)) => d,
-      _ => Map::new(),
-    };
-    if let Some(v) = sec.get("readOnlyRoot") {
-      docker.entry("readOnlyRoot").or_insert(v.clone());
-    }
-    if let Some(v) = sec.get("dropCapabilities") {
-      docker.entry("capDrop").or_insert(v.clone());
-    }
-    if let Some(Value::Bool(nnp)) = sec.get("noNewPrivileges") {
-      let opts = if *nnp { vec![Value::String("no-new-privileges".into())] } else { vec![] };
-      docker.entry("securityOpt").or_insert(Value::Array(opts));
-    }
-    obj.insert("docker".into(), Value::Object(docker));
-  }
-  Ok(v)
+  normalize(v, &origin.display().to_string(), get)
 }
 
 /// Where the config file is looked for: `$SANDBOX_CONFIG_FILE`, else `./.sandboxrc.json`.
@@ -577,10 +649,34 @@ pub fn rc_path(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> (PathBuf, bo
 
 /// Defaults < rc file < environment: the base every manager starts from.
 pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<Value> {
-  let mut base = defaults();
+  manager_layers(get, cwd, None).map(|l| l.merged)
+}
+
+/// The configuration a manager starts from.
+#[derive(Debug, Clone)]
+pub struct ManagerLayers {
+  /// built-in defaults < `.sandboxrc.json` < environment < constructor config
+  pub merged: Value,
+  /// the same without the built-in defaults: what the user gave, so that warnings are only
+  /// about keys somebody set
+  pub given: Value,
+  /// from reading the layers: normalisation, unset `${VAR}`s, seed variables that lost
+  pub warnings: Vec<String>,
+}
+
+/// Reads the file and the environment, normalises the file and the constructor's config (see
+/// [`normalize`]) and merges them over the defaults. The constructor config must be an object
+/// (or absent / null).
+pub fn manager_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, ctor: Option<&Value>) -> Result<ManagerLayers> {
+  let mut warnings = Vec::new();
+  let mut layers = Vec::new();
   let (path, explicit) = rc_path(get, cwd);
   match std::fs::read_to_string(&path) {
-    Ok(text) => base = merge(&base, &rc_layer(&text, &path, get)?),
+    Ok(text) => {
+      let (layer, w) = rc_layer_warned(&text, &path, get)?;
+      warnings.extend(w);
+      layers.push(layer);
+    }
     Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
     Err(e) => {
       return Err(SandboxError::invalid_config(format!(
@@ -589,7 +685,23 @@ pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<V
       )))
     }
   }
-  Ok(merge(&base, &env_layer(get)?))
+  let (env, w) = env_layer_warned(get)?;
+  warnings.extend(w);
+  layers.push(env);
+  match ctor {
+    None | Some(Value::Null) => {}
+    Some(v) if v.is_object() => {
+      let (layer, w) = normalize(v.clone(), "the SandboxManager config", get)?;
+      warnings.extend(w);
+      layers.push(layer);
+    }
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!("defaultConfig must be an object, got {}", type_name(other))))
+    }
+  }
+  let merged = layers.iter().fold(defaults(), |acc, l| merge(&acc, l));
+  let given = layers.iter().fold(Value::Object(Map::new()), |acc, l| merge(&acc, l));
+  Ok(ManagerLayers { merged, given, warnings })
 }
 
 const TOP_KEYS: [&str; 18] = [
@@ -612,7 +724,8 @@ const TOP_KEYS: [&str; 18] = [
   "autoCleanup",
   "fallbackProviders",
 ];
-// keys some seed examples pass that have no effect here; accepted silently
+// keys some seed examples pass that `resolve` does not read: `debug` / `verbose` are read by the
+// manager (`log_level`), `network` has no effect yet; `warnings` reports what has no effect
 const IGNORED_KEYS: [&str; 3] = ["debug", "verbose", "network"];
 
 fn type_name(v: &Value) -> String {
@@ -675,7 +788,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     .ok_or_else(|| SandboxError::invalid_config(format!("config must be an object, got {}", type_name(v))))?;
   for k in o.keys() {
     if !TOP_KEYS.contains(&k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()) {
-      tracing::warn!(key = %k, "unknown sandbox config key ignored");
+      tracing::debug!(key = %k, "unknown sandbox config key ignored (see the manager's warnings)");
     }
   }
   let provider = match get(o, "provider").map(|v| want_str(v, "provider")).transpose()?.as_deref() {
@@ -939,6 +1052,163 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     startup_script,
     command_policy,
   })
+}
+
+/// The keys of the `docker` object.
+pub const DOCKER_KEYS: [&str; 12] = [
+  "socketPath",
+  "registryAuth",
+  "readOnlyRoot",
+  "capDrop",
+  "securityOpt",
+  "user",
+  "tmpfs",
+  "keepImageCommand",
+  "execEngine",
+  "runtime",
+  "isolatedSubnetPool",
+  "reaperIntervalSeconds",
+];
+
+/// The keys of the `e2b` object (see `providers::e2b::E2bOptions::resolve`).
+pub const E2B_KEYS: [&str; 6] = ["apiKey", "templateId", "region", "domain", "apiUrl", "sandboxUrl"];
+
+/// Sentences, one per key, about configuration that is accepted but has no effect on a sandbox
+/// configured as `cfg`. `given` is what the user set, without the built-in defaults
+/// ([`ManagerLayers::given`], with the `createSandbox` config merged over it), so only keys
+/// somebody wrote are reported. `sandbox_layer` is the `createSandbox` config itself (`None` for
+/// the manager's defaults), for the keys that only a manager's config can set.
+///
+/// What is reported: unknown top-level keys; `network` (not read yet: `networkMode` chooses the
+/// network); `autoCleanup: false` (a manager always destroys its sandboxes at `destroyAll()` and
+/// at exit); `limits.networkMbps` (enforced by no provider); with provider `e2b` and no Docker
+/// fallback, `image`, `gpu`, `networkMode`, `limits.{memoryMB,cpuCores,diskMB,pidsLimit}` and
+/// every `docker` option (the E2B template decides them); the `e2b` object when E2B is neither
+/// the provider nor a fallback; `e2b.region` (E2B takes none) and unknown `e2b` keys when E2B is
+/// used; unknown `docker` keys; `fallbackProviders` entries naming the provider itself; in a
+/// `createSandbox` config, `debug` / `verbose` (logging is process-wide) and
+/// `docker.reaperIntervalSeconds` (process-wide per engine).
+pub fn warnings(cfg: &SandboxConfig, given: &Value, sandbox_layer: Option<&Value>) -> Vec<String> {
+  let mut out = Vec::new();
+  let Some(g) = given.as_object() else { return out };
+  let set = |o: &Map<String, Value>, k: &str| o.get(k).is_some_and(|v| !v.is_null());
+  let object = |o: &Map<String, Value>, k: &str| -> Map<String, Value> {
+    match o.get(k) {
+      Some(Value::Object(m)) => m.clone(),
+      _ => Map::new(),
+    }
+  };
+  let provider = cfg.provider.as_str();
+  let only_e2b = cfg.provider == ProviderKind::E2b && !cfg.fallback_providers.contains(&ProviderKind::Docker);
+  let uses_e2b = cfg.provider == ProviderKind::E2b || cfg.fallback_providers.contains(&ProviderKind::E2b);
+
+  for k in g.keys() {
+    if !TOP_KEYS.contains(&k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()) && set(g, k) {
+      out.push(format!("{k} is not a known config key, so it has no effect (known: {})", TOP_KEYS.join(", ")));
+    }
+  }
+  if set(g, "network") {
+    out.push("network has no effect: the sandbox's network is chosen with networkMode ('none', 'isolated' or 'bridge')".to_string());
+  }
+  if g.get("autoCleanup") == Some(&Value::Bool(false)) {
+    out.push(
+      "autoCleanup: false has no effect: a manager destroys its sandboxes at destroyAll() and when the process exits; to keep an agent's sandbox after its run, pass autoCleanup: false to SandboxedAgentExecutor.execute"
+        .to_string(),
+    );
+  }
+  let limits = object(g, "limits");
+  if set(&limits, "networkMbps") {
+    out.push("limits.networkMbps has no effect: no provider enforces a network rate limit yet (README \"Not yet\")".to_string());
+  }
+  if only_e2b {
+    for k in ["memoryMB", "cpuCores", "diskMB", "pidsLimit"] {
+      if set(&limits, k) {
+        out.push(format!(
+          "limits.{k} has no effect with provider 'e2b': the E2B template (e2b.templateId) decides memory, CPU and disk; timeoutSeconds and the workspace quotas do apply"
+        ));
+      }
+    }
+    if set(g, "networkMode") {
+      out.push("networkMode has no effect with provider 'e2b': an E2B sandbox has the network E2B gives it".to_string());
+    }
+    if set(g, "gpu") {
+      out.push("gpu has no effect with provider 'e2b': the E2B template decides the hardware".to_string());
+    }
+    if set(g, "image") {
+      out.push(
+        "image has no effect with provider 'e2b': the sandbox runs the E2B template e2b.templateId (with fallbackProviders: ['docker'] a Docker fallback would use the image)"
+          .to_string(),
+      );
+    }
+    for (k, v) in object(g, "docker") {
+      if v.is_null() {
+        continue;
+      }
+      let alias = SECURITY_KEYS.iter().find(|(_, dk)| *dk == k.as_str()).map(|(sk, _)| format!(" (or security.{sk})")).unwrap_or_default();
+      out.push(format!("docker.{k}{alias} has no effect with provider 'e2b': Docker options apply only to Docker sandboxes"));
+    }
+  } else {
+    for k in object(g, "docker").keys() {
+      if !DOCKER_KEYS.contains(&k.as_str()) {
+        out.push(format!("docker.{k} is not a known Docker option, so it has no effect (known: {})", DOCKER_KEYS.join(", ")));
+      }
+    }
+  }
+  if set(g, "e2b") {
+    if !uses_e2b {
+      out.push(format!("e2b has no effect: the provider is '{provider}' and fallbackProviders does not name 'e2b'"));
+    } else {
+      let e2b = object(g, "e2b");
+      if set(&e2b, "region") {
+        out.push("e2b.region has no effect: E2B's API takes no region (E2B places sandboxes itself)".to_string());
+      }
+      for k in e2b.keys() {
+        if !E2B_KEYS.contains(&k.as_str()) {
+          out.push(format!("e2b.{k} is not a known E2B option, so it has no effect (known: {})", E2B_KEYS.join(", ")));
+        }
+      }
+    }
+  }
+  if let Some(Value::Array(fallbacks)) = g.get("fallbackProviders") {
+    if fallbacks.iter().any(|f| f.as_str() == Some(provider)) {
+      out.push(format!("fallbackProviders entry '{provider}' has no effect: it is the provider itself"));
+    }
+  }
+  if let Some(Value::Object(layer)) = sandbox_layer {
+    for k in ["debug", "verbose"] {
+      if set(layer, k) {
+        out.push(format!(
+          "{k} in a createSandbox config has no effect: logging is process-wide; set {k} in new SandboxManager(config) or .sandboxrc.json, or call logger.setLevel()"
+        ));
+      }
+    }
+    if set(&object(layer, "docker"), "reaperIntervalSeconds") {
+      out.push(
+        "docker.reaperIntervalSeconds in a createSandbox config has no effect: the reaper's interval is process-wide per engine; set it in new SandboxManager(config), .sandboxrc.json or SANDBOX_REAPER_INTERVAL_SECONDS"
+          .to_string(),
+      );
+    }
+  }
+  out
+}
+
+/// The log level a manager's configuration asks for: `verbose: true` → trace, `debug: true` →
+/// debug, else none (`false` turns nothing off: use `logger.setLevel`). Not booleans: INVALID_CONFIG.
+pub fn log_level(v: &Value) -> Result<Option<crate::core::logging::Level>> {
+  let flag = |k: &str| -> Result<bool> {
+    match v.get(k) {
+      None | Some(Value::Null) => Ok(false),
+      Some(Value::Bool(b)) => Ok(*b),
+      Some(other) => Err(SandboxError::invalid_config(format!(
+        "{k} must be a boolean (true writes the library's {} log to stderr), got {}",
+        if k == "verbose" { "trace" } else { "debug" },
+        type_name(other)
+      ))),
+    }
+  };
+  let (debug, verbose) = (flag("debug")?, flag("verbose")?);
+  use crate::core::logging::Level;
+  Ok(if verbose { Some(Level::Trace) } else if debug { Some(Level::Debug) } else { None })
 }
 
 /// Turn a typed config back into the JS shape (used for `sandbox.limits` and `manager.defaultConfig`).
@@ -1386,5 +1656,129 @@ mod tests {
     // the key's own rule is quoted too
     let e = env_layer(&env_of(&[("MAX_TOTAL_FILES", "1.5")])).unwrap_err();
     assert!(e.message.contains("limits.maxTotalFiles must be a whole number"), "{}", e.message);
+  }
+
+  #[test]
+  fn normalize_applies_the_file_rules_to_any_config() {
+    let get = env_of(&[("KEY", "e2b_abc"), ("IMG", "busybox:1")]);
+    let given = json!({
+      "docker": { "image": "${IMG}", "socketPath": "/s" },
+      "e2b": { "apiKey": "${KEY}" },
+      "security": { "readOnlyRoot": false, "dropCapabilities": ["NET_RAW"], "noNewPrivileges": false },
+      "startupScript": "echo ${HOME}",
+      "env": { "A": "${MISSING}", "B": "${MISSING:-dflt}" },
+    });
+    let (v, w) = normalize(given, "the SandboxManager config", &get).unwrap();
+    assert_eq!(v["image"], "busybox:1");
+    assert!(v["docker"].get("image").is_none());
+    assert_eq!(v["e2b"]["apiKey"], "e2b_abc");
+    assert_eq!(v["docker"]["readOnlyRoot"], false);
+    assert_eq!(v["docker"]["capDrop"], json!(["NET_RAW"]));
+    assert_eq!(v["docker"]["securityOpt"], json!([]));
+    assert_eq!(v["docker"]["socketPath"], "/s");
+    assert_eq!(v["startupScript"], "echo ${HOME}", "a shell script keeps its own variables");
+    assert_eq!(v["env"]["A"], "");
+    assert_eq!(v["env"]["B"], "dflt");
+    assert!(v.get("security").is_none());
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("${MISSING}") && w[0].contains("the SandboxManager config"), "{w:?}");
+    let c = resolve(&merge(&defaults(), &v)).unwrap();
+    assert!(!c.docker.read_only_root && c.docker.security_opt.is_empty());
+
+    // both spellings in one config: the library's wins, the other is reported
+    let (v, w) = normalize(
+      json!({ "image": "a:1", "docker": { "image": "b:1", "capDrop": ["ALL"] }, "security": { "dropCapabilities": [], "sandboxing": "max" } }),
+      "X",
+      &no_env,
+    )
+    .unwrap();
+    assert_eq!((v["image"].as_str(), &v["docker"]["capDrop"]), (Some("a:1"), &json!(["ALL"])));
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w.iter().any(|x| x.starts_with("docker.image in X has no effect")));
+    assert!(w.iter().any(|x| x.starts_with("security.dropCapabilities in X has no effect") && x.contains("docker.capDrop")));
+    assert!(w.iter().any(|x| x.starts_with("security.sandboxing in X has no effect")));
+
+    for bad in [json!({ "security": { "noNewPrivileges": "yes" } }), json!({ "security": true }), json!({ "security": {}, "docker": "x" })] {
+      let e = normalize(bad.clone(), "X", &no_env).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig, "{bad}");
+    }
+  }
+
+  #[test]
+  fn manager_layers_normalise_the_constructor_config_and_keep_what_was_given() {
+    let dir = std::env::temp_dir().join(format!("sbx-layers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(RC_FILE), r#"{ "limits": { "diskMB": 50 }, "e2b": { "apiKey": "${NOPE}" } }"#).unwrap();
+    let get = env_of(&[("SANDBOX_MEMORY_MB", "200"), ("CONTAINER_IMAGE", "x:1"), ("DOCKER_IMAGE", "y:1")]);
+    let ctor = json!({ "docker": { "image": "z:1" }, "security": { "noNewPrivileges": true }, "debug": true });
+    let l = manager_layers(&get, &dir, Some(&ctor)).unwrap();
+    let c = resolve(&l.merged).unwrap();
+    assert_eq!((c.image.as_str(), c.limits.memory_mb, c.limits.disk_mb), ("z:1", 200.0, 50.0));
+    assert_eq!(l.given["limits"], json!({ "diskMB": 50, "memoryMB": 200.0 }));
+    assert!(l.given.get("networkMode").is_none(), "defaults are not 'given'");
+    assert_eq!(log_level(&l.merged).unwrap(), Some(crate::core::logging::Level::Debug));
+    assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("${NOPE}") && l.warnings[0].contains(RC_FILE));
+    assert!(l.warnings[1].contains("CONTAINER_IMAGE"));
+    assert!(manager_layers(&get, &dir, Some(&json!([1]))).is_err());
+    std::fs::remove_dir_all(dir).unwrap();
+  }
+
+  fn warned(given: Value, layer: Option<Value>) -> Vec<String> {
+    let given = match &layer {
+      Some(l) => merge(&given, l),
+      None => given,
+    };
+    let cfg = resolve(&merge(&defaults(), &given)).unwrap();
+    warnings(&cfg, &given, layer.as_ref())
+  }
+
+  #[test]
+  fn warnings_for_keys_without_effect() {
+    assert!(warned(json!({}), None).is_empty());
+    assert!(warned(json!({ "limits": { "memoryMB": 256 }, "networkMode": "none", "docker": { "user": "1000" } }), None).is_empty());
+    // the user guide's file, as it is, with the docker provider
+    let seed_rc = json!({
+      "provider": "docker",
+      "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300 },
+      "networkMode": "isolated", "autoCleanup": true,
+      "image": "node:20-alpine", "docker": { "socketPath": "/var/run/docker.sock", "readOnlyRoot": true },
+      "e2b": { "apiKey": "e2b_00", "templateId": "node-typescript", "region": "us-east-1" },
+    });
+    assert_eq!(warned(seed_rc.clone(), None), vec!["e2b has no effect: the provider is 'docker' and fallbackProviders does not name 'e2b'"]);
+    // ... and switched to E2B
+    let w = warned(merge(&seed_rc, &json!({ "provider": "e2b" })), None);
+    for key in ["limits.memoryMB", "limits.cpuCores", "limits.diskMB", "networkMode", "image", "docker.socketPath", "docker.readOnlyRoot (or security.readOnlyRoot)", "e2b.region"] {
+      assert!(w.iter().any(|x| x.starts_with(&format!("{key} has no effect"))), "{key}: {w:#?}");
+    }
+    assert!(!w.iter().any(|x| x.contains("timeoutSeconds has")), "{w:#?}");
+    assert_eq!(w.len(), 8, "{w:#?}");
+    // with a Docker fallback, the Docker settings count
+    let w = warned(merge(&seed_rc, &json!({ "provider": "e2b", "fallbackProviders": ["docker", "e2b"] })), None);
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].starts_with("e2b.region") && w[1].starts_with("fallbackProviders entry 'e2b'"), "{w:#?}");
+
+    let w = warned(json!({ "debug": true, "verbose": true, "network": "none", "autoCleanup": false, "colour": "blue", "limits": { "networkMbps": 10 }, "docker": { "capdrop": ["ALL"] } }), None);
+    assert_eq!(w.len(), 5, "{w:#?}");
+    for start in ["colour is not a known config key", "network has no effect", "autoCleanup: false has no effect", "limits.networkMbps has no effect", "docker.capdrop is not a known Docker option"] {
+      assert!(w.iter().any(|x| x.starts_with(start)), "{start}: {w:#?}");
+    }
+    let w = warned(json!({ "provider": "e2b", "e2b": { "apiKey": "e2b_00", "template": "base" } }), None);
+    assert_eq!(w, vec!["e2b.template is not a known E2B option, so it has no effect (known: apiKey, templateId, region, domain, apiUrl, sandboxUrl)"]);
+    // manager-only keys in a createSandbox config
+    let w = warned(json!({}), Some(json!({ "debug": true, "docker": { "reaperIntervalSeconds": 5 } })));
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].starts_with("debug in a createSandbox config has no effect") && w[1].starts_with("docker.reaperIntervalSeconds in a createSandbox"));
+  }
+
+  #[test]
+  fn debug_and_verbose_must_be_booleans() {
+    use crate::core::logging::Level;
+    assert_eq!(log_level(&json!({})).unwrap(), None);
+    assert_eq!(log_level(&json!({ "debug": false })).unwrap(), None);
+    assert_eq!(log_level(&json!({ "debug": true })).unwrap(), Some(Level::Debug));
+    assert_eq!(log_level(&json!({ "debug": true, "verbose": true })).unwrap(), Some(Level::Trace));
+    let e = log_level(&json!({ "verbose": "yes" })).unwrap_err();
+    assert!(e.message.starts_with("verbose must be a boolean"), "{}", e.message);
   }
 }

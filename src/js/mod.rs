@@ -182,6 +182,8 @@ pub struct DockerOptions {
   /// the sweep at the first connect; env SANDBOX_REAPER_INTERVAL_SECONDS). Process-wide per
   /// engine, taken from a manager's configuration.
   pub reaper_interval_seconds: Option<f64>,
+  /// The user guide's spelling of the top-level `image` (which wins when both are given).
+  pub image: Option<String>,
 }
 
 /// Sandbox configuration (all optional; see README "Configuration").
@@ -230,6 +232,14 @@ pub struct SandboxConfig {
   /// command, including each command of a `sh -c` script. Defence in depth, not a security boundary.
   #[napi(ts_type = "{ allow?: string[]; deny?: string[] }")]
   pub command_policy: Option<Value>,
+  /// The user guide's spelling of docker.readOnlyRoot / docker.capDrop / docker.securityOpt
+  /// (noNewPrivileges: true means securityOpt ['no-new-privileges']); docker.* wins when both are given.
+  #[napi(ts_type = "{ readOnlyRoot?: boolean; dropCapabilities?: string[]; noNewPrivileges?: boolean }")]
+  pub security: Option<Value>,
+  /// true: the library's debug log on stderr from now on (process-wide; manager config only).
+  pub debug: Option<bool>,
+  /// true: the library's trace log on stderr from now on (process-wide; manager config only).
+  pub verbose: Option<bool>,
 }
 
 #[napi(object)]
@@ -621,6 +631,15 @@ impl SandboxManager {
   #[napi(getter, ts_return_type = "SandboxConfig")]
   pub fn default_config(&self) -> Value {
     config::redacted(self.inner.defaults())
+  }
+
+  /// One sentence per configuration key that is accepted but has no effect (an unknown key,
+  /// limits on E2B, limits.networkMbps, a seed variable overridden by the library's own, ...),
+  /// each once, oldest first; createSandbox configs add theirs when the sandbox is created.
+  /// Each is also logged with `tracing` at warn level.
+  #[napi(getter)]
+  pub fn warnings(&self) -> Vec<String> {
+    self.inner.warnings()
   }
 
   /// Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`.
