@@ -219,6 +219,13 @@ export declare class SandboxManager {
    * `*password*` or `apiKey` key, also in `env` and `metadata`) replaced by `'***'`.
    */
   get defaultConfig(): SandboxConfig
+  /**
+   * One sentence per configuration key that is accepted but has no effect (an unknown key,
+   * limits on E2B, limits.networkMbps, a seed variable overridden by the library's own, ...),
+   * each once, oldest first; createSandbox configs add theirs when the sandbox is created.
+   * Each is also logged with `tracing` at warn level.
+   */
+  get warnings(): Array<string>
   /** Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`. */
   createSandbox(config?: SandboxConfig): Promise<Sandbox>
   getSandbox(id: string): Sandbox | undefined
@@ -462,6 +469,8 @@ export interface DockerOptions {
    * engine, taken from a manager's configuration.
    */
   reaperIntervalSeconds?: number
+  /** The user guide's spelling of the top-level `image` (which wins when both are given). */
+  image?: string
 }
 
 export interface DownloadOptions {
@@ -615,11 +624,22 @@ export interface ParallelOptions {
 }
 
 export interface PoolOptions {
-  /** Sandboxes kept started and idle, ready to hand out (default 1). */
+  /** Sandboxes kept started and idle, ready to hand out (default: env MIN_POOL_SIZE, else 1). */
   min?: number
-  /** Most sandboxes the pool holds at once, in use or idle (default max(min, 4); at most 1000). */
+  /**
+   * Most sandboxes the pool holds at once, in use or idle (default: env MAX_POOL_SIZE, else
+   * max(min, initial, 4); at most 1000).
+   */
   max?: number
-  /** Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never). */
+  /**
+   * Sandboxes started by createPool (at least min; default: env POOL_SIZE, else min). Those
+   * above min are destroyed after idleTimeoutSeconds unused.
+   */
+  initial?: number
+  /**
+   * Idle sandboxes above `min` are destroyed after this many seconds (default: env
+   * CONTAINER_IDLE_TIMEOUT_MINUTES × 60, else 300; 0 = never).
+   */
   idleTimeoutSeconds?: number
   /** How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30). */
   acquireTimeoutSeconds?: number
@@ -845,6 +865,15 @@ export interface SandboxConfig {
    * command, including each command of a `sh -c` script. Defence in depth, not a security boundary.
    */
   commandPolicy?: { allow?: string[]; deny?: string[] }
+  /**
+   * The user guide's spelling of docker.readOnlyRoot / docker.capDrop / docker.securityOpt
+   * (noNewPrivileges: true means securityOpt ['no-new-privileges']); docker.* wins when both are given.
+   */
+  security?: { readOnlyRoot?: boolean; dropCapabilities?: string[]; noNewPrivileges?: boolean }
+  /** true: the library's debug log on stderr from now on (process-wide; manager config only). */
+  debug?: boolean
+  /** true: the library's trace log on stderr from now on (process-wide; manager config only). */
+  verbose?: boolean
 }
 
 export interface SandboxedAgentConfig {
@@ -1055,4 +1084,14 @@ export interface UploadResult {
   /** absolute path in the sandbox */
   path: string
   sizeBytes: number
+}
+
+export declare namespace logger {
+  /** The level in effect: one of setLevel's, or the RUST_LOG filter as given. */
+  export function getLevel(): string
+  /**
+   * Sets the level of the library's log output on stderr from now on ('off': nothing). Replaces
+   * a RUST_LOG filter. Another value throws INVALID_ARGUMENT.
+   */
+  export function setLevel(level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off'): void
 }

@@ -846,3 +846,4 @@ module.exports.SandboxManager = nativeBinding.SandboxManager
 module.exports.SandboxPool = nativeBinding.SandboxPool
 module.exports.pruneResources = nativeBinding.pruneResources
 module.exports.SandboxState = nativeBinding.SandboxState
+module.exports.logger = nativeBinding.logger

@@ -306,6 +306,13 @@ pub fn merge(base: &Value, over: &Value) -> Value {
 
 /// Reads the environment variables of the seed's configuration guide into a config layer.
 pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
+  env_layer_warned(get).map(|(layer, _)| layer)
+}
+
+/// [`env_layer`], with a warning for each seed 003 variable that has no effect because the
+/// library's own variable for the same setting is also set (see [`SEED_ALIASES`]).
+pub fn env_layer_warned(get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, Vec<String>)> {
+  let mut warnings = Vec::new();
   let mut layer = Map::new();
   let mut limits = Map::new();
   let mut docker = Map::new();
@@ -334,6 +341,25 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   if let Some(v) = get("DOCKER_IMAGE").filter(|v| !v.is_empty()) {
     layer.insert("image".into(), Value::String(v));
   }
+  // seed 003's names (`SEED_ALIASES`): used when the library's own variable is not set
+  let seed = |own: &str, var: &str, warnings: &mut Vec<String>| -> Option<String> {
+    let v = get(var).filter(|v| !v.trim().is_empty())?;
+    if get(own).is_some_and(|o| !o.trim().is_empty()) {
+      warnings.push(format!("environment variable {var}={v:?} has no effect: {own} is also set, and the library's own variable wins"));
+      return None;
+    }
+    Some(v)
+  };
+  if let Some(v) = seed("DOCKER_IMAGE", "CONTAINER_IMAGE", &mut warnings) {
+    layer.insert("image".into(), Value::String(v.trim().to_string()));
+  }
+  if let Some(v) = seed("SANDBOX_NETWORK_MODE", "DOCKER_NETWORK_MODE", &mut warnings) {
+    layer.insert("networkMode".into(), Value::String(docker_network_mode(&v)?.into()));
+  }
+  if let Some(v) = get("WORKSPACE_DIR").filter(|v| !v.trim().is_empty()) {
+    check_env("WORKSPACE_DIR", &v, serde_json::json!({ "workdir": v.trim() }))?;
+    layer.insert("workdir".into(), Value::String(v.trim().to_string()));
+  }
   for (var, key) in [
     ("SANDBOX_MEMORY_MB", "memoryMB"),
     ("SANDBOX_CPU_CORES", "cpuCores"),
@@ -346,10 +372,22 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   ] {
     if let Some(v) = get(var).filter(|v| !v.is_empty()) {
       limits.insert(key.into(), num(var, v)?);
+      check_env(var, get(var).as_deref().unwrap_or_default(), serde_json::json!({ "limits": { key: limits[key] } }))?;
     }
+  }
+  if let Some(v) = seed("SANDBOX_MEMORY_MB", "MEMORY_LIMIT", &mut warnings) {
+    let mb = docker_memory_mb(&v)?;
+    limits.insert("memoryMB".into(), serde_json::json!(mb));
+    check_env("MEMORY_LIMIT", &v, serde_json::json!({ "limits": { "memoryMB": mb } }))?;
+  }
+  if let Some(v) = seed("SANDBOX_CPU_CORES", "CPU_QUOTA", &mut warnings) {
+    limits.insert("cpuCores".into(), serde_json::json!(docker_cpu_quota_cores(&v)?));
   }
   if let Some(v) = get("DOCKER_SOCKET_PATH").filter(|v| !v.is_empty()) {
     docker.insert("socketPath".into(), Value::String(v));
+  }
+  if let Some(v) = get("SANDBOX_USER").filter(|v| !v.trim().is_empty()) {
+    docker.insert("user".into(), Value::String(v.trim().to_string()));
   }
   if let Some(v) = get("SANDBOX_EXEC_ENGINE").filter(|v| !v.is_empty()) {
     if v != "guest" && v != "exec" {
@@ -368,17 +406,120 @@ pub fn env_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
   if let Some(v) = get(crate::providers::docker::reaper::INTERVAL_ENV).filter(|v| !v.is_empty()) {
     docker.insert("reaperIntervalSeconds".into(), num(crate::providers::docker::reaper::INTERVAL_ENV, v)?);
   }
+  if let Some(v) = seed(crate::providers::docker::reaper::INTERVAL_ENV, "CLEANUP_INTERVAL_SECONDS", &mut warnings) {
+    let n = num("CLEANUP_INTERVAL_SECONDS", v.clone())?;
+    check_env("CLEANUP_INTERVAL_SECONDS", &v, serde_json::json!({ "docker": { "reaperIntervalSeconds": n } }))?;
+    docker.insert("reaperIntervalSeconds".into(), n);
+  }
   if !limits.is_empty() {
     layer.insert("limits".into(), Value::Object(limits));
   }
   if !docker.is_empty() {
     layer.insert("docker".into(), Value::Object(docker));
   }
-  Ok(Value::Object(layer))
+  Ok((Value::Object(layer), warnings))
+}
+
+/// Seed 003's environment variables that set a sandbox configuration key, each with the
+/// library's own variable for the same key (which wins when both are set) where it has one.
+/// `POOL_SIZE`, `MIN_POOL_SIZE`, `MAX_POOL_SIZE` and `CONTAINER_IDLE_TIMEOUT_MINUTES` are pool
+/// defaults (`pool::PoolDefaults`); `MAX_FILE_SIZE_MB`, `MAX_TOTAL_FILES` and
+/// `MAX_WORKSPACE_SIZE_MB` are read under their seed names (there is no other).
+pub const SEED_ALIASES: [(&str, Option<&str>, &str); 7] = [
+  ("CONTAINER_IMAGE", Some("DOCKER_IMAGE"), "image"),
+  ("MEMORY_LIMIT", Some("SANDBOX_MEMORY_MB"), "limits.memoryMB"),
+  ("CPU_QUOTA", Some("SANDBOX_CPU_CORES"), "limits.cpuCores"),
+  ("DOCKER_NETWORK_MODE", Some("SANDBOX_NETWORK_MODE"), "networkMode"),
+  ("CLEANUP_INTERVAL_SECONDS", Some("SANDBOX_REAPER_INTERVAL_SECONDS"), "docker.reaperIntervalSeconds"),
+  ("SANDBOX_USER", None, "docker.user"),
+  ("WORKSPACE_DIR", None, "workdir"),
+];
+
+/// An environment variable's value must pass the same checks as the key it sets; the error
+/// names the variable and the key.
+fn check_env(var: &str, raw: &str, fragment: Value) -> Result<()> {
+  resolve(&merge(&defaults(), &fragment)).map(|_| ()).map_err(|e| {
+    SandboxError::invalid_config(format!("environment variable {var}={raw:?} is invalid: {}; fix or unset it", e.message))
+  })
+}
+
+/// Docker's period for `--cpu-quota` (100 ms in µs); `CPU_QUOTA` is read against it.
+pub const DOCKER_CPU_PERIOD_US: f64 = 100_000.0;
+
+/// `CPU_QUOTA` (seed 003: "25000 # CPU quota (25% of 1 core)") is Docker's `--cpu-quota`:
+/// microseconds of CPU time per 100 ms period, so cores = quota / 100000. Docker's smallest
+/// quota is 1000 (1 ms); `-1` (Docker's "no limit") is refused, because a sandbox always has one.
+pub fn docker_cpu_quota_cores(raw: &str) -> Result<f64> {
+  let t = raw.trim();
+  match t.parse::<i64>() {
+    Ok(q) if (1000..=1_000_000_000).contains(&q) => Ok(q as f64 / DOCKER_CPU_PERIOD_US),
+    Ok(q) if q <= 0 => Err(SandboxError::invalid_config(format!(
+      "environment variable CPU_QUOTA={raw:?} is invalid: Docker reads {q} as \"no CPU limit\", and a sandbox always has one; set CPU_QUOTA to microseconds per 100 ms (25000 = a quarter of a core), or SANDBOX_CPU_CORES to a number of cores, or unset it"
+    ))),
+    _ => Err(SandboxError::invalid_config(format!(
+      "environment variable CPU_QUOTA={raw:?} is invalid: it is Docker's CPU quota, a whole number of microseconds of CPU time per 100 ms period from 1000 (25000 = a quarter of a core, 200000 = two cores); fix or unset it, or set SANDBOX_CPU_CORES instead"
+    ))),
+  }
+}
+
+/// `MEMORY_LIMIT` as Docker writes memory sizes (`256m`, `1g`, `1.5g`, `524288k`, `512MiB`):
+/// binary units b, k, m, g, t (optionally followed by `b` or `ib`, any case); a number without a
+/// unit is bytes, as for `docker run --memory`. Returns megabytes (MiB).
+pub fn docker_memory_mb(raw: &str) -> Result<f64> {
+  let bad = |why: &str| {
+    SandboxError::invalid_config(format!(
+      "environment variable MEMORY_LIMIT={raw:?} is invalid: {why}; write a size the way Docker does, such as 512m or 1g, or set SANDBOX_MEMORY_MB instead"
+    ))
+  };
+  let t = raw.trim().to_ascii_lowercase();
+  let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+  let (number, unit) = t.split_at(split);
+  let n: f64 = number.parse().map_err(|_| bad("it does not start with a number"))?;
+  let unit = unit.trim();
+  let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty())).unwrap_or(unit);
+  let power = match unit {
+    "" | "b" => 0,
+    "k" => 1,
+    "m" => 2,
+    "g" => 3,
+    "t" => 4,
+    _ => return Err(bad("the unit must be one of b, k, m, g, t")),
+  };
+  let mb = n * 1024f64.powi(power) / (1024.0 * 1024.0);
+  if !(mb.is_finite() && mb > 0.0) {
+    return Err(bad("it must be more than 0"));
+  }
+  if mb < 6.0 {
+    let hint = if power == 0 { format!(" (a number without a unit is bytes; did you mean \"{}m\"?)", number) } else { String::new() };
+    return Err(bad(&format!("Docker's smallest memory limit is 6m{hint}")));
+  }
+  Ok(mb)
+}
+
+/// `DOCKER_NETWORK_MODE` (Docker's `network_mode`) as a `networkMode`: `none` and `bridge` mean
+/// the same here (`default` is Docker's name for `bridge`), `isolated` is the library's own;
+/// `host`, `container:<id>` and named networks are refused.
+pub fn docker_network_mode(raw: &str) -> Result<&'static str> {
+  match raw.trim() {
+    "none" => Ok("none"),
+    "bridge" | "default" => Ok("bridge"),
+    "isolated" => Ok("isolated"),
+    "host" => Err(SandboxError::invalid_config(format!(
+      "environment variable DOCKER_NETWORK_MODE={raw:?} is not supported: host networking would give the sandbox the host's network stack; use none, isolated (a private network with no route out) or bridge"
+    ))),
+    _ => Err(SandboxError::invalid_config(format!(
+      "environment variable DOCKER_NETWORK_MODE={raw:?} is not supported: the network modes are none, isolated (a private network with no route out) and bridge (egress through Docker's bridge); fix or unset it"
+    ))),
+  }
 }
 
 /// Expand `${VAR}` and `${VAR:-default}` in a string. Unset variables expand to the default or "".
 pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
+  expand_noting(s, get, &mut Vec::new())
+}
+
+/// [`expand_vars`], pushing the name of each unset variable without a default onto `unset`.
+fn expand_noting(s: &str, get: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) -> String {
   let mut out = String::with_capacity(s.len());
   let mut rest = s;
   while let Some(start) = rest.find("${") {
@@ -395,7 +536,11 @@ pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
         match (value, default) {
           (Some(v), _) => out.push_str(&v),
           (None, Some(d)) => out.push_str(d),
-          (None, None) => tracing::warn!(var = name, "{RC_FILE}: ${{{name}}} is not set; using an empty string"),
+          (None, None) => {
+            if !unset.iter().any(|u| u == name) {
+              unset.push(name.to_string());
+            }
+          }
         }
         rest = &after[end + 1..];
       }
@@ -409,52 +554,115 @@ pub fn expand_vars(s: &str, get: &dyn Fn(&str) -> Option<String>) -> String {
   out
 }
 
-fn expand_all(v: &mut Value, get: &dyn Fn(&str) -> Option<String>) {
+/// Keys whose strings are not expanded: `startupScript` is a shell script, where `${VAR}` is the
+/// shell's (pass host values in through `env`, e.g. `env: { TOKEN: "${TOKEN}" }`).
+const NOT_EXPANDED: [&str; 1] = ["startupScript"];
+
+fn expand_all(v: &mut Value, get: &dyn Fn(&str) -> Option<String>, unset: &mut Vec<String>) {
   match v {
-    Value::String(s) => *s = expand_vars(s, get),
-    Value::Array(a) => a.iter_mut().for_each(|x| expand_all(x, get)),
-    Value::Object(o) => o.values_mut().for_each(|x| expand_all(x, get)),
+    Value::String(s) => *s = expand_noting(s, get, unset),
+    Value::Array(a) => a.iter_mut().for_each(|x| expand_all(x, get, unset)),
+    Value::Object(o) => o.values_mut().for_each(|x| expand_all(x, get, unset)),
     _ => {}
   }
 }
 
-/// Parse the text of a `.sandboxrc.json` into a config layer. The file format of the seed guide is
-/// accepted: `docker.image` means `image`, and `security.{readOnlyRoot,dropCapabilities,noNewPrivileges}`
-/// map to `docker.{readOnlyRoot,capDrop,securityOpt}`.
+/// The `security` fields of the user guide's config format and the `docker` keys they mean.
+pub const SECURITY_KEYS: [(&str, &str); 3] =
+  [("readOnlyRoot", "readOnlyRoot"), ("dropCapabilities", "capDrop"), ("noNewPrivileges", "securityOpt")];
+
+/// Normalise a configuration as the user guide writes it, wherever it comes from (the
+/// `.sandboxrc.json` file, `new SandboxManager(config)`, `createSandbox(config)`): `${VAR}` and
+/// `${VAR:-default}` are expanded in every string except `startupScript`'s; `docker.image` means
+/// `image`; `security.{readOnlyRoot,dropCapabilities,noNewPrivileges}` mean
+/// `docker.{readOnlyRoot,capDrop,securityOpt}`. Where both spellings are given in the same config,
+/// the library's own (`image`, `docker.*`) wins and the other is reported as a warning, as are
+/// unknown `security` fields and unset variables. `origin` names the config in those sentences.
+/// A value that is not an object is returned as is (the caller rejects it).
+pub fn normalize(mut v: Value, origin: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, Vec<String>)> {
+  let mut warnings = Vec::new();
+  let Some(obj) = v.as_object_mut() else { return Ok((v, warnings)) };
+  let mut unset = Vec::new();
+  for (k, x) in obj.iter_mut() {
+    if !NOT_EXPANDED.contains(&k.as_str()) {
+      expand_all(x, get, &mut unset);
+    }
+  }
+  for name in unset {
+    warnings.push(format!("${{{name}}} in {origin} is not set, so it was replaced by an empty string; set the variable or write ${{{name}:-default}}"));
+  }
+  match obj.get("docker") {
+    None | Some(Value::Null) | Some(Value::Object(_)) => {}
+    Some(other) => return Err(SandboxError::invalid_config(format!("docker must be an object, got {}", type_name(other)))),
+  }
+  if let Some(Value::Object(d)) = obj.get_mut("docker") {
+    if let Some(img) = d.remove("image").filter(|i| !i.is_null()) {
+      if obj.get("image").is_some_and(|i| !i.is_null()) {
+        warnings.push(format!("docker.image in {origin} has no effect: image is also given there, and wins"));
+      } else {
+        obj.insert("image".into(), img);
+      }
+    }
+  }
+  match obj.remove("security") {
+    None | Some(Value::Null) => {}
+    Some(Value::Object(sec)) => {
+      let mut docker = match obj.remove("docker") {
+        Some(Value::Object(d)) => d,
+        _ => Map::new(),
+      };
+      for (k, x) in &sec {
+        let Some((_, dk)) = SECURITY_KEYS.iter().find(|(sk, _)| *sk == k.as_str()) else {
+          let known: Vec<&str> = SECURITY_KEYS.iter().map(|(k, _)| *k).collect();
+          warnings.push(format!("security.{k} in {origin} has no effect: it is not a known security option (known: {})", known.join(", ")));
+          continue;
+        };
+        if x.is_null() {
+          continue;
+        }
+        let value = match k.as_str() {
+          "noNewPrivileges" => match x {
+            Value::Bool(true) => Value::Array(vec![Value::String("no-new-privileges".into())]),
+            Value::Bool(false) => Value::Array(vec![]),
+            other => {
+              return Err(SandboxError::invalid_config(format!("security.noNewPrivileges must be a boolean, got {}", type_name(other))))
+            }
+          },
+          _ => x.clone(),
+        };
+        if docker.get(*dk).is_some_and(|d| !d.is_null()) {
+          warnings.push(format!("security.{k} in {origin} has no effect: docker.{dk} is also given there, and wins"));
+        } else {
+          docker.insert(dk.to_string(), value);
+        }
+      }
+      obj.insert("docker".into(), Value::Object(docker));
+    }
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!(
+        "security must be an object {{ readOnlyRoot?, dropCapabilities?, noNewPrivileges? }}, got {}",
+        type_name(&other)
+      )))
+    }
+  }
+  Ok((v, warnings))
+}
+
+/// Parse the text of a `.sandboxrc.json` into a config layer, normalised by [`normalize`] (the
+/// user guide's file format is accepted as is).
 pub fn rc_layer(text: &str, origin: &Path, get: &dyn Fn(&str) -> Option<String>) -> Result<Value> {
-  let mut v: Value = serde_json::from_str(text).map_err(|e| {
+  rc_layer_warned(text, origin, get).map(|(v, _)| v)
+}
+
+/// [`rc_layer`] with the normalisation's warnings.
+pub fn rc_layer_warned(text: &str, origin: &Path, get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, Vec<String>)> {
+  let v: Value = serde_json::from_str(text).map_err(|e| {
     SandboxError::invalid_config(format!("{} is not valid JSON ({e}); fix or remove the file", origin.display()))
   })?;
   if !v.is_object() {
     return Err(SandboxError::invalid_config(format!("{} must contain a JSON object", origin.display())));
   }
-  expand_all(&mut v, get);
-  let obj = v.as_object_mut().expect("checked above");
-  if let Some(Value::Object(d)) = obj.get_mut("docker") {
-    if let Some(img) = d.remove("image") {
-      if !obj.contains_key("image") {
-        obj.insert("image".into(), img);
-      }
-    }
-  }
-  if let Some(Value::Object(sec)) = obj.remove("security") {
-    let mut docker = match obj.remove("docker") {
-      Some(Value::Object(d)) => d,
-      _ => Map::new(),
-    };
-    if let Some(v) = sec.get("readOnlyRoot") {
-      docker.entry("readOnlyRoot").or_insert(v.clone());
-    }
-    if let Some(v) = sec.get("dropCapabilities") {
-      docker.entry("capDrop").or_insert(v.clone());
-    }
-    if let Some(Value::Bool(nnp)) = sec.get("noNewPrivileges") {
-      let opts = if *nnp { vec![Value::String("no-new-privileges".into())] } else { vec![] };
-      docker.entry("securityOpt").or_insert(Value::Array(opts));
-    }
-    obj.insert("docker".into(), Value::Object(docker));
-  }
-  Ok(v)
+  normalize(v, &origin.display().to_string(), get)
 }
 
 /// Where the config file is looked for: `$SANDBOX_CONFIG_FILE`, else `./.sandboxrc.json`.
@@ -467,10 +675,34 @@ pub fn rc_path(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> (PathBuf, bo
 
 /// Defaults < rc file < environment: the base every manager starts from.
 pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<Value> {
-  let mut base = defaults();
+  manager_layers(get, cwd, None).map(|l| l.merged)
+}
+
+/// The configuration a manager starts from.
+#[derive(Debug, Clone)]
+pub struct ManagerLayers {
+  /// built-in defaults < `.sandboxrc.json` < environment < constructor config
+  pub merged: Value,
+  /// the same without the built-in defaults: what the user gave, so that warnings are only
+  /// about keys somebody set
+  pub given: Value,
+  /// from reading the layers: normalisation, unset `${VAR}`s, seed variables that lost
+  pub warnings: Vec<String>,
+}
+
+/// Reads the file and the environment, normalises the file and the constructor's config (see
+/// [`normalize`]) and merges them over the defaults. The constructor config must be an object
+/// (or absent / null).
+pub fn manager_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, ctor: Option<&Value>) -> Result<ManagerLayers> {
+  let mut warnings = Vec::new();
+  let mut layers = Vec::new();
   let (path, explicit) = rc_path(get, cwd);
   match std::fs::read_to_string(&path) {
-    Ok(text) => base = merge(&base, &rc_layer(&text, &path, get)?),
+    Ok(text) => {
+      let (layer, w) = rc_layer_warned(&text, &path, get)?;
+      warnings.extend(w);
+      layers.push(layer);
+    }
     Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
     Err(e) => {
       return Err(SandboxError::invalid_config(format!(
@@ -479,7 +711,23 @@ pub fn base_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Result<V
       )))
     }
   }
-  Ok(merge(&base, &env_layer(get)?))
+  let (env, w) = env_layer_warned(get)?;
+  warnings.extend(w);
+  layers.push(env);
+  match ctor {
+    None | Some(Value::Null) => {}
+    Some(v) if v.is_object() => {
+      let (layer, w) = normalize(v.clone(), "the SandboxManager config", get)?;
+      warnings.extend(w);
+      layers.push(layer);
+    }
+    Some(other) => {
+      return Err(SandboxError::invalid_config(format!("defaultConfig must be an object, got {}", type_name(other))))
+    }
+  }
+  let merged = layers.iter().fold(defaults(), |acc, l| merge(&acc, l));
+  let given = layers.iter().fold(Value::Object(Map::new()), |acc, l| merge(&acc, l));
+  Ok(ManagerLayers { merged, given, warnings })
 }
 
 const TOP_KEYS: [&str; 18] = [
@@ -502,7 +750,8 @@ const TOP_KEYS: [&str; 18] = [
   "autoCleanup",
   "fallbackProviders",
 ];
-// keys some seed examples pass that have no effect here; accepted silently
+// keys some seed examples pass that `resolve` does not read: `debug` / `verbose` are read by the
+// manager (`log_level`), `network` has no effect yet; `warnings` reports what has no effect
 const IGNORED_KEYS: [&str; 3] = ["debug", "verbose", "network"];
 
 fn type_name(v: &Value) -> String {
@@ -565,7 +814,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     .ok_or_else(|| SandboxError::invalid_config(format!("config must be an object, got {}", type_name(v))))?;
   for k in o.keys() {
     if !TOP_KEYS.contains(&k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()) {
-      tracing::warn!(key = %k, "unknown sandbox config key ignored");
+      tracing::debug!(key = %k, "unknown sandbox config key ignored (see the manager's warnings)");
     }
   }
   let provider = match get(o, "provider").map(|v| want_str(v, "provider")).transpose()?.as_deref() {
@@ -818,6 +1067,163 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     startup_script,
     command_policy,
   })
+}
+
+/// The keys of the `docker` object.
+pub const DOCKER_KEYS: [&str; 12] = [
+  "socketPath",
+  "registryAuth",
+  "readOnlyRoot",
+  "capDrop",
+  "securityOpt",
+  "user",
+  "tmpfs",
+  "keepImageCommand",
+  "execEngine",
+  "runtime",
+  "isolatedSubnetPool",
+  "reaperIntervalSeconds",
+];
+
+/// The keys of the `e2b` object (see `providers::e2b::E2bOptions::resolve`).
+pub const E2B_KEYS: [&str; 6] = ["apiKey", "templateId", "region", "domain", "apiUrl", "sandboxUrl"];
+
+/// Sentences, one per key, about configuration that is accepted but has no effect on a sandbox
+/// configured as `cfg`. `given` is what the user set, without the built-in defaults
+/// ([`ManagerLayers::given`], with the `createSandbox` config merged over it), so only keys
+/// somebody wrote are reported. `sandbox_layer` is the `createSandbox` config itself (`None` for
+/// the manager's defaults), for the keys that only a manager's config can set.
+///
+/// What is reported: unknown top-level keys; `network` (not read yet: `networkMode` chooses the
+/// network); `autoCleanup: false` (a manager always destroys its sandboxes at `destroyAll()` and
+/// at exit); `limits.networkMbps` (enforced by no provider); with provider `e2b` and no Docker
+/// fallback, `image`, `gpu`, `networkMode`, `limits.{memoryMB,cpuCores,diskMB,pidsLimit}` and
+/// every `docker` option (the E2B template decides them); the `e2b` object when E2B is neither
+/// the provider nor a fallback; `e2b.region` (E2B takes none) and unknown `e2b` keys when E2B is
+/// used; unknown `docker` keys; `fallbackProviders` entries naming the provider itself; in a
+/// `createSandbox` config, `debug` / `verbose` (logging is process-wide) and
+/// `docker.reaperIntervalSeconds` (process-wide per engine).
+pub fn warnings(cfg: &SandboxConfig, given: &Value, sandbox_layer: Option<&Value>) -> Vec<String> {
+  let mut out = Vec::new();
+  let Some(g) = given.as_object() else { return out };
+  let set = |o: &Map<String, Value>, k: &str| o.get(k).is_some_and(|v| !v.is_null());
+  let object = |o: &Map<String, Value>, k: &str| -> Map<String, Value> {
+    match o.get(k) {
+      Some(Value::Object(m)) => m.clone(),
+      _ => Map::new(),
+    }
+  };
+  let provider = cfg.provider.as_str();
+  let only_e2b = cfg.provider == ProviderKind::E2b && !cfg.fallback_providers.contains(&ProviderKind::Docker);
+  let uses_e2b = cfg.provider == ProviderKind::E2b || cfg.fallback_providers.contains(&ProviderKind::E2b);
+
+  for k in g.keys() {
+    if !TOP_KEYS.contains(&k.as_str()) && !IGNORED_KEYS.contains(&k.as_str()) && set(g, k) {
+      out.push(format!("{k} is not a known config key, so it has no effect (known: {})", TOP_KEYS.join(", ")));
+    }
+  }
+  if set(g, "network") {
+    out.push("network has no effect: the sandbox's network is chosen with networkMode ('none', 'isolated' or 'bridge')".to_string());
+  }
+  if g.get("autoCleanup") == Some(&Value::Bool(false)) {
+    out.push(
+      "autoCleanup: false has no effect: a manager destroys its sandboxes at destroyAll() and when the process exits; to keep an agent's sandbox after its run, pass autoCleanup: false to SandboxedAgentExecutor.execute"
+        .to_string(),
+    );
+  }
+  let limits = object(g, "limits");
+  if set(&limits, "networkMbps") {
+    out.push("limits.networkMbps has no effect: no provider enforces a network rate limit yet (README \"Not yet\")".to_string());
+  }
+  if only_e2b {
+    for k in ["memoryMB", "cpuCores", "diskMB", "pidsLimit"] {
+      if set(&limits, k) {
+        out.push(format!(
+          "limits.{k} has no effect with provider 'e2b': the E2B template (e2b.templateId) decides memory, CPU and disk; timeoutSeconds and the workspace quotas do apply"
+        ));
+      }
+    }
+    if set(g, "networkMode") {
+      out.push("networkMode has no effect with provider 'e2b': an E2B sandbox has the network E2B gives it".to_string());
+    }
+    if set(g, "gpu") {
+      out.push("gpu has no effect with provider 'e2b': the E2B template decides the hardware".to_string());
+    }
+    if set(g, "image") {
+      out.push(
+        "image has no effect with provider 'e2b': the sandbox runs the E2B template e2b.templateId (with fallbackProviders: ['docker'] a Docker fallback would use the image)"
+          .to_string(),
+      );
+    }
+    for (k, v) in object(g, "docker") {
+      if v.is_null() {
+        continue;
+      }
+      let alias = SECURITY_KEYS.iter().find(|(_, dk)| *dk == k.as_str()).map(|(sk, _)| format!(" (or security.{sk})")).unwrap_or_default();
+      out.push(format!("docker.{k}{alias} has no effect with provider 'e2b': Docker options apply only to Docker sandboxes"));
+    }
+  } else {
+    for k in object(g, "docker").keys() {
+      if !DOCKER_KEYS.contains(&k.as_str()) {
+        out.push(format!("docker.{k} is not a known Docker option, so it has no effect (known: {})", DOCKER_KEYS.join(", ")));
+      }
+    }
+  }
+  if set(g, "e2b") {
+    if !uses_e2b {
+      out.push(format!("e2b has no effect: the provider is '{provider}' and fallbackProviders does not name 'e2b'"));
+    } else {
+      let e2b = object(g, "e2b");
+      if set(&e2b, "region") {
+        out.push("e2b.region has no effect: E2B's API takes no region (E2B places sandboxes itself)".to_string());
+      }
+      for k in e2b.keys() {
+        if !E2B_KEYS.contains(&k.as_str()) {
+          out.push(format!("e2b.{k} is not a known E2B option, so it has no effect (known: {})", E2B_KEYS.join(", ")));
+        }
+      }
+    }
+  }
+  if let Some(Value::Array(fallbacks)) = g.get("fallbackProviders") {
+    if fallbacks.iter().any(|f| f.as_str() == Some(provider)) {
+      out.push(format!("fallbackProviders entry '{provider}' has no effect: it is the provider itself"));
+    }
+  }
+  if let Some(Value::Object(layer)) = sandbox_layer {
+    for k in ["debug", "verbose"] {
+      if set(layer, k) {
+        out.push(format!(
+          "{k} in a createSandbox config has no effect: logging is process-wide; set {k} in new SandboxManager(config) or .sandboxrc.json, or call logger.setLevel()"
+        ));
+      }
+    }
+    if set(&object(layer, "docker"), "reaperIntervalSeconds") {
+      out.push(
+        "docker.reaperIntervalSeconds in a createSandbox config has no effect: the reaper's interval is process-wide per engine; set it in new SandboxManager(config), .sandboxrc.json or SANDBOX_REAPER_INTERVAL_SECONDS"
+          .to_string(),
+      );
+    }
+  }
+  out
+}
+
+/// The log level a manager's configuration asks for: `verbose: true` → trace, `debug: true` →
+/// debug, else none (`false` turns nothing off: use `logger.setLevel`). Not booleans: INVALID_CONFIG.
+pub fn log_level(v: &Value) -> Result<Option<crate::core::logging::Level>> {
+  let flag = |k: &str| -> Result<bool> {
+    match v.get(k) {
+      None | Some(Value::Null) => Ok(false),
+      Some(Value::Bool(b)) => Ok(*b),
+      Some(other) => Err(SandboxError::invalid_config(format!(
+        "{k} must be a boolean (true writes the library's {} log to stderr), got {}",
+        if k == "verbose" { "trace" } else { "debug" },
+        type_name(other)
+      ))),
+    }
+  };
+  let (debug, verbose) = (flag("debug")?, flag("verbose")?);
+  use crate::core::logging::Level;
+  Ok(if verbose { Some(Level::Trace) } else if debug { Some(Level::Debug) } else { None })
 }
 
 /// Turn a typed config back into the JS shape (used for `sandbox.limits` and `manager.defaultConfig`).
@@ -1154,5 +1560,240 @@ mod tests {
     }
     let bad_env = |k: &str| (k == "SANDBOX_REAPER_INTERVAL_SECONDS").then(|| "often".to_string());
     assert!(env_layer(&bad_env).unwrap_err().message.contains("SANDBOX_REAPER_INTERVAL_SECONDS"));
+  }
+
+  fn env_of(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    let vars = vars.to_vec();
+    move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+  }
+
+  fn resolved_env(vars: &[(&'static str, &'static str)]) -> (SandboxConfig, Vec<String>) {
+    let (layer, warnings) = env_layer_warned(&env_of(vars)).unwrap();
+    (resolve(&merge(&defaults(), &layer)).unwrap(), warnings)
+  }
+
+  #[test]
+  fn seed_003_variables_map_to_the_config() {
+    let (c, w) = resolved_env(&[
+      ("CONTAINER_IMAGE", "sandbox-secure:latest"),
+      ("MEMORY_LIMIT", "256m"),
+      ("CPU_QUOTA", "25000"),
+      ("SANDBOX_USER", "sandboxuser"),
+      ("WORKSPACE_DIR", "/workspace/"),
+      ("DOCKER_NETWORK_MODE", "none"),
+      ("MAX_TOTAL_FILES", "1000"),
+      ("MAX_WORKSPACE_SIZE_MB", "500"),
+      ("CLEANUP_INTERVAL_SECONDS", "300"),
+    ]);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.image, "sandbox-secure:latest");
+    assert_eq!(c.limits.memory_mb, 256.0);
+    assert_eq!(c.limits.cpu_cores, 0.25);
+    assert_eq!(c.docker.user.as_deref(), Some("sandboxuser"));
+    assert_eq!(c.workdir, "/workspace");
+    assert_eq!(c.network_mode, NetworkMode::None);
+    assert_eq!(c.limits.max_total_files, Some(1000));
+    assert_eq!(c.limits.max_workspace_size_mb, Some(500.0));
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::from_secs(300)));
+  }
+
+  #[test]
+  fn the_librarys_own_variables_win_over_seed_003s() {
+    let (c, w) = resolved_env(&[
+      ("CONTAINER_IMAGE", "sandbox-secure:latest"),
+      ("DOCKER_IMAGE", "busybox:1"),
+      ("MEMORY_LIMIT", "256m"),
+      ("SANDBOX_MEMORY_MB", "300"),
+      ("CPU_QUOTA", "25000"),
+      ("SANDBOX_CPU_CORES", "2"),
+      ("DOCKER_NETWORK_MODE", "none"),
+      ("SANDBOX_NETWORK_MODE", "bridge"),
+      ("CLEANUP_INTERVAL_SECONDS", "300"),
+      ("SANDBOX_REAPER_INTERVAL_SECONDS", "5"),
+    ]);
+    assert_eq!(c.image, "busybox:1");
+    assert_eq!(c.limits.memory_mb, 300.0);
+    assert_eq!(c.limits.cpu_cores, 2.0);
+    assert_eq!(c.network_mode, NetworkMode::Bridge);
+    assert_eq!(c.docker.reaper_interval, Some(std::time::Duration::from_secs(5)));
+    for (seed, own, _) in SEED_ALIASES.iter().filter(|(_, own, _)| own.is_some()) {
+      let own = own.unwrap();
+      assert!(w.iter().any(|x| x.starts_with(&format!("environment variable {seed}=")) && x.contains(own)), "{seed}/{own}: {w:?}");
+    }
+    assert_eq!(w.len(), 5, "{w:?}");
+    // a loser is not even parsed
+    let (c, _) = resolved_env(&[("MEMORY_LIMIT", "lots"), ("SANDBOX_MEMORY_MB", "64")]);
+    assert_eq!(c.limits.memory_mb, 64.0);
+  }
+
+  #[test]
+  fn docker_sizes_quotas_and_network_modes() {
+    for (raw, mb) in [("512m", 512.0), ("1g", 1024.0), ("1G", 1024.0), ("1.5g", 1536.0), ("524288k", 512.0), ("512MiB", 512.0), ("512mb", 512.0), ("268435456", 256.0), ("64 m", 64.0)] {
+      assert_eq!(docker_memory_mb(raw).unwrap(), mb, "{raw}");
+    }
+    for raw in ["512", "lots", "12x", "-1g", "0m", "1k"] {
+      let e = docker_memory_mb(raw).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig);
+      assert!(e.message.contains("MEMORY_LIMIT"), "{}", e.message);
+    }
+    assert!(docker_memory_mb("512").unwrap_err().message.contains("did you mean \"512m\""));
+    assert_eq!(docker_cpu_quota_cores("25000").unwrap(), 0.25);
+    assert_eq!(docker_cpu_quota_cores("200000").unwrap(), 2.0);
+    for raw in ["-1", "0", "999", "2.5", "quarter"] {
+      let e = docker_cpu_quota_cores(raw).unwrap_err();
+      assert!(e.message.contains("CPU_QUOTA") && e.message.contains("SANDBOX_CPU_CORES"), "{}", e.message);
+    }
+    assert_eq!(docker_network_mode("none").unwrap(), "none");
+    assert_eq!(docker_network_mode("default").unwrap(), "bridge");
+    assert_eq!(docker_network_mode("isolated").unwrap(), "isolated");
+    assert!(docker_network_mode("host").unwrap_err().message.contains("host's network"));
+    assert!(docker_network_mode("container:abc").unwrap_err().message.contains("DOCKER_NETWORK_MODE"));
+  }
+
+  #[test]
+  fn bad_environment_values_name_the_variable() {
+    for (var, raw) in [
+      ("MEMORY_LIMIT", "512"),
+      ("CPU_QUOTA", "-1"),
+      ("DOCKER_NETWORK_MODE", "host"),
+      ("WORKSPACE_DIR", "relative/dir"),
+      ("MAX_TOTAL_FILES", "1.5"),
+      ("MAX_WORKSPACE_SIZE_MB", "-3"),
+      ("CLEANUP_INTERVAL_SECONDS", "often"),
+      ("CLEANUP_INTERVAL_SECONDS", "-5"),
+      ("SANDBOX_MEMORY_MB", "3"),
+      ("SANDBOX_PIDS_LIMIT", "2"),
+    ] {
+      let e = env_layer(&env_of(&[(var, raw)])).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig, "{var}");
+      assert!(e.message.contains(var), "{var} not in {}", e.message);
+    }
+    // the key's own rule is quoted too
+    let e = env_layer(&env_of(&[("MAX_TOTAL_FILES", "1.5")])).unwrap_err();
+    assert!(e.message.contains("limits.maxTotalFiles must be a whole number"), "{}", e.message);
+  }
+
+  #[test]
+  fn normalize_applies_the_file_rules_to_any_config() {
+    let get = env_of(&[("KEY", "e2b_abc"), ("IMG", "busybox:1")]);
+    let given = json!({
+      "docker": { "image": "${IMG}", "socketPath": "/s" },
+      "e2b": { "apiKey": "${KEY}" },
+      "security": { "readOnlyRoot": false, "dropCapabilities": ["NET_RAW"], "noNewPrivileges": false },
+      "startupScript": "echo ${HOME}",
+      "env": { "A": "${MISSING}", "B": "${MISSING:-dflt}" },
+    });
+    let (v, w) = normalize(given, "the SandboxManager config", &get).unwrap();
+    assert_eq!(v["image"], "busybox:1");
+    assert!(v["docker"].get("image").is_none());
+    assert_eq!(v["e2b"]["apiKey"], "e2b_abc");
+    assert_eq!(v["docker"]["readOnlyRoot"], false);
+    assert_eq!(v["docker"]["capDrop"], json!(["NET_RAW"]));
+    assert_eq!(v["docker"]["securityOpt"], json!([]));
+    assert_eq!(v["docker"]["socketPath"], "/s");
+    assert_eq!(v["startupScript"], "echo ${HOME}", "a shell script keeps its own variables");
+    assert_eq!(v["env"]["A"], "");
+    assert_eq!(v["env"]["B"], "dflt");
+    assert!(v.get("security").is_none());
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("${MISSING}") && w[0].contains("the SandboxManager config"), "{w:?}");
+    let c = resolve(&merge(&defaults(), &v)).unwrap();
+    assert!(!c.docker.read_only_root && c.docker.security_opt.is_empty());
+
+    // both spellings in one config: the library's wins, the other is reported
+    let (v, w) = normalize(
+      json!({ "image": "a:1", "docker": { "image": "b:1", "capDrop": ["ALL"] }, "security": { "dropCapabilities": [], "sandboxing": "max" } }),
+      "X",
+      &no_env,
+    )
+    .unwrap();
+    assert_eq!((v["image"].as_str(), &v["docker"]["capDrop"]), (Some("a:1"), &json!(["ALL"])));
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w.iter().any(|x| x.starts_with("docker.image in X has no effect")));
+    assert!(w.iter().any(|x| x.starts_with("security.dropCapabilities in X has no effect") && x.contains("docker.capDrop")));
+    assert!(w.iter().any(|x| x.starts_with("security.sandboxing in X has no effect")));
+
+    for bad in [json!({ "security": { "noNewPrivileges": "yes" } }), json!({ "security": true }), json!({ "security": {}, "docker": "x" })] {
+      let e = normalize(bad.clone(), "X", &no_env).unwrap_err();
+      assert_eq!(e.code, crate::core::error::ErrorCode::InvalidConfig, "{bad}");
+    }
+  }
+
+  #[test]
+  fn manager_layers_normalise_the_constructor_config_and_keep_what_was_given() {
+    let dir = std::env::temp_dir().join(format!("sbx-layers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(RC_FILE), r#"{ "limits": { "diskMB": 50 }, "e2b": { "apiKey": "${NOPE}" } }"#).unwrap();
+    let get = env_of(&[("SANDBOX_MEMORY_MB", "200"), ("CONTAINER_IMAGE", "x:1"), ("DOCKER_IMAGE", "y:1")]);
+    let ctor = json!({ "docker": { "image": "z:1" }, "security": { "noNewPrivileges": true }, "debug": true });
+    let l = manager_layers(&get, &dir, Some(&ctor)).unwrap();
+    let c = resolve(&l.merged).unwrap();
+    assert_eq!((c.image.as_str(), c.limits.memory_mb, c.limits.disk_mb), ("z:1", 200.0, 50.0));
+    assert_eq!(l.given["limits"], json!({ "diskMB": 50, "memoryMB": 200.0 }));
+    assert!(l.given.get("networkMode").is_none(), "defaults are not 'given'");
+    assert_eq!(log_level(&l.merged).unwrap(), Some(crate::core::logging::Level::Debug));
+    assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("${NOPE}") && l.warnings[0].contains(RC_FILE));
+    assert!(l.warnings[1].contains("CONTAINER_IMAGE"));
+    assert!(manager_layers(&get, &dir, Some(&json!([1]))).is_err());
+    std::fs::remove_dir_all(dir).unwrap();
+  }
+
+  fn warned(given: Value, layer: Option<Value>) -> Vec<String> {
+    let given = match &layer {
+      Some(l) => merge(&given, l),
+      None => given,
+    };
+    let cfg = resolve(&merge(&defaults(), &given)).unwrap();
+    warnings(&cfg, &given, layer.as_ref())
+  }
+
+  #[test]
+  fn warnings_for_keys_without_effect() {
+    assert!(warned(json!({}), None).is_empty());
+    assert!(warned(json!({ "limits": { "memoryMB": 256 }, "networkMode": "none", "docker": { "user": "1000" } }), None).is_empty());
+    // the user guide's file, as it is, with the docker provider
+    let seed_rc = json!({
+      "provider": "docker",
+      "limits": { "memoryMB": 512, "cpuCores": 1, "diskMB": 1024, "timeoutSeconds": 300 },
+      "networkMode": "isolated", "autoCleanup": true,
+      "image": "node:20-alpine", "docker": { "socketPath": "/var/run/docker.sock", "readOnlyRoot": true },
+      "e2b": { "apiKey": "e2b_00", "templateId": "node-typescript", "region": "us-east-1" },
+    });
+    assert_eq!(warned(seed_rc.clone(), None), vec!["e2b has no effect: the provider is 'docker' and fallbackProviders does not name 'e2b'"]);
+    // ... and switched to E2B
+    let w = warned(merge(&seed_rc, &json!({ "provider": "e2b" })), None);
+    for key in ["limits.memoryMB", "limits.cpuCores", "limits.diskMB", "networkMode", "image", "docker.socketPath", "docker.readOnlyRoot (or security.readOnlyRoot)", "e2b.region"] {
+      assert!(w.iter().any(|x| x.starts_with(&format!("{key} has no effect"))), "{key}: {w:#?}");
+    }
+    assert!(!w.iter().any(|x| x.contains("timeoutSeconds has")), "{w:#?}");
+    assert_eq!(w.len(), 8, "{w:#?}");
+    // with a Docker fallback, the Docker settings count
+    let w = warned(merge(&seed_rc, &json!({ "provider": "e2b", "fallbackProviders": ["docker", "e2b"] })), None);
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].starts_with("e2b.region") && w[1].starts_with("fallbackProviders entry 'e2b'"), "{w:#?}");
+
+    let w = warned(json!({ "debug": true, "verbose": true, "network": "none", "autoCleanup": false, "colour": "blue", "limits": { "networkMbps": 10 }, "docker": { "capdrop": ["ALL"] } }), None);
+    assert_eq!(w.len(), 5, "{w:#?}");
+    for start in ["colour is not a known config key", "network has no effect", "autoCleanup: false has no effect", "limits.networkMbps has no effect", "docker.capdrop is not a known Docker option"] {
+      assert!(w.iter().any(|x| x.starts_with(start)), "{start}: {w:#?}");
+    }
+    let w = warned(json!({ "provider": "e2b", "e2b": { "apiKey": "e2b_00", "template": "base" } }), None);
+    assert_eq!(w, vec!["e2b.template is not a known E2B option, so it has no effect (known: apiKey, templateId, region, domain, apiUrl, sandboxUrl)"]);
+    // manager-only keys in a createSandbox config
+    let w = warned(json!({}), Some(json!({ "debug": true, "docker": { "reaperIntervalSeconds": 5 } })));
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(w[0].starts_with("debug in a createSandbox config has no effect") && w[1].starts_with("docker.reaperIntervalSeconds in a createSandbox"));
+  }
+
+  #[test]
+  fn debug_and_verbose_must_be_booleans() {
+    use crate::core::logging::Level;
+    assert_eq!(log_level(&json!({})).unwrap(), None);
+    assert_eq!(log_level(&json!({ "debug": false })).unwrap(), None);
+    assert_eq!(log_level(&json!({ "debug": true })).unwrap(), Some(Level::Debug));
+    assert_eq!(log_level(&json!({ "debug": true, "verbose": true })).unwrap(), Some(Level::Trace));
+    let e = log_level(&json!({ "verbose": "yes" })).unwrap_err();
+    assert!(e.message.starts_with("verbose must be a boolean"), "{}", e.message);
   }
 }

@@ -17,6 +17,12 @@ use crate::core::types::{Health, Stats};
 pub struct Manager {
   /// defaults < .sandboxrc.json < environment < constructor config
   defaults: Value,
+  /// the same without the built-in defaults (what the user set), for `config::warnings`
+  given: Value,
+  /// distinct warnings about configuration that has no effect, oldest first (`manager.warnings`)
+  warnings: Mutex<Vec<String>>,
+  /// `createPool` defaults from seed 003's pool variables, read at construction
+  pool_defaults: crate::core::pool::PoolDefaults,
   sandboxes: Mutex<Vec<Arc<AnySandbox>>>,
   pools: Mutex<Vec<Arc<Pool<AnySandbox>>>>,
   /// thread id → its session's sandbox (expired ones stay until closed, and are recreated on use)
@@ -26,6 +32,23 @@ pub struct Manager {
   reaper_running: AtomicBool,
   /// makes the sandboxes' providers
   providers: Arc<crate::providers::Registry>,
+}
+
+/// The most warnings a manager keeps (`manager.warnings`); later ones are only logged.
+pub const MAX_WARNINGS: usize = 500;
+
+/// Adds the warnings not in `all` yet, each also logged once with `tracing::warn!`. At most
+/// [`MAX_WARNINGS`] are kept; later ones are only logged.
+fn record(all: &mut Vec<String>, warnings: Vec<String>) {
+  for w in warnings {
+    if all.contains(&w) {
+      continue;
+    }
+    tracing::warn!("{w}");
+    if all.len() < MAX_WARNINGS {
+      all.push(w);
+    }
+  }
 }
 
 /// The default idle timeout of sessions (seed 003's SESSION_TIMEOUT_MINUTES).
@@ -77,25 +100,32 @@ fn check_id(v: &str, what: &str) -> Result<()> {
 pub type SandboxPool = Pool<AnySandbox>;
 
 impl Manager {
+  /// Reads `.sandboxrc.json`, the environment (also seed 003's variables, pool defaults included)
+  /// and `user_defaults`, normalised alike (`config::normalize`), and validates the result.
+  /// `debug: true` / `verbose: true` raise the library's log level (`logging::raise_to`).
   pub fn new(user_defaults: Option<&Value>) -> Result<Self> {
     let get = |k: &str| std::env::var(k).ok();
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let base = config::base_layers(&get, &cwd)?;
-    let defaults = match user_defaults {
-      Some(v) if !v.is_null() => {
-        if !v.is_object() {
-          return Err(SandboxError::invalid_config("defaultConfig must be an object"));
-        }
-        config::merge(&base, v)
-      }
-      _ => base,
-    };
+    let layers = config::manager_layers(&get, &cwd, user_defaults)?;
+    let defaults = layers.merged;
     let resolved = config::resolve(&defaults)?;
+    let log_level = config::log_level(&defaults)?;
+    let pool_defaults = crate::core::pool::PoolDefaults::from_env(&get)?;
+    if let Some(level) = log_level {
+      crate::core::logging::raise_to(level);
+    }
     if let Some(every) = resolved.docker.reaper_interval {
       crate::providers::docker::reaper::set_interval(resolved.docker.socket_path.as_deref(), every);
     }
+    let mut warnings = layers.warnings;
+    warnings.extend(config::warnings(&resolved, &layers.given, None));
+    let mut noted = Vec::new();
+    record(&mut noted, warnings);
     Ok(Self {
       defaults,
+      given: layers.given,
+      warnings: Mutex::new(noted),
+      pool_defaults,
       sandboxes: Mutex::new(Vec::new()),
       pools: Mutex::new(Vec::new()),
       sessions: Mutex::new(HashMap::new()),
@@ -114,20 +144,41 @@ impl Manager {
     &self.defaults
   }
 
+  /// Every distinct warning so far about configuration that has no effect (see
+  /// `config::warnings`), oldest first.
+  pub fn warnings(&self) -> Vec<String> {
+    self.warnings.lock().unwrap().clone()
+  }
+
+  /// Records the warnings not seen before (see [`record`]).
+  fn note(&self, warnings: Vec<String>) {
+    record(&mut self.warnings.lock().unwrap(), warnings);
+  }
+
+  pub fn pool_defaults(&self) -> &crate::core::pool::PoolDefaults {
+    &self.pool_defaults
+  }
+
   /// A new sandbox of this manager (not started). Destroying it, through the manager or directly,
   /// removes it from the manager's tables.
+  ///
+  /// `config` is normalised like the file (`config::normalize`, with `${VAR}` read now); its
+  /// warnings are recorded once the sandbox exists.
   pub fn create(self: &Arc<Self>, config: Option<&Value>) -> Result<Arc<AnySandbox>> {
-    let merged = match config {
+    let (layer, mut warnings) = match config {
       Some(v) if !v.is_null() => {
         if !v.is_object() {
           return Err(SandboxError::invalid_config("config must be an object"));
         }
-        config::merge(&self.defaults, v)
+        config::normalize(v.clone(), "the createSandbox config", &|k| std::env::var(k).ok())?
       }
-      _ => self.defaults.clone(),
+      _ => (Value::Null, Vec::new()),
     };
+    let merged = config::merge(&self.defaults, &layer);
     let cfg = config::resolve(&merged)?;
+    warnings.extend(config::warnings(&cfg, &config::merge(&self.given, &layer), Some(&layer)));
     let sb = Arc::new(AnySandbox::new(&cfg, self.providers.clone())?);
+    self.note(warnings);
     let weak = Arc::downgrade(self);
     sb.on_destroyed(Box::new(move |id: &str| {
       if let Some(m) = weak.upgrade() {

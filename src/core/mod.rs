@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod logs;
 pub mod manager;
 pub mod paths;

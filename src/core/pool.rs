@@ -71,6 +71,9 @@ impl<T> Clone for PoolHooks<T> {
 pub struct PoolOptions {
   pub min: usize,
   pub max: usize,
+  /// items the first `fill` creates (at least `min`, at most `max`): seed 003's "initial pool
+  /// size"; those above `min` are destroyed by the idle timeout like any other spare item
+  pub initial: usize,
   pub idle_timeout: Option<Duration>,
   pub acquire_timeout: Duration,
   /// longest a `reset` may run before it counts as failed
@@ -167,6 +170,12 @@ impl<T: Send + Sync + 'static> Pool<T> {
         opts.min, opts.max
       )));
     }
+    if opts.initial > opts.max {
+      return Err(SandboxError::invalid_argument(format!(
+        "pool initial ({}) must not exceed max ({}); lower initial or raise max",
+        opts.initial, opts.max
+      )));
+    }
     let state = State {
       idle: Vec::new(),
       in_use: HashMap::new(),
@@ -205,16 +214,17 @@ impl<T: Send + Sync + 'static> Pool<T> {
     self.lock().closed
   }
 
-  /// Create up to `min` idle items concurrently. If any create fails, the ones that succeeded are
-  /// destroyed and the first error is returned.
+  /// Create up to `max(min, initial)` idle items concurrently. If any create fails, the ones that
+  /// succeeded are destroyed and the first error is returned.
   pub async fn fill(self: &Arc<Self>) -> Result<()> {
     self.ensure_reaper();
+    let target = self.opts.min.max(self.opts.initial);
     let n = {
       let mut st = self.lock();
       if st.closed {
         return Err(closed_error());
       }
-      self.reserve_refill(&mut st)
+      self.reserve_refill(&mut st, target)
     };
     if n == 0 {
       return Ok(());
@@ -234,9 +244,9 @@ impl<T: Send + Sync + 'static> Pool<T> {
         pool.settled.notify_waiters();
         return if closed { Err(closed_error()) } else { Ok(()) };
       };
+      let to = if target == pool.opts.min { format!("min {target}") } else { format!("its initial size {target}") };
       let msg = format!(
-        "filling the pool to min {} failed ({} of {n} creates failed; the others were destroyed): {}",
-        pool.opts.min,
+        "filling the pool to {to} failed ({} of {n} creates failed; the others were destroyed): {}",
         failed.len(),
         first.message
       );
@@ -562,9 +572,9 @@ impl<T: Send + Sync + 'static> Pool<T> {
     }
   }
 
-  /// Under the lock: count and return how many creates bring idle up to `min` within `max`.
-  fn reserve_refill(&self, st: &mut State<T>) -> usize {
-    let want = self.opts.min.saturating_sub(st.idle.len() + st.refilling);
+  /// Under the lock: count and return how many creates bring idle up to `target` within `max`.
+  fn reserve_refill(&self, st: &mut State<T>, target: usize) -> usize {
+    let want = target.saturating_sub(st.idle.len() + st.refilling);
     let n = want.min(self.opts.max.saturating_sub(st.total()));
     st.creating += n;
     st.refilling += n;
@@ -577,7 +587,7 @@ impl<T: Send + Sync + 'static> Pool<T> {
       if st.closed {
         return;
       }
-      self.reserve_refill(&mut st)
+      self.reserve_refill(&mut st, self.opts.min)
     };
     for _ in 0..n {
       let pool = self.clone();
@@ -710,6 +720,139 @@ impl<T: Send + Sync + 'static> Drop for SlotGuard<'_, T> {
   }
 }
 
+// ------------------------------------------------------------------ options and their defaults
+
+/// Most items one pool may hold (a guard against a typo starting thousands of sandboxes).
+pub const POOL_MAX_LIMIT: usize = 1000;
+/// The idle timeout of spare items when neither the option nor the environment gives one (seed
+/// 003's CONTAINER_IDLE_TIMEOUT_MINUTES default, 5 minutes).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `createPool` defaults from seed 003's environment variables, read when a manager is
+/// constructed: `MIN_POOL_SIZE` (min), `MAX_POOL_SIZE` (max), `POOL_SIZE` ("initial pool size":
+/// created by `createPool`), `CONTAINER_IDLE_TIMEOUT_MINUTES` (spare sandboxes' idle timeout; 0:
+/// never). `None`: not set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolDefaults {
+  pub min: Option<usize>,
+  pub max: Option<usize>,
+  pub initial: Option<usize>,
+  /// `Some(None)`: never
+  pub idle_timeout: Option<Option<Duration>>,
+}
+
+impl PoolDefaults {
+  /// Bad values (and MIN_POOL_SIZE or POOL_SIZE above MAX_POOL_SIZE) are INVALID_CONFIG naming
+  /// the variables.
+  pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<PoolDefaults> {
+    let var = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let count = |name: &str, least: usize| -> Result<Option<usize>> {
+      let Some(raw) = var(name) else { return Ok(None) };
+      match raw.parse::<usize>() {
+        Ok(n) if (least..=POOL_MAX_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(SandboxError::invalid_config(format!(
+          "environment variable {name}={raw:?} is invalid: it must be a whole number from {least} to {POOL_MAX_LIMIT} (sandboxes in a pool); fix or unset it"
+        ))),
+      }
+    };
+    let d = PoolDefaults {
+      min: count("MIN_POOL_SIZE", 0)?,
+      max: count("MAX_POOL_SIZE", 1)?,
+      initial: count("POOL_SIZE", 0)?,
+      idle_timeout: match var("CONTAINER_IDLE_TIMEOUT_MINUTES") {
+        None => None,
+        Some(raw) => {
+          let bad = || {
+            SandboxError::invalid_config(format!(
+              "environment variable CONTAINER_IDLE_TIMEOUT_MINUTES={raw:?} is invalid: it must be a number of minutes from 0 (never) to {} (365 days), fractions allowed; fix or unset it",
+              crate::core::config::MAX_SECONDS / 60.0
+            ))
+          };
+          let m: f64 = raw.parse().map_err(|_| bad())?;
+          if m == 0.0 {
+            Some(None)
+          } else if m.is_finite() && m > 0.0 && m * 60.0 <= crate::core::config::MAX_SECONDS {
+            Some(Some(Duration::from_secs_f64(m * 60.0)))
+          } else {
+            return Err(bad());
+          }
+        }
+      },
+    };
+    if let (Some(max), Some(min)) = (d.max, d.min) {
+      if min > max {
+        return Err(SandboxError::invalid_config(format!(
+          "environment variables MIN_POOL_SIZE={min} and MAX_POOL_SIZE={max} contradict each other: the minimum must not exceed the maximum"
+        )));
+      }
+    }
+    if let (Some(max), Some(initial)) = (d.max, d.initial) {
+      if initial > max {
+        return Err(SandboxError::invalid_config(format!(
+          "environment variables POOL_SIZE={initial} and MAX_POOL_SIZE={max} contradict each other: the initial size must not exceed the maximum"
+        )));
+      }
+    }
+    Ok(d)
+  }
+}
+
+/// `createPool`'s options as given (JS numbers).
+#[derive(Debug, Clone, Default)]
+pub struct PoolRequest {
+  pub min: Option<f64>,
+  pub max: Option<f64>,
+  pub initial: Option<f64>,
+  pub idle_timeout_seconds: Option<f64>,
+  pub acquire_timeout_seconds: Option<f64>,
+}
+
+/// The options of a new pool: each option as given, else its environment default (`d`), else the
+/// built-in one (min 1, initial = min, max = max(min, initial, 4), idle timeout 300 s, acquire
+/// timeout 30 s). A default from the environment yields to an option given explicitly: it is
+/// lowered to an explicit `max` (MIN_POOL_SIZE, POOL_SIZE) or raised to an explicit `min` and
+/// `initial` (MAX_POOL_SIZE), so a process-wide variable never breaks a call that states its own
+/// bounds. Options that contradict each other are INVALID_ARGUMENT.
+pub fn options(req: &PoolRequest, d: &PoolDefaults, reset_timeout: Duration, destroy_timeout: Duration) -> Result<PoolOptions> {
+  let count = |what: &str, v: f64| -> Result<usize> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= POOL_MAX_LIMIT as f64 {
+      Ok(v as usize)
+    } else {
+      Err(SandboxError::invalid_argument(format!("pool {what} must be a whole number from 0 to {POOL_MAX_LIMIT}, got {v}")))
+    }
+  };
+  let given_min = req.min.map(|m| count("min", m)).transpose()?;
+  let given_max = req.max.map(|m| count("max", m)).transpose()?;
+  let given_initial = req.initial.map(|m| count("initial", m)).transpose()?;
+  let cap = |v: usize| given_max.map_or(v, |m| v.min(m));
+  let min = given_min.or(d.min.map(cap)).unwrap_or(1);
+  let initial = given_initial.or(d.initial.map(cap)).unwrap_or(min);
+  let max = match (given_max, d.max) {
+    (Some(m), _) => m,
+    (None, Some(m)) => m.max(given_min.unwrap_or(0)).max(given_initial.unwrap_or(0)),
+    (None, None) => min.max(initial).max(4),
+  };
+  Ok(PoolOptions {
+    min,
+    max,
+    initial,
+    idle_timeout: match (req.idle_timeout_seconds, d.idle_timeout) {
+      (Some(0.0), _) => None,
+      (Some(t), _) => Some(crate::core::config::seconds("pool idleTimeoutSeconds", t, true)?),
+      (None, Some(env)) => env,
+      (None, None) => Some(DEFAULT_IDLE_TIMEOUT),
+    },
+    acquire_timeout: req
+      .acquire_timeout_seconds
+      .map(|t| crate::core::config::seconds("pool acquireTimeoutSeconds", t, true))
+      .transpose()?
+      .unwrap_or(DEFAULT_ACQUIRE_TIMEOUT),
+    reset_timeout,
+    destroy_timeout,
+  })
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
@@ -737,6 +880,10 @@ mod tests {
   }
 
   fn pool(ctl: &Arc<Ctl>, min: usize, max: usize, idle_ms: Option<u64>) -> Arc<Pool<Fake>> {
+    pool_initial(ctl, min, max, 0, idle_ms)
+  }
+
+  fn pool_initial(ctl: &Arc<Ctl>, min: usize, max: usize, initial: usize, idle_ms: Option<u64>) -> Arc<Pool<Fake>> {
     let (c1, c2, c3) = (ctl.clone(), ctl.clone(), ctl.clone());
     let hooks = PoolHooks {
       create: Arc::new(move || -> BoxFut<Result<Arc<Fake>>> {
@@ -782,7 +929,7 @@ mod tests {
     };
     let idle_timeout = idle_ms.map(Duration::from_millis);
     let (reset_timeout, destroy_timeout) = (Duration::from_millis(300), Duration::from_millis(300));
-    Pool::new(PoolOptions { min, max, idle_timeout, acquire_timeout: Duration::from_secs(5), reset_timeout, destroy_timeout }, hooks).unwrap()
+    Pool::new(PoolOptions { min, max, initial, idle_timeout, acquire_timeout: Duration::from_secs(5), reset_timeout, destroy_timeout }, hooks).unwrap()
   }
 
   fn ctl() -> Arc<Ctl> {
@@ -807,7 +954,7 @@ mod tests {
   fn new_validates_min_and_max() {
     let c = ctl();
     let hooks = || pool(&c, 0, 1, None).hooks.clone();
-    let opts = |min, max| PoolOptions { min, max, idle_timeout: None, acquire_timeout: Duration::ZERO, reset_timeout: Duration::ZERO, destroy_timeout: Duration::ZERO };
+    let opts = |min, max| PoolOptions { min, max, initial: 0, idle_timeout: None, acquire_timeout: Duration::ZERO, reset_timeout: Duration::ZERO, destroy_timeout: Duration::ZERO };
     let e = Pool::new(opts(0, 0), hooks()).err().unwrap();
     assert_eq!(e.code, ErrorCode::InvalidArgument);
     let e = Pool::new(opts(3, 2), hooks()).err().unwrap();
@@ -933,6 +1080,78 @@ mod tests {
     assert_eq!(c.destroyed.load(SeqCst), 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!((p.stats().idle, c.destroyed.load(SeqCst)), (1, 2), "never below min");
+  }
+
+  #[tokio::test]
+  async fn initial_size_is_created_first_then_shrinks_to_min() {
+    let c = ctl();
+    let p = pool_initial(&c, 1, 4, 3, Some(100));
+    p.fill().await.unwrap();
+    assert_eq!((c.created.load(SeqCst), p.stats().idle), (3, 3), "createPool starts the initial size");
+    assert!(eventually(|| p.stats().idle == 1).await, "spares above min expire");
+    assert_eq!(c.destroyed.load(SeqCst), 2);
+    // an initial size below min is min
+    let c = ctl();
+    let p = pool_initial(&c, 2, 4, 1, None);
+    p.fill().await.unwrap();
+    assert_eq!(c.created.load(SeqCst), 2);
+    let hooks = pool(&c, 0, 1, None).hooks.clone();
+    let opts = PoolOptions { min: 0, max: 2, initial: 3, idle_timeout: None, acquire_timeout: Duration::ZERO, reset_timeout: Duration::ZERO, destroy_timeout: Duration::ZERO };
+    let e = Pool::new(opts, hooks).err().unwrap();
+    assert!(e.message.contains("initial (3)") && e.message.contains("max (2)"), "{}", e.message);
+  }
+
+  fn env_of(vars: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    let vars = vars.to_vec();
+    move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+  }
+
+  fn opts_of(req: PoolRequest, env: &[(&'static str, &'static str)]) -> Result<PoolOptions> {
+    let d = PoolDefaults::from_env(&env_of(env))?;
+    options(&req, &d, Duration::from_secs(1), Duration::from_secs(2))
+  }
+
+  #[test]
+  fn options_defaults_and_seed_003_variables() {
+    let o = opts_of(PoolRequest::default(), &[]).unwrap();
+    assert_eq!((o.min, o.max, o.initial, o.idle_timeout, o.acquire_timeout), (1, 4, 1, Some(DEFAULT_IDLE_TIMEOUT), DEFAULT_ACQUIRE_TIMEOUT));
+    let seed = [("POOL_SIZE", "10"), ("MIN_POOL_SIZE", "3"), ("MAX_POOL_SIZE", "80"), ("CONTAINER_IDLE_TIMEOUT_MINUTES", "5")];
+    let o = opts_of(PoolRequest::default(), &seed).unwrap();
+    assert_eq!((o.min, o.max, o.initial, o.idle_timeout), (3, 80, 10, Some(Duration::from_secs(300))));
+    // options win; an environment default yields to an explicit bound
+    let req = PoolRequest { min: Some(0.0), max: Some(5.0), idle_timeout_seconds: Some(0.0), ..Default::default() };
+    let o = opts_of(req, &seed).unwrap();
+    assert_eq!((o.min, o.max, o.initial, o.idle_timeout), (0, 5, 5, None));
+    let o = opts_of(PoolRequest { min: Some(90.0), ..Default::default() }, &seed).unwrap();
+    assert_eq!((o.min, o.max), (90, 90));
+    // POOL_SIZE alone raises the default max
+    let o = opts_of(PoolRequest::default(), &[("POOL_SIZE", "6")]).unwrap();
+    assert_eq!((o.min, o.max, o.initial), (1, 6, 6));
+    let o = opts_of(PoolRequest::default(), &[("CONTAINER_IDLE_TIMEOUT_MINUTES", "0")]).unwrap();
+    assert_eq!(o.idle_timeout, None);
+    let o = opts_of(PoolRequest::default(), &[("CONTAINER_IDLE_TIMEOUT_MINUTES", "0.5")]).unwrap();
+    assert_eq!(o.idle_timeout, Some(Duration::from_secs(30)));
+    // explicit options that contradict each other are the caller's to fix
+    let e = opts_of(PoolRequest { min: Some(1.5), ..Default::default() }, &[]).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidArgument);
+  }
+
+  #[test]
+  fn bad_pool_variables_name_themselves() {
+    for (env, needle) in [
+      (vec![("POOL_SIZE", "ten")], "POOL_SIZE"),
+      (vec![("MIN_POOL_SIZE", "-1")], "MIN_POOL_SIZE"),
+      (vec![("MAX_POOL_SIZE", "0")], "MAX_POOL_SIZE"),
+      (vec![("MAX_POOL_SIZE", "5000")], "MAX_POOL_SIZE"),
+      (vec![("MIN_POOL_SIZE", "5"), ("MAX_POOL_SIZE", "3")], "MIN_POOL_SIZE=5 and MAX_POOL_SIZE=3"),
+      (vec![("POOL_SIZE", "10"), ("MAX_POOL_SIZE", "3")], "POOL_SIZE=10 and MAX_POOL_SIZE=3"),
+      (vec![("CONTAINER_IDLE_TIMEOUT_MINUTES", "soon")], "CONTAINER_IDLE_TIMEOUT_MINUTES"),
+      (vec![("CONTAINER_IDLE_TIMEOUT_MINUTES", "-5")], "CONTAINER_IDLE_TIMEOUT_MINUTES"),
+    ] {
+      let e = PoolDefaults::from_env(&env_of(&env)).unwrap_err();
+      assert_eq!(e.code, ErrorCode::InvalidConfig, "{env:?}");
+      assert!(e.message.contains(needle), "{needle} not in {}", e.message);
+    }
   }
 
   #[tokio::test]

@@ -8,7 +8,7 @@ mod service;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
@@ -48,19 +48,9 @@ fn throw_coded(env: &Env, e: SandboxError) -> Error {
   coded_error(env, &e)
 }
 
+/// Silent by default: the library never prints unless asked (see `core::logging`).
 fn init_tracing() {
-  static INIT: Once = Once::new();
-  INIT.call_once(|| {
-    let filter = match (std::env::var("RUST_LOG"), std::env::var("DEBUG")) {
-      (Ok(f), _) if !f.is_empty() => f,
-      (_, Ok(d)) if !d.is_empty() && d != "0" && d != "false" => "agentic_sandbox=debug".to_string(),
-      _ => return, // silent by default: the library never prints unless asked
-    };
-    let _ = tracing_subscriber::fmt()
-      .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-      .with_writer(std::io::stderr)
-      .try_init();
-  });
+  crate::core::logging::init();
 }
 
 const EXIT_HOOK_JS: &str = r#"(function (cleanup) {
@@ -193,6 +183,8 @@ pub struct DockerOptions {
   /// the sweep at the first connect; env SANDBOX_REAPER_INTERVAL_SECONDS). Process-wide per
   /// engine, taken from a manager's configuration.
   pub reaper_interval_seconds: Option<f64>,
+  /// The user guide's spelling of the top-level `image` (which wins when both are given).
+  pub image: Option<String>,
 }
 
 /// Sandbox configuration (all optional; see README "Configuration").
@@ -242,6 +234,14 @@ pub struct SandboxConfig {
   /// command, including each command of a `sh -c` script. Defence in depth, not a security boundary.
   #[napi(ts_type = "{ allow?: string[]; deny?: string[] }")]
   pub command_policy: Option<Value>,
+  /// The user guide's spelling of docker.readOnlyRoot / docker.capDrop / docker.securityOpt
+  /// (noNewPrivileges: true means securityOpt ['no-new-privileges']); docker.* wins when both are given.
+  #[napi(ts_type = "{ readOnlyRoot?: boolean; dropCapabilities?: string[]; noNewPrivileges?: boolean }")]
+  pub security: Option<Value>,
+  /// true: the library's debug log on stderr from now on (process-wide; manager config only).
+  pub debug: Option<bool>,
+  /// true: the library's trace log on stderr from now on (process-wide; manager config only).
+  pub verbose: Option<bool>,
 }
 
 #[napi(object)]
@@ -481,11 +481,16 @@ pub struct ProcessInfo {
 
 #[napi(object, js_name = "PoolOptions")]
 pub struct PoolOptionsJs {
-  /// Sandboxes kept started and idle, ready to hand out (default 1).
+  /// Sandboxes kept started and idle, ready to hand out (default: env MIN_POOL_SIZE, else 1).
   pub min: Option<f64>,
-  /// Most sandboxes the pool holds at once, in use or idle (default max(min, 4); at most 1000).
+  /// Most sandboxes the pool holds at once, in use or idle (default: env MAX_POOL_SIZE, else
+  /// max(min, initial, 4); at most 1000).
   pub max: Option<f64>,
-  /// Idle sandboxes above `min` are destroyed after this many seconds (default 300; 0 = never).
+  /// Sandboxes started by createPool (at least min; default: env POOL_SIZE, else min). Those
+  /// above min are destroyed after idleTimeoutSeconds unused.
+  pub initial: Option<f64>,
+  /// Idle sandboxes above `min` are destroyed after this many seconds (default: env
+  /// CONTAINER_IDLE_TIMEOUT_MINUTES × 60, else 300; 0 = never).
   pub idle_timeout_seconds: Option<f64>,
   /// How long `acquire()` waits for a free sandbox before POOL_EXHAUSTED (default 30).
   pub acquire_timeout_seconds: Option<f64>,
@@ -497,36 +502,19 @@ pub struct AcquireOptions {
   pub timeout_seconds: Option<f64>,
 }
 
-/// Most sandboxes one pool may hold (a guard against a typo starting thousands of containers).
-const POOL_MAX_LIMIT: f64 = 1000.0;
-
-fn pool_options(o: Option<PoolOptionsJs>) -> std::result::Result<pool::PoolOptions, SandboxError> {
-  let o = o.unwrap_or(PoolOptionsJs { min: None, max: None, idle_timeout_seconds: None, acquire_timeout_seconds: None });
-  let count = |what: &str, v: f64| -> std::result::Result<usize, SandboxError> {
-    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= POOL_MAX_LIMIT {
-      Ok(v as usize)
-    } else {
-      Err(SandboxError::invalid_argument(format!("pool {what} must be a whole number from 0 to {POOL_MAX_LIMIT}, got {v}")))
-    }
-  };
-  let min = o.min.map(|m| count("min", m)).transpose()?.unwrap_or(1);
-  Ok(pool::PoolOptions {
-    min,
-    max: o.max.map(|m| count("max", m)).transpose()?.unwrap_or(min.max(4)),
-    idle_timeout: match o.idle_timeout_seconds {
-      Some(0.0) => None,
-      Some(t) => Some(config::seconds("pool idleTimeoutSeconds", t, true)?),
-      None => Some(std::time::Duration::from_secs(300)),
-    },
-    acquire_timeout: o
-      .acquire_timeout_seconds
-      .map(|t| config::seconds("pool acquireTimeoutSeconds", t, true))
-      .transpose()?
-      .unwrap_or(std::time::Duration::from_secs(30)),
-    // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
-    reset_timeout: sandbox::teardown_timeout(),
-    destroy_timeout: sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1),
-  })
+fn pool_options(o: Option<PoolOptionsJs>, defaults: &pool::PoolDefaults) -> std::result::Result<pool::PoolOptions, SandboxError> {
+  let req = o
+    .map(|o| pool::PoolRequest {
+      min: o.min,
+      max: o.max,
+      initial: o.initial,
+      idle_timeout_seconds: o.idle_timeout_seconds,
+      acquire_timeout_seconds: o.acquire_timeout_seconds,
+    })
+    .unwrap_or_default();
+  // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
+  let destroy_timeout = sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1);
+  pool::options(&req, defaults, sandbox::teardown_timeout(), destroy_timeout)
 }
 
 #[napi(object, js_name = "PoolStats")]
@@ -647,6 +635,15 @@ impl SandboxManager {
     config::redacted(self.inner.defaults())
   }
 
+  /// One sentence per configuration key that is accepted but has no effect (an unknown key,
+  /// limits on E2B, limits.networkMbps, a seed variable overridden by the library's own, ...),
+  /// each once, oldest first; createSandbox configs add theirs when the sandbox is created.
+  /// Each is also logged with `tracing` at warn level.
+  #[napi(getter)]
+  pub fn warnings(&self) -> Vec<String> {
+    self.inner.warnings()
+  }
+
   /// Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`.
   #[napi(ts_args_type = "config?: SandboxConfig", ts_return_type = "Promise<Sandbox>")]
   pub fn create_sandbox<'env>(&self, env: &'env Env, config: Option<Value>) -> Result<PromiseRaw<'env, Sandbox>> {
@@ -686,7 +683,7 @@ impl SandboxManager {
   #[napi(ts_args_type = "config?: SandboxConfig, options?: PoolOptions", ts_return_type = "Promise<SandboxPool>")]
   pub fn create_pool<'env>(&self, env: &'env Env, config: Option<Value>, options: Option<PoolOptionsJs>) -> Result<PromiseRaw<'env, SandboxPool>> {
     let inner = self.inner.clone();
-    let opts = pool_options(options);
+    let opts = pool_options(options, inner.pool_defaults());
     promise(env, async move { inner.create_pool(config, opts?).await.map(|p| SandboxPool { inner: p }) })
   }
 
@@ -1161,6 +1158,31 @@ pub fn prune_resources(env: &Env, options: Option<PruneOptions>) -> Result<Promi
     }
     Ok(r)
   })
+}
+
+// ------------------------------------------------------------------ logger
+
+/// The library's log output on stderr (the user guide's `logger.setLevel('debug')`). Silent by
+/// default; `RUST_LOG` / `DEBUG` set the level at start-up, `debug: true` / `verbose: true` in a
+/// manager's config raise it to debug / trace, `setLevel` sets it. Process-wide.
+#[napi]
+pub mod logger {
+  use super::*;
+
+  /// Sets the level of the library's log output on stderr from now on ('off': nothing). Replaces
+  /// a RUST_LOG filter. Another value throws INVALID_ARGUMENT.
+  #[napi(ts_args_type = "level: 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off'")]
+  pub fn set_level(env: Env, level: String) -> Result<()> {
+    let level = crate::core::logging::Level::parse(&level).map_err(|e| throw_coded(&env, e))?;
+    crate::core::logging::set_level(level);
+    Ok(())
+  }
+
+  /// The level in effect: one of setLevel's, or the RUST_LOG filter as given.
+  #[napi]
+  pub fn get_level() -> String {
+    crate::core::logging::current().describe()
+  }
 }
 
 #[cfg(test)]
