@@ -76,9 +76,13 @@ describe('config validation', () => {
     }
   })
 
-  it('unknown provider', () => {
-    const e = expectCodeSync(() => new SandboxManager({ provider: 'kubernetes' } as any), 'INVALID_CONFIG')
+  it('unknown provider', async () => {
+    const e = expectCodeSync(() => new SandboxManager({ provider: 'Kubernetes!' } as any), 'INVALID_CONFIG')
     expect(e.message).toContain('provider')
+    // a well-formed name may be registered later (registerProvider); creating a sandbox on it before is refused
+    const m = new SandboxManager({ provider: 'kubernetes' })
+    const e2 = await expectCode(m.createSandbox(), 'INVALID_CONFIG')
+    expect(e2.message).toContain("registerProvider(\"kubernetes\"")
   })
 
   it('unknown networkMode', async () => {

@@ -338,11 +338,23 @@ const { SandboxManager } = require(${JSON.stringify(ADDON)});
       console.log(`kill -9 of the owner: all 4 containers exited after ${took} ms`)
     } finally {
       child.kill('SIGKILL')
-      // the stale-resource reaper of a later process would remove them; do it now
-      const left = dockerLabelledIds(ownerPidLabel(child.pid!))
-      for (const c of left.containers) docker(['rm', '-f', c])
-      for (const v of left.volumes) docker(['volume', 'rm', '-f', v])
-      for (const n of left.networks) docker(['network', 'rm', n])
+      // the stale-resource reaper of a later process would remove them; do it now (this process's
+      // reaper may be removing some at the same time: "already in progress" and "no such" are fine)
+      const quietly = (args: string[]) => {
+        try {
+          docker(args)
+        } catch (e: any) {
+          if (!/already in progress|No such|not found|in use|has active endpoints/i.test(String(e.message))) throw e
+        }
+      }
+      await waitFor(() => {
+        const left = dockerLabelledIds(ownerPidLabel(child.pid!))
+        for (const c of left.containers) quietly(['rm', '-f', c])
+        for (const v of left.volumes) quietly(['volume', 'rm', '-f', v])
+        for (const n of left.networks) quietly(['network', 'rm', n])
+        const l = dockerLabelled(ownerPidLabel(child.pid!))
+        return l.containers + l.volumes + l.networks === 0
+      }, 15_000, 200)
     }
     expect(dockerLabelled(ownerPidLabel(child.pid!))).toEqual(NONE)
   })

@@ -334,13 +334,13 @@ describe('over stdio', () => {
     const r = await call(
       client,
       'sandbox_execute',
-      { sandbox_id: id, code: 'for i in 1 2 3; do echo line$i; sleep 0.1; done; echo warn >&2', language: 'bash' },
+      { sandbox_id: id, code: 'for i in 1 2 3; do echo line$i; sleep 0.1; done; echo warn >&2; sleep 0.2', language: 'bash' },
       { onprogress: (p: any) => seen.push(p.message) },
     )
     expect(r.stdout).toBe('line1\nline2\nline3\n')
     expect(seen).toEqual(expect.arrayContaining(['stdout: line1', 'stdout: line2', 'stdout: line3', 'stderr: warn']))
     const cmd: string[] = []
-    await call(client, 'sandbox_run_command', { sandbox_id: id, shell: 'echo a; echo b' }, { onprogress: (p: any) => cmd.push(p.message) })
+    await call(client, 'sandbox_run_command', { sandbox_id: id, shell: 'echo a; echo b; sleep 0.2' }, { onprogress: (p: any) => cmd.push(p.message) })
     expect(cmd).toEqual(['stdout: a', 'stdout: b'])
   })
 

@@ -60,12 +60,14 @@ function progress(extra) {
   const token = extra && extra._meta && extra._meta.progressToken
   let n = 0
   let lines = 0
+  /** sends under way: the result waits for them, so no notification arrives after it */
+  const sending = []
   const send = (message) => {
     if (token === undefined) return
     n++
-    extra
-      .sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: n, message } })
-      .catch(() => {})
+    sending.push(
+      extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: n, message } }).catch(() => {}),
+    )
   }
   const pending = { stdout: '', stderr: '' }
   const emitLine = (stream, line) => {
@@ -90,12 +92,17 @@ function progress(extra) {
     send,
     onStdout: output('stdout'),
     onStderr: output('stderr'),
-    /** send what is left of unterminated lines */
-    flush() {
+    /** send what is left of unterminated lines, and wait until every notification is out */
+    async flush() {
       for (const s of ['stdout', 'stderr']) {
         if (pending[s]) emitLine(s, pending[s])
         pending[s] = ''
       }
+      await Promise.all(sending)
+      // The SDK's client handles notifications a microtask after it reads them but responses at
+      // once, and forgets a request's progress handler with its response: a notification read in
+      // the same chunk as the response is dropped. A short pause keeps the last lines in front.
+      if (sending.length) await new Promise((r) => setTimeout(r, 20))
     },
   }
 }
@@ -106,7 +113,7 @@ async function live(extra, fn) {
   try {
     return await fn({ signal: extra.signal, onStdout: p.onStdout, onStderr: p.onStderr })
   } finally {
-    p.flush()
+    await p.flush()
   }
 }
 
@@ -233,7 +240,7 @@ function registerTools(server, ctx) {
             onStdout: p.onStdout,
             onStderr: p.onStderr,
           })
-          p.flush()
+          await p.flush()
           if (!r.success) {
             const failed = r.steps[r.steps.length - 1]
             const what = failed.kind === 'install' ? `installing ${packages.join(' ')}` : 'the startup script'
@@ -276,6 +283,7 @@ function registerTools(server, ctx) {
           created_at: iso(entry.createdAt),
           expires_at: iso(entry.expiresAt),
         }
+        await p.flush()
         return ok(out, `Created sandbox ${out.sandbox_id}${out.template ? ` (${out.template})` : ''}, running; it expires at ${out.expires_at}.`)
       } finally {
         release()

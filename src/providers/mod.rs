@@ -40,6 +40,16 @@ impl Registry {
 
 impl ProviderFactory for Registry {
   fn create(&self, config: &SandboxConfig, id: Option<&str>) -> Result<Arc<dyn Provider>> {
+    // a fallback must be a provider this manager can make, or the start that needs it would fail late
+    for kind in &config.fallback_providers {
+      if let ProviderKind::Custom(name) = kind {
+        if !self.custom.read().unwrap().contains_key(name) {
+          return Err(SandboxError::invalid_config(format!(
+            "fallbackProviders names {name:?}, which is not registered with this manager; register it with manager.registerProvider({name:?}, ...) or use 'docker' / 'e2b'"
+          )));
+        }
+      }
+    }
     Ok(match &config.provider {
       ProviderKind::Docker => {
         let mut s = docker::DockerSandbox::new(config.clone());
