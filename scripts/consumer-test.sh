@@ -74,7 +74,7 @@ ROOT_JSON=$root_json PLAT_JSON=$plat_json ADDON=$addon GUEST=$guest node -e '
   const root = JSON.parse(process.env.ROOT_JSON)[0], plat = JSON.parse(process.env.PLAT_JSON)[0]
   const files = (p) => new Map(p.files.map((f) => [f.path, f]))
   const r = files(root), q = files(plat), errors = []
-  for (const f of ["index.js", "index.d.ts", "bin/agentic-sandbox.js", "mcp/server.js", "package.json"])
+  for (const f of ["index.js", "index.d.ts", "binding.js", "binding.d.ts", "bin/agentic-sandbox.js", "mcp/server.js", "package.json"])
     if (!r.has(f)) errors.push(`${root.filename} lacks ${f}`)
   for (const f of r.keys())
     if (f.endsWith(".node") || f === "agentic-sandbox-guest") errors.push(`${root.filename} carries ${f} (binaries belong in the platform packages)`)
@@ -148,7 +148,7 @@ try {
 EOF
 cat >"$esm/smoke.test.ts" <<'EOF'
 import { expect, test } from 'vitest'
-import { SandboxManager } from 'agentic-sandbox'
+import { DockerSandbox, Sandbox, SandboxManager } from 'agentic-sandbox'
 
 test('a sandbox runs echo (ESM import)', async () => {
   const manager = new SandboxManager({ provider: 'docker' })
@@ -161,6 +161,18 @@ test('a sandbox runs echo (ESM import)', async () => {
   } finally {
     await manager.destroySandbox(sandbox.id)
   }
+}, 60_000)
+
+test("the entry's JavaScript classes: new DockerSandbox, await using", async () => {
+  let id = ''
+  {
+    await using sandbox = new DockerSandbox({ image: 'agentic-sandbox/busybox:1' })
+    expect(sandbox).toBeInstanceOf(Sandbox)
+    id = sandbox.id
+    await sandbox.start()
+    expect((await sandbox.execute('echo', ['disposed next'])).stdout).toBe('disposed next\n')
+  }
+  expect(id).toMatch(/^docker-/)
 }, 60_000)
 EOF
 

@@ -23,7 +23,7 @@ fi
 (cd guest && cargo build --release --quiet >&2)
 cp -f guest/target/x86_64-unknown-linux-gnu/release/agentic-sandbox-guest agentic-sandbox-guest
 if [ "${RELEASE:-0}" = 1 ]; then
-  npx napi build --platform --release >&2
+  npx napi build --platform --release --js binding.js --dts binding.d.ts >&2
 else
-  npx napi build --platform >&2
+  npx napi build --platform --js binding.js --dts binding.d.ts >&2
 fi

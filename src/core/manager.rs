@@ -61,7 +61,8 @@ pub struct SessionOptions {
   pub timeout_minutes: Option<f64>,
   pub auto_retry: bool,
   pub config: Option<Value>,
-  pub pool: Option<Arc<SandboxPool>>,
+  /// sessions take a sandbox from the group's own pool (and keep it: it leaves the pool)
+  pub pool: Option<Arc<PoolGroup>>,
 }
 
 /// The idle timeout: the option, else SESSION_TIMEOUT_MINUTES, else 30 minutes.
@@ -98,6 +99,103 @@ fn check_id(v: &str, what: &str) -> Result<()> {
 }
 
 pub type SandboxPool = Pool<AnySandbox>;
+
+/// The manager of sandboxes and pools constructed directly (`new DockerSandbox(config)`,
+/// `new SandboxPool(options)`): made on first use like `new SandboxManager()` (defaults from
+/// `.sandboxrc.json` and the environment). An invalid configuration fails each such
+/// constructor with its error; it is not remembered.
+pub fn shared() -> Result<Arc<Manager>> {
+  static SHARED: Mutex<Option<Arc<Manager>>> = Mutex::new(None);
+  let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+  if let Some(m) = &*shared {
+    return Ok(m.clone());
+  }
+  let made = Arc::new(Manager::new(None)?);
+  *shared = Some(made.clone());
+  Ok(made)
+}
+
+/// What the `SandboxPool` class holds: the pool of its own configuration, plus one pool per
+/// other configuration that `acquire(config)` asked for (seed 000: `new SandboxPool()` then
+/// `pool.acquire(config)`). Those pools are made on first use, with no warm sandboxes (`min` and
+/// `initial` 0: a released sandbox is kept for the next acquire of the same configuration) and
+/// the group's `max` and timeouts. A configuration is the same when its JSON is (keys sorted).
+pub struct PoolGroup {
+  manager: Arc<Manager>,
+  config: Option<Value>,
+  opts: PoolOptions,
+  base: Arc<SandboxPool>,
+  others: Mutex<HashMap<String, Arc<SandboxPool>>>,
+}
+
+impl PoolGroup {
+  /// Fills the group's own pool to its `min` / `initial` (see [`Pool::fill`]).
+  pub async fn fill(&self) -> Result<()> {
+    self.base.fill().await
+  }
+
+  /// A started sandbox from the pool of `config` merged over the group's configuration (the
+  /// group's own pool when `config` is absent or `{}`).
+  pub async fn acquire(&self, config: Option<Value>, timeout: Option<Duration>) -> Result<Arc<AnySandbox>> {
+    let pool = match config.filter(|c| c.as_object().is_some_and(|o| !o.is_empty())) {
+      None => self.base.clone(),
+      Some(over) => self.pool_for(over)?,
+    };
+    pool.acquire(timeout).await
+  }
+
+  fn pool_for(&self, over: Value) -> Result<Arc<SandboxPool>> {
+    if self.base.is_closed() {
+      return Err(SandboxError::new(ErrorCode::PoolClosed, "the sandbox pool was destroyed; create a new pool"));
+    }
+    let key = over.to_string();
+    let mut others = self.others.lock().unwrap();
+    if let Some(p) = others.get(&key).filter(|p| !p.is_closed()) {
+      return Ok(p.clone());
+    }
+    let config = match &self.config {
+      Some(base) => config::merge(base, &over),
+      None => over,
+    };
+    let opts = PoolOptions { min: 0, initial: 0, ..self.opts.clone() };
+    let pool = self.manager.new_pool(Some(config), opts)?;
+    others.insert(key, pool.clone());
+    Ok(pool)
+  }
+
+  fn pools(&self) -> Vec<Arc<SandboxPool>> {
+    std::iter::once(self.base.clone()).chain(self.others.lock().unwrap().values().cloned()).collect()
+  }
+
+  /// Gives `sb` back to the pool it came from (an unknown sandbox: INVALID_ARGUMENT from the
+  /// group's own pool).
+  pub async fn release(&self, sb: Arc<AnySandbox>) -> Result<()> {
+    let pool = self.pools().into_iter().find(|p| p.contains(sb.id())).unwrap_or_else(|| self.base.clone());
+    pool.release(sb).await
+  }
+
+  /// Destroys every pool of the group, concurrently; the first failure is returned.
+  pub async fn destroy(&self) -> Result<()> {
+    let pools = self.pools();
+    for p in &pools {
+      self.manager.drop_pool(p);
+    }
+    let results = futures_util::future::join_all(pools.iter().map(|p| p.destroy())).await;
+    results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+  }
+
+  /// The group's pools added up; `min` and `max` are the group's own pool's.
+  pub fn stats(&self) -> crate::core::pool::PoolStats {
+    let others: Vec<_> = self.others.lock().unwrap().values().cloned().collect();
+    others.iter().map(|p| p.stats()).fold(self.base.stats(), |mut sum, s| {
+      sum.idle += s.idle;
+      sum.in_use += s.in_use;
+      sum.creating += s.creating;
+      sum.waiting += s.waiting;
+      sum
+    })
+  }
+}
 
 impl Manager {
   /// Reads `.sandboxrc.json`, the environment (also seed 003's variables, pool defaults included)
@@ -267,7 +365,8 @@ impl Manager {
       return Ok(sb);
     }
     let sb = match &o.pool {
-      Some(pool) => {
+      Some(group) => {
+        let pool = &group.base;
         let sb = pool.acquire(None).await?;
         pool.detach(&sb)?;
         sb
@@ -389,7 +488,25 @@ impl Manager {
   /// A warm pool of started sandboxes with `config`, filled to `min` before it resolves. Its
   /// sandboxes are ordinary managed sandboxes (listed, destroyed by destroyAll, which also
   /// destroys the pool).
-  pub async fn create_pool(self: &Arc<Self>, config: Option<Value>, opts: PoolOptions) -> Result<Arc<SandboxPool>> {
+  pub async fn create_pool(self: &Arc<Self>, config: Option<Value>, opts: PoolOptions) -> Result<Arc<PoolGroup>> {
+    let group = self.pool_group(config, opts)?;
+    if let Err(e) = group.base.fill().await {
+      let _ = group.destroy().await;
+      return Err(e);
+    }
+    Ok(group)
+  }
+
+  /// A pool group (see [`PoolGroup`]) whose own pool is not filled yet: `fill` it, or let
+  /// `acquire` create sandboxes on demand.
+  pub fn pool_group(self: &Arc<Self>, config: Option<Value>, opts: PoolOptions) -> Result<Arc<PoolGroup>> {
+    let base = self.new_pool(config.clone(), opts.clone())?;
+    Ok(Arc::new(PoolGroup { manager: self.clone(), config, opts, base, others: Mutex::new(HashMap::new()) }))
+  }
+
+  /// A pool of sandboxes with `config` (validated now), registered with this manager so that
+  /// `destroy_all` destroys it; empty until filled or acquired from.
+  fn new_pool(self: &Arc<Self>, config: Option<Value>, opts: PoolOptions) -> Result<Arc<SandboxPool>> {
     // validate the configuration now rather than on the first acquire
     let probe = self.create(config.as_ref())?;
     self.forget(probe.id());
@@ -423,9 +540,12 @@ impl Manager {
       id: Arc::new(|sb: &AnySandbox| sb.id().to_string()),
     };
     let pool = Pool::new(opts, hooks)?;
-    pool.fill().await?;
     self.pools.lock().unwrap().push(pool.clone());
     Ok(pool)
+  }
+
+  fn drop_pool(&self, pool: &Arc<SandboxPool>) {
+    self.pools.lock().unwrap().retain(|p| !Arc::ptr_eq(p, pool));
   }
 
   /// Destroys every pool and every sandbox, all concurrently, each destroy bounded (see

@@ -801,6 +801,8 @@ impl PoolDefaults {
 /// `createPool`'s options as given (JS numbers).
 #[derive(Debug, Clone, Default)]
 pub struct PoolRequest {
+  /// seed 000's `new SandboxPool({ size })`: the default of both `min` and `max`
+  pub size: Option<f64>,
   pub min: Option<f64>,
   pub max: Option<f64>,
   pub initial: Option<f64>,
@@ -822,8 +824,9 @@ pub fn options(req: &PoolRequest, d: &PoolDefaults, reset_timeout: Duration, des
       Err(SandboxError::invalid_argument(format!("pool {what} must be a whole number from 0 to {POOL_MAX_LIMIT}, got {v}")))
     }
   };
-  let given_min = req.min.map(|m| count("min", m)).transpose()?;
-  let given_max = req.max.map(|m| count("max", m)).transpose()?;
+  let size = req.size.map(|m| count("size", m)).transpose()?;
+  let given_min = req.min.map(|m| count("min", m)).transpose()?.or(size);
+  let given_max = req.max.map(|m| count("max", m)).transpose()?.or(size);
   let given_initial = req.initial.map(|m| count("initial", m)).transpose()?;
   let cap = |v: usize| given_max.map_or(v, |m| v.min(m));
   let min = given_min.or(d.min.map(cap)).unwrap_or(1);
@@ -1131,6 +1134,13 @@ mod tests {
     assert_eq!(o.idle_timeout, None);
     let o = opts_of(PoolRequest::default(), &[("CONTAINER_IDLE_TIMEOUT_MINUTES", "0.5")]).unwrap();
     assert_eq!(o.idle_timeout, Some(Duration::from_secs(30)));
+    // seed 000's `size`: min and max, each unless given; it wins over the environment too
+    let o = opts_of(PoolRequest { size: Some(5.0), ..Default::default() }, &seed).unwrap();
+    assert_eq!((o.min, o.max, o.initial), (5, 5, 5));
+    let o = opts_of(PoolRequest { size: Some(5.0), min: Some(2.0), ..Default::default() }, &[]).unwrap();
+    assert_eq!((o.min, o.max, o.initial), (2, 5, 2));
+    let e = opts_of(PoolRequest { size: Some(-1.0), ..Default::default() }, &[]).unwrap_err();
+    assert!(e.message.contains("pool size"), "{}", e.message);
     // explicit options that contradict each other are the caller's to fix
     let e = opts_of(PoolRequest { min: Some(1.5), ..Default::default() }, &[]).unwrap_err();
     assert_eq!(e.code, ErrorCode::InvalidArgument);

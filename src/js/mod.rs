@@ -481,6 +481,8 @@ pub struct ProcessInfo {
 
 #[napi(object, js_name = "PoolOptions")]
 pub struct PoolOptionsJs {
+  /// Seed 000's pool size: the default of both `min` and `max`.
+  pub size: Option<f64>,
   /// Sandboxes kept started and idle, ready to hand out (default: env MIN_POOL_SIZE, else 1).
   pub min: Option<f64>,
   /// Most sandboxes the pool holds at once, in use or idle (default: env MAX_POOL_SIZE, else
@@ -505,6 +507,7 @@ pub struct AcquireOptions {
 fn pool_options(o: Option<PoolOptionsJs>, defaults: &pool::PoolDefaults) -> std::result::Result<pool::PoolOptions, SandboxError> {
   let req = o
     .map(|o| pool::PoolRequest {
+      size: o.size,
       min: o.min,
       max: o.max,
       initial: o.initial,
@@ -512,9 +515,7 @@ fn pool_options(o: Option<PoolOptionsJs>, defaults: &pool::PoolDefaults) -> std:
       acquire_timeout_seconds: o.acquire_timeout_seconds,
     })
     .unwrap_or_default();
-  // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
-  let destroy_timeout = sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1);
-  pool::options(&req, defaults, sandbox::teardown_timeout(), destroy_timeout)
+  pool_limits(&req, defaults)
 }
 
 #[napi(object, js_name = "PoolStats")]
@@ -712,6 +713,19 @@ pub struct Sandbox {
 
 #[napi]
 impl Sandbox {
+  /// A sandbox made without a manager (seed 000's `new DockerSandbox(config)`, also
+  /// `new Sandbox(config)`): created, not started; call `start()`. It belongs to a process-wide
+  /// manager with the defaults of `new SandboxManager()` (`.sandboxrc.json`, environment), so
+  /// `config.provider` may be 'docker' or 'e2b' (providers registered on a manager are that
+  /// manager's). Throws INVALID_CONFIG (synchronously) for an invalid configuration.
+  #[napi(constructor, ts_args_type = "config?: SandboxConfig")]
+  pub fn new(env: Env, config: Option<Value>) -> Result<Self> {
+    init_tracing();
+    install_exit_hooks(&env)?;
+    let made = manager::shared().and_then(|m| m.create(config.as_ref()));
+    made.map(|inner| Self { inner }).map_err(|e| throw_coded(&env, e))
+  }
+
   /// 'docker-' or 'e2b-' followed by 16 hex digits (for Docker also the container's name). It
   /// never changes: after a provider fallback it keeps the first provider's form.
   #[napi(getter)]
@@ -1041,21 +1055,99 @@ impl BackgroundProcess {
   }
 }
 
-/// A warm pool of started sandboxes (`manager.createPool`).
+/// A warm pool of started sandboxes (`manager.createPool`, or `new SandboxPool(options)`).
 #[napi]
 pub struct SandboxPool {
-  inner: Arc<manager::SandboxPool>,
+  inner: Arc<manager::PoolGroup>,
+}
+
+/// The pool options among `new SandboxPool(options)`'s keys; the others are the configuration.
+const POOL_KEYS: [&str; 6] = ["size", "min", "max", "initial", "idleTimeoutSeconds", "acquireTimeoutSeconds"];
+
+/// Splits `{ ...config, ...poolOptions }` into the two.
+fn split_pool_options(options: Option<Value>, what: &str) -> std::result::Result<(Option<Value>, pool::PoolRequest), SandboxError> {
+  let mut config = match options {
+    None | Some(Value::Null) => return Ok((None, pool::PoolRequest::default())),
+    Some(Value::Object(m)) => m,
+    Some(other) => return Err(SandboxError::invalid_argument(format!("{what} must be an object (a SandboxConfig with pool options), got {other}"))),
+  };
+  let mut number = |key: &str| -> std::result::Result<Option<f64>, SandboxError> {
+    match config.remove(key) {
+      None | Some(Value::Null) => Ok(None),
+      Some(Value::Number(n)) => Ok(n.as_f64()),
+      Some(v) => Err(SandboxError::invalid_argument(format!("{what}.{key} must be a number, got {v}"))),
+    }
+  };
+  let req = pool::PoolRequest {
+    size: number(POOL_KEYS[0])?,
+    min: number(POOL_KEYS[1])?,
+    max: number(POOL_KEYS[2])?,
+    initial: number(POOL_KEYS[3])?,
+    idle_timeout_seconds: number(POOL_KEYS[4])?,
+    acquire_timeout_seconds: number(POOL_KEYS[5])?,
+  };
+  Ok((Some(Value::Object(config)), req))
+}
+
+fn pool_limits(req: &pool::PoolRequest, defaults: &pool::PoolDefaults) -> std::result::Result<pool::PoolOptions, SandboxError> {
+  // a stuck reset counts as failed; a destroy is abandoned, then forced (see AnySandbox::destroy_within)
+  let destroy_timeout = sandbox::teardown_timeout() + sandbox::FORCE_REMOVE_TIMEOUT + std::time::Duration::from_secs(1);
+  pool::options(req, defaults, sandbox::teardown_timeout(), destroy_timeout)
 }
 
 #[napi]
 impl SandboxPool {
+  /// A pool without a manager (seed 000: `new SandboxPool({ size: 5, ...config })`): `size`
+  /// sandboxes (min and max; or give `min`/`max`/`initial`/`idleTimeoutSeconds`/
+  /// `acquireTimeoutSeconds` as for createPool) with the rest of `options` as their
+  /// configuration, on the process-wide manager that `new Sandbox(config)` uses. It starts
+  /// filling at once, in the background (a failure there is logged; `acquire` then creates on
+  /// demand and rejects with the cause). Throws INVALID_ARGUMENT / INVALID_CONFIG synchronously.
+  #[napi(constructor, ts_args_type = "options?: SandboxConfig & PoolOptions")]
+  pub fn new(env: Env, options: Option<Value>) -> Result<Self> {
+    init_tracing();
+    install_exit_hooks(&env)?;
+    let made = (|| {
+      let (config, req) = split_pool_options(options, "new SandboxPool(options)")?;
+      let m = manager::shared()?;
+      let opts = pool_limits(&req, m.pool_defaults())?;
+      m.pool_group(config, opts)
+    })();
+    let group = made.map_err(|e| throw_coded(&env, e))?;
+    let filling = group.clone();
+    napi::bindgen_prelude::spawn(async move {
+      if let Err(e) = filling.fill().await {
+        tracing::warn!(error = %e, "filling a SandboxPool failed; acquire() creates sandboxes on demand");
+      }
+    });
+    Ok(Self { inner: group })
+  }
+
   /// A started sandbox: an idle one at once, a new one while below `max`, else waits for a
-  /// release (POOL_EXHAUSTED after the acquire timeout). POOL_CLOSED after destroy().
-  #[napi(ts_args_type = "options?: AcquireOptions", ts_return_type = "Promise<Sandbox>")]
-  pub fn acquire<'env>(&self, env: &'env Env, options: Option<AcquireOptions>) -> Result<PromiseRaw<'env, Sandbox>> {
+  /// release (POOL_EXHAUSTED after the acquire timeout). POOL_CLOSED after destroy(). With
+  /// configuration keys (seed 000: `pool.acquire(config)`), it comes from this pool's pool of
+  /// that configuration merged over the pool's own, made on first use without warm sandboxes;
+  /// `timeoutSeconds` overrides the pool's acquireTimeoutSeconds for this call.
+  #[napi(ts_args_type = "options?: SandboxConfig & AcquireOptions", ts_return_type = "Promise<Sandbox>")]
+  pub fn acquire<'env>(&self, env: &'env Env, options: Option<Value>) -> Result<PromiseRaw<'env, Sandbox>> {
     let pool = self.inner.clone();
-    let timeout = options.and_then(|o| o.timeout_seconds).map(|t| config::seconds("acquire timeoutSeconds", t, true));
-    promise(env, async move { pool.acquire(timeout.transpose()?).await.map(|s| Sandbox { inner: s }) })
+    let parsed = (|| {
+      let mut config = match options {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::Object(m)) => m,
+        Some(v) => return Err(SandboxError::invalid_argument(format!("acquire(options) takes an object, got {v}"))),
+      };
+      let timeout = match config.remove("timeoutSeconds") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(config::seconds("acquire timeoutSeconds", n.as_f64().unwrap_or(f64::NAN), true)?),
+        Some(v) => return Err(SandboxError::invalid_argument(format!("acquire timeoutSeconds must be a number, got {v}"))),
+      };
+      Ok((Some(Value::Object(config)), timeout))
+    })();
+    promise(env, async move {
+      let (config, timeout) = parsed?;
+      pool.acquire(config, timeout).await.map(|s| Sandbox { inner: s })
+    })
   }
 
   /// Gives a sandbox back: its processes are killed and its workspace and /tmp emptied, then it
