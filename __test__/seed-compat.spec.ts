@@ -7,8 +7,17 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { SandboxManager, logger } from '../index.js'
-import { BUSYBOX, expectCode, expectCodeSync, inspectContainer, waitFor } from './helpers.js'
+import {
+  DockerSandbox,
+  E2BSandbox,
+  Sandbox,
+  SandboxManager,
+  SandboxPool,
+  SandboxedAgentExecutor,
+  logger,
+  type ExecuteOptions,
+} from '../index.js'
+import { BUSYBOX, containerOf, expectCode, expectCodeSync, goneOf, inspectContainer, waitFor } from './helpers.js'
 
 const INDEX = fileURLToPath(new URL('../index.js', import.meta.url))
 
@@ -395,5 +404,119 @@ describe('debugging: logger.setLevel, debug and verbose', () => {
   it('setLevel rejects an unknown level in this process too', () => {
     const e = expectCodeSync(() => logger.setLevel('verbose' as any), 'INVALID_ARGUMENT')
     expect(e.message).toContain("'debug'")
+  })
+})
+
+describe("the guide's classes: DockerSandbox, E2BSandbox, new SandboxPool, await using", () => {
+  it('new DockerSandbox(config) then start(); a subclass wraps its methods (seed 000 Q14)', async () => {
+    const audit: string[] = []
+    class AuditedSandbox extends DockerSandbox {
+      override async execute(command: string, args?: string[], options?: ExecuteOptions): Promise<any> {
+        audit.push(`start ${this.id} ${command} ${args?.join(' ')}`)
+        const result = await super.execute(command, args, options)
+        audit.push(`done ${command} ${result.exitCode}`)
+        return result
+      }
+    }
+    const sb = new AuditedSandbox({ image: BUSYBOX, env: { WHO: 'audited' } })
+    try {
+      expect(sb).toBeInstanceOf(Sandbox)
+      expect(sb.provider).toBe('docker')
+      expect(sb.state).toBe('created')
+      expect(sb.id).toMatch(/^docker-[0-9a-f]{16}$/)
+      await sb.start()
+      expect(inspectContainer(sb.id).State.Running).toBe(true)
+      const r = await sb.execute('sh', ['-c', 'echo $WHO'])
+      expect(r.stdout).toBe('audited\n')
+      expect(audit).toEqual([`start ${sb.id} sh -c echo $WHO`, 'done sh 0'])
+      // the rest of the Sandbox surface is the napi class's
+      expect((await sb.writeFile('a.txt', 'x')).success).toBe(true)
+      expect(await sb.listFiles()).toContain('a.txt')
+    } finally {
+      await sb.destroy()
+    }
+    expect(await goneOf(sb.id)).toEqual({ containers: 0, volumes: 0, networks: 0 })
+  })
+
+  it('the provider is fixed by the class; a bad config throws at construction', () => {
+    const e = expectCodeSync(() => new DockerSandbox({ provider: 'e2b' }), 'INVALID_CONFIG')
+    expect(e.message).toContain('new Sandbox({ provider:')
+    expectCodeSync(() => new DockerSandbox({ limits: { memoryMB: -1 } }), 'INVALID_CONFIG')
+    expectCodeSync(() => new DockerSandbox('node:20' as any), 'INVALID_CONFIG')
+    const e2b = new E2BSandbox({ e2b: { apiKey: 'e2b_0123456789abcdef0123456789abcdef01234567' } })
+    expect(e2b).toBeInstanceOf(Sandbox)
+    expect(e2b.provider).toBe('e2b')
+    expect(e2b.id).toMatch(/^e2b-[0-9a-f]{16}$/)
+  })
+
+  it('new SandboxPool({ size, ...config }): warm sandboxes, acquire(config) per configuration, release, destroy', async () => {
+    const pool = new SandboxPool({ size: 2, image: BUSYBOX, env: { KIND: 'base' } })
+    try {
+      // it fills in the background
+      await waitFor(() => pool.stats.idle === 2, 60_000)
+      expect(pool.stats).toMatchObject({ idle: 2, inUse: 0, min: 2, max: 2 })
+      const a = await pool.acquire()
+      const b = await pool.acquire()
+      expect((await a.execute('sh', ['-c', 'echo $KIND'])).stdout).toBe('base\n')
+      // size is also the maximum
+      await expectCode(pool.acquire({ timeoutSeconds: 0.2 }), 'POOL_EXHAUSTED')
+      await pool.release(a)
+      const again = await pool.acquire()
+      expect(again.id).toBe(a.id)
+      // another configuration: its own pool, reused after release
+      const other = await pool.acquire({ env: { EXTRA: 'yes' } })
+      expect(other.id).not.toBe(a.id)
+      // merged like a createSandbox config over the defaults: `env` replaces, the image stays
+      expect((await other.execute('sh', ['-c', 'echo "$KIND-$EXTRA"'])).stdout).toBe('-yes\n')
+      expect(pool.stats.inUse).toBe(3)
+      await pool.release(other)
+      expect((await pool.acquire({ env: { EXTRA: 'yes' } })).id).toBe(other.id)
+      await expectCode(pool.acquire({ timeoutSeconds: 'soon' } as any), 'INVALID_ARGUMENT')
+      await expectCode(pool.release(new DockerSandbox({ image: BUSYBOX })), 'INVALID_ARGUMENT')
+      await pool.release(b)
+    } finally {
+      await pool.destroy()
+    }
+    await expectCode(pool.acquire(), 'POOL_CLOSED')
+    expect(pool.stats.idle + pool.stats.inUse).toBe(0)
+    expectCodeSync(() => new SandboxPool({ size: -1 }), 'INVALID_ARGUMENT')
+    expectCodeSync(() => new SandboxPool({ size: 1, limits: { cpuCores: 0 } }), 'INVALID_CONFIG')
+  })
+
+  it('await using destroys sandboxes and pools, and runs destroyAll / cleanupAll at the end of the scope', async () => {
+    const m = new SandboxManager({ image: BUSYBOX })
+    let kept = ''
+    let scoped = ''
+    let pooled = ''
+    let container = ''
+    {
+      await using sb = await m.createSandbox()
+      await sb.start()
+      scoped = sb.id
+      container = containerOf(sb.id)
+      expect(container).not.toBe('')
+    }
+    expect(m.getSandbox(scoped)).toBeUndefined()
+    expect(await goneOf(scoped)).toEqual({ containers: 0, volumes: 0, networks: 0 })
+    {
+      await using pool = await m.createPool({}, { min: 1 })
+      pooled = (await pool.acquire()).id
+    }
+    expect(await goneOf(pooled)).toEqual({ containers: 0, volumes: 0, networks: 0 })
+    {
+      await using executor = new SandboxedAgentExecutor(m)
+      const r = await executor.execute('keep it', { autoCleanup: false, agent: async () => 'done' })
+      expect(r.exitCode).toBe(0)
+      kept = r.sandboxId!
+      expect(executor.listActive()).toHaveLength(1)
+    }
+    expect(await goneOf(kept)).toEqual({ containers: 0, volumes: 0, networks: 0 })
+    {
+      await using inner = new SandboxManager({ image: BUSYBOX })
+      const sb = await inner.createSandbox()
+      await sb.start()
+      kept = sb.id
+    }
+    expect(await goneOf(kept)).toEqual({ containers: 0, volumes: 0, networks: 0 })
   })
 })

@@ -134,8 +134,9 @@ impl PoolGroup {
     self.base.fill().await
   }
 
-  /// A started sandbox from the pool of `config` merged over the group's configuration (the
-  /// group's own pool when `config` is absent or `{}`).
+  /// A started sandbox from the pool of `config` merged over the group's configuration as a
+  /// createSandbox config is merged over the defaults (`env` replaces, `limits` merge key by key);
+  /// the group's own pool when `config` is absent or `{}`.
   pub async fn acquire(&self, config: Option<Value>, timeout: Option<Duration>) -> Result<Arc<AnySandbox>> {
     let pool = match config.filter(|c| c.as_object().is_some_and(|o| !o.is_empty())) {
       None => self.base.clone(),
