@@ -17,3 +17,5 @@ pub mod providers;
 pub mod service;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod testutil;

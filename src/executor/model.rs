@@ -1002,133 +1002,16 @@ fn parse_openai(v: &Value, next_call_id: &AtomicU64) -> Result<Turn> {
 
 #[cfg(test)]
 mod tests {
-  use std::collections::{HashMap, VecDeque};
-  use std::sync::{Arc, Mutex};
+  use std::collections::HashMap;
 
-  use tokio::io::{AsyncReadExt, AsyncWriteExt};
-  use tokio::net::{TcpListener, TcpStream};
+  use tokio::net::TcpListener;
 
   use super::*;
+  use crate::testutil::{json_resp, Resp, Server};
 
-  // -------------------------------------------------------------- a scripted HTTP/1.1 server
-
-  enum Reply {
-    Send {
-      status: u16,
-      headers: Vec<(&'static str, String)>,
-      body: String,
-    },
-    /// Read the request and never answer (for timeouts).
-    Hang,
-  }
-
-  fn reply(status: u16, body: Value) -> Reply {
-    Reply::Send { status, headers: vec![], body: body.to_string() }
-  }
-
-  fn raw_reply(status: u16, body: &str) -> Reply {
-    Reply::Send { status, headers: vec![], body: body.to_string() }
-  }
-
-  #[derive(Debug, Clone)]
-  struct Seen {
-    path: String,
-    headers: HashMap<String, String>,
-    body: Value,
-  }
-
-  /// A server on 127.0.0.1 that answers each request with the next scripted reply (a 500 once
-  /// the script is used up) and records what it received.
-  struct FakeApi {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-  }
-
-  impl FakeApi {
-    async fn start(replies: Vec<Reply>) -> FakeApi {
-      let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-      let url = format!("http://{}", listener.local_addr().unwrap());
-      let script = Arc::new(Mutex::new(VecDeque::from(replies)));
-      let seen = Arc::new(Mutex::new(Vec::new()));
-      let recorded = seen.clone();
-      let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-          let (script, seen) = (script.clone(), recorded.clone());
-          tokio::spawn(async move {
-            let _ = answer(stream, script, seen).await;
-          });
-        }
-      });
-      FakeApi { url, seen, task }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-      self.seen.lock().unwrap().clone()
-    }
-  }
-
-  impl Drop for FakeApi {
-    fn drop(&mut self) {
-      self.task.abort();
-    }
-  }
-
-  async fn answer(
-    mut stream: TcpStream,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-  ) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-      let n = stream.read(&mut chunk).await?;
-      if n == 0 {
-        return Ok(());
-      }
-      buf.extend_from_slice(&chunk[..n]);
-      if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-        break i + 4;
-      }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines.next().unwrap_or_default().split(' ').nth(1).unwrap_or_default().to_string();
-    let headers: HashMap<String, String> = lines
-      .filter_map(|l| l.split_once(':'))
-      .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-      .collect();
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    while buf.len() < head_end + len {
-      let n = stream.read(&mut chunk).await?;
-      if n == 0 {
-        break;
-      }
-      buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[head_end..]).unwrap_or(Value::Null);
-    seen.lock().unwrap().push(Seen { path, headers, body });
-
-    let next = script.lock().unwrap().pop_front();
-    let (status, extra, body) = match next {
-      Some(Reply::Send { status, headers, body }) => (status, headers, body),
-      Some(Reply::Hang) => {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        return Ok(());
-      }
-      None => (500, vec![], r#"{"error":{"message":"no scripted reply left"}}"#.to_string()),
-    };
-    let mut response = format!(
-      "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-      body.len()
-    );
-    for (k, v) in extra {
-      response.push_str(&format!("{k}: {v}\r\n"));
-    }
-    response.push_str("\r\n");
-    response.push_str(&body);
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+  /// A scripted reply with any body (still labelled JSON, as a misbehaving server would).
+  fn raw_reply(status: u16, body: &str) -> Resp {
+    Resp::Full { status, headers: vec![("content-type", "application/json".into())], body: body.into() }
   }
 
   // -------------------------------------------------------------- helpers
@@ -1203,7 +1086,7 @@ mod tests {
 
   #[tokio::test]
   async fn anthropic_request_carries_headers_system_tools_and_tool_results() {
-    let api = FakeApi::start(vec![reply(200, anthropic_text("done"))]).await;
+    let api = Server::scripted(vec![json_resp(200, anthropic_text("done"))]).await;
     let mut s = settings("anthropic", &api.url);
     s.temperature = Some(0.5);
     let turn = client(&s).complete("be brief", &tool_round(), &[shell_tool()]).await.unwrap();
@@ -1218,7 +1101,7 @@ mod tests {
     assert_eq!(req.headers["content-type"], "application/json");
     assert!(!req.headers.contains_key("authorization"));
     assert_eq!(
-      req.body,
+      req.json(),
       json!({
         "model": "test-model",
         "max_tokens": DEFAULT_MAX_TOKENS,
@@ -1247,9 +1130,9 @@ mod tests {
 
   #[tokio::test]
   async fn anthropic_omits_empty_system_tools_and_temperature() {
-    let api = FakeApi::start(vec![reply(200, anthropic_text("hi"))]).await;
+    let api = Server::scripted(vec![json_resp(200, anthropic_text("hi"))]).await;
     client(&settings("anthropic", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap();
-    let body = &api.seen()[0].body;
+    let body = api.seen()[0].json();
     for key in ["system", "tools", "temperature"] {
       assert!(body.get(key).is_none(), "{key} should be omitted: {body}");
     }
@@ -1258,7 +1141,7 @@ mod tests {
 
   #[tokio::test]
   async fn anthropic_response_parses_text_tool_use_and_usage() {
-    let api = FakeApi::start(vec![reply(
+    let api = Server::scripted(vec![json_resp(
       200,
       json!({
         "content": [
@@ -1298,7 +1181,7 @@ mod tests {
 
   #[tokio::test]
   async fn openai_request_carries_bearer_system_tools_and_tool_messages() {
-    let api = FakeApi::start(vec![reply(200, openai_text("done"))]).await;
+    let api = Server::scripted(vec![json_resp(200, openai_text("done"))]).await;
     let turn = client(&settings("openai", &format!("{}/v1/", api.url)))
       .complete("be brief", &tool_round(), &[shell_tool()])
       .await
@@ -1313,10 +1196,10 @@ mod tests {
     assert!(!req.headers.contains_key("x-api-key"));
     assert!(!req.headers.contains_key("anthropic-version"));
     let args = |v: &Value| serde_json::from_str::<Value>(v.as_str().unwrap()).unwrap();
-    let calls = &req.body["messages"][2]["tool_calls"];
+    let mut body = req.json();
+    let calls = &body["messages"][2]["tool_calls"];
     assert_eq!(args(&calls[0]["function"]["arguments"]), json!({ "cmd": "ls" }));
     assert_eq!(args(&calls[1]["function"]["arguments"]), json!({ "cmd": "false" }));
-    let mut body = req.body.clone();
     body["messages"][2]["tool_calls"][0]["function"]["arguments"] = json!("<checked>");
     body["messages"][2]["tool_calls"][1]["function"]["arguments"] = json!("<checked>");
     assert_eq!(
@@ -1345,7 +1228,7 @@ mod tests {
 
   #[tokio::test]
   async fn openai_local_server_needs_no_key_and_gets_no_authorization() {
-    let api = FakeApi::start(vec![reply(200, openai_text("ok"))]).await;
+    let api = Server::scripted(vec![json_resp(200, openai_text("ok"))]).await;
     let s = ModelSettings {
       provider: Some("openai".into()),
       base_url: Some(format!("{}/v1", api.url)),
@@ -1357,28 +1240,28 @@ mod tests {
     ModelClient::new(cfg).unwrap().complete("", &[Message::User("hi".into())], &[]).await.unwrap();
     let req = &api.seen()[0];
     assert!(!req.headers.contains_key("authorization"));
-    let body = &req.body;
+    let body = req.json();
     assert_eq!(body["messages"], json!([{ "role": "user", "content": "hi" }]), "no system message when empty");
     assert!(body.get("tools").is_none() && body.get("temperature").is_none());
   }
 
   #[tokio::test]
   async fn openai_assistant_without_text_sends_null_content() {
-    let api = FakeApi::start(vec![reply(200, openai_text("ok"))]).await;
+    let api = Server::scripted(vec![json_resp(200, openai_text("ok"))]).await;
     let messages = vec![
       Message::User("go".into()),
       Message::Assistant(vec![Block::ToolUse { id: "c1".into(), name: "run".into(), input: json!({}) }]),
       Message::ToolResults(vec![ToolResult { tool_use_id: "c1".into(), content: "ok".into(), is_error: false }]),
     ];
     client(&settings("openai", &api.url)).complete("", &messages, &[]).await.unwrap();
-    let assistant = &api.seen()[0].body["messages"][1];
+    let assistant = &api.seen()[0].json()["messages"][1];
     assert_eq!(assistant["content"], Value::Null);
     assert_eq!(assistant["tool_calls"][0]["function"]["arguments"], json!("{}"));
   }
 
   #[tokio::test]
   async fn openai_response_parses_tool_calls_bad_arguments_and_missing_ids() {
-    let api = FakeApi::start(vec![reply(
+    let api = Server::scripted(vec![json_resp(
       200,
       json!({
         "choices": [{
@@ -1439,10 +1322,10 @@ mod tests {
 
   #[tokio::test]
   async fn server_errors_are_retried_until_success() {
-    let api = FakeApi::start(vec![
-      reply(500, json!({ "type": "error", "error": { "type": "api_error", "message": "Internal server error" } })),
-      reply(529, json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })),
-      reply(200, anthropic_text("finally")),
+    let api = Server::scripted(vec![
+      json_resp(500, json!({ "type": "error", "error": { "type": "api_error", "message": "Internal server error" } })),
+      json_resp(529, json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } })),
+      json_resp(200, anthropic_text("finally")),
     ])
     .await;
     let turn = client(&settings("anthropic", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap();
@@ -1452,8 +1335,8 @@ mod tests {
 
   #[tokio::test]
   async fn server_errors_after_the_last_retry_are_model_errors() {
-    let overloaded = || reply(503, json!({ "error": { "message": "server busy", "type": "server_error" } }));
-    let api = FakeApi::start(vec![overloaded(), overloaded(), overloaded()]).await;
+    let overloaded = || json_resp(503, json!({ "error": { "message": "server busy", "type": "server_error" } }));
+    let api = Server::scripted(vec![overloaded(), overloaded(), overloaded()]).await;
     let err = client(&settings("openai", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ModelError);
     assert!(err.message.contains("\"server busy\"") && err.message.contains("after 3 attempts"), "{}", err.message);
@@ -1462,12 +1345,14 @@ mod tests {
 
   #[tokio::test]
   async fn rate_limit_honours_retry_after_then_succeeds() {
-    let limited = Reply::Send {
+    let limited = Resp::Full {
       status: 429,
-      headers: vec![("retry-after", "0.3".into())],
-      body: json!({ "type": "error", "error": { "type": "rate_limit_error", "message": "slow down" } }).to_string(),
+      headers: vec![("content-type", "application/json".into()), ("retry-after", "0.3".into())],
+      body: json!({ "type": "error", "error": { "type": "rate_limit_error", "message": "slow down" } })
+        .to_string()
+        .into_bytes(),
     };
-    let api = FakeApi::start(vec![limited, reply(200, anthropic_text("ok"))]).await;
+    let api = Server::scripted(vec![limited, json_resp(200, anthropic_text("ok"))]).await;
     let started = Instant::now();
     client(&settings("anthropic", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300), "waited {:?}", started.elapsed());
@@ -1476,9 +1361,10 @@ mod tests {
 
   #[tokio::test]
   async fn rate_limit_after_the_last_retry_is_quota_exceeded() {
-    let limited =
-      || reply(429, json!({ "error": { "message": "You exceeded your current quota", "type": "insufficient_quota" } }));
-    let api = FakeApi::start(vec![limited(), limited(), limited()]).await;
+    let limited = || {
+      json_resp(429, json!({ "error": { "message": "You exceeded your current quota", "type": "insufficient_quota" } }))
+    };
+    let api = Server::scripted(vec![limited(), limited(), limited()]).await;
     let err = client(&settings("openai", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::QuotaExceeded);
     assert!(err.message.contains("\"You exceeded your current quota\""), "{}", err.message);
@@ -1488,7 +1374,7 @@ mod tests {
 
   #[tokio::test]
   async fn unauthorized_is_permission_denied_quoting_the_api() {
-    let api = FakeApi::start(vec![reply(
+    let api = Server::scripted(vec![json_resp(
       401,
       json!({ "type": "error", "error": { "type": "authentication_error", "message": "invalid x-api-key" } }),
     )])
@@ -1502,7 +1388,7 @@ mod tests {
     assert!(!err.message.contains("sk-test-secret"), "the key must not leak: {}", err.message);
     assert_eq!(api.seen().len(), 1, "401 is not retried");
 
-    let api = FakeApi::start(vec![reply(
+    let api = Server::scripted(vec![json_resp(
       403,
       json!({ "error": { "message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key" } }),
     )])
@@ -1516,12 +1402,12 @@ mod tests {
 
   #[tokio::test]
   async fn bad_request_fails_at_once_with_model_error() {
-    let api = FakeApi::start(vec![
-      reply(
+    let api = Server::scripted(vec![
+      json_resp(
         400,
         json!({ "type": "error", "error": { "type": "invalid_request_error", "message": "max_tokens: too large" } }),
       ),
-      reply(200, anthropic_text("never reached")),
+      json_resp(200, anthropic_text("never reached")),
     ])
     .await;
     let err =
@@ -1535,13 +1421,14 @@ mod tests {
   #[tokio::test]
   async fn compatible_server_error_shapes_are_quoted() {
     let api =
-      FakeApi::start(vec![reply(404, json!({ "error": "model \"llama9\" not found, try pulling it first" }))]).await;
+      Server::scripted(vec![json_resp(404, json!({ "error": "model \"llama9\" not found, try pulling it first" }))])
+        .await;
     let err = client(&settings("openai", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ModelError);
     assert!(err.message.contains("model \"llama9\" not found"), "{}", err.message);
     assert!(err.message.contains("model.name ('test-model')"), "{}", err.message);
 
-    let api = FakeApi::start(vec![raw_reply(502, "<html><body>Bad Gateway</body></html>")]).await;
+    let api = Server::scripted(vec![raw_reply(502, "<html><body>Bad Gateway</body></html>")]).await;
     let mut s = settings("openai", &api.url);
     s.max_retries = Some(0);
     let err = client(&s).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
@@ -1566,14 +1453,14 @@ mod tests {
 
   #[tokio::test]
   async fn timeouts_are_retried() {
-    let api = FakeApi::start(vec![Reply::Hang, reply(200, openai_text("late but fine"))]).await;
+    let api = Server::scripted(vec![Resp::Hang, json_resp(200, openai_text("late but fine"))]).await;
     let mut s = settings("openai", &api.url);
     s.request_timeout_seconds = Some(0.3);
     let turn = client(&s).complete("", &[Message::User("hi".into())], &[]).await.unwrap();
     assert_eq!(turn.blocks, vec![Block::Text("late but fine".into())]);
     assert_eq!(api.seen().len(), 2);
 
-    let api = FakeApi::start(vec![Reply::Hang]).await;
+    let api = Server::scripted(vec![Resp::Hang]).await;
     s.base_url = Some(api.url.clone());
     s.max_retries = Some(0);
     let err = client(&s).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
@@ -1583,14 +1470,15 @@ mod tests {
 
   #[tokio::test]
   async fn malformed_responses_are_model_errors() {
-    let api = FakeApi::start(vec![raw_reply(200, "this is not json")]).await;
+    let api = Server::scripted(vec![raw_reply(200, "this is not json")]).await;
     let err =
       client(&settings("anthropic", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ModelError);
     assert!(err.message.contains("not JSON") && err.message.contains("this is not json"), "{}", err.message);
     assert_eq!(api.seen().len(), 1, "a 200 with a bad body is not retried");
 
-    let api = FakeApi::start(vec![reply(200, json!({ "id": "x" })), reply(200, json!({ "choices": [] }))]).await;
+    let api =
+      Server::scripted(vec![json_resp(200, json!({ "id": "x" })), json_resp(200, json!({ "choices": [] }))]).await;
     let err =
       client(&settings("anthropic", &api.url)).complete("", &[Message::User("hi".into())], &[]).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::ModelError);

@@ -1,6 +1,6 @@
-//! End-to-end tests of the provider against a small hand-rolled HTTP/1.1 server on 127.0.0.1
-//! that plays both the control plane and envd (`E2B_API_URL` and `E2B_SANDBOX_URL` both point
-//! at it). Nothing here contacts an outside address.
+//! End-to-end tests of the provider against the tests' HTTP/1.1 server on 127.0.0.1
+//! (`crate::testutil`) that plays both the control plane and envd (`E2B_API_URL` and
+//! `E2B_SANDBOX_URL` both point at it). Nothing here contacts an outside address.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,8 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use super::connect::{encode_envelope, EnvelopeDecoder, FLAG_END_STREAM};
@@ -17,50 +15,24 @@ use super::{E2bOptions, E2bSandbox};
 use crate::core::process::OutStream;
 use crate::core::error::ErrorCode;
 use crate::core::types::{ExecOptions, State};
+use crate::testutil::{empty, json_resp, Req, Resp, Server};
 
 const KEY: &str = "e2b_0123456789abcdef0123456789abcdef01234567";
 
-// ------------------------------------------------------------------ the fake server
+// ------------------------------------------------------------------ E2B on the test server
 
-#[derive(Debug, Clone)]
-struct Req {
-  method: String,
-  path: String,
-  query: HashMap<String, String>,
-  headers: HashMap<String, String>,
-  body: Vec<u8>,
+/// The JSON of a one-envelope streaming request body.
+fn envelope_json(r: &Req) -> Value {
+  let mut d = EnvelopeDecoder::default();
+  d.push(&r.body);
+  let e = d.next_envelope().unwrap().expect("one envelope");
+  assert_eq!(e.flags, 0);
+  serde_json::from_slice(&e.payload).unwrap()
 }
 
-impl Req {
-  fn json(&self) -> Value {
-    serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-  }
-  /// The JSON of a one-envelope streaming request body.
-  fn envelope_json(&self) -> Value {
-    let mut d = EnvelopeDecoder::default();
-    d.push(&self.body);
-    let e = d.next_envelope().unwrap().expect("one envelope");
-    assert_eq!(e.flags, 0);
-    serde_json::from_slice(&e.payload).unwrap()
-  }
-  fn header(&self, name: &str) -> Option<&str> {
-    self.headers.get(name).map(String::as_str)
-  }
-}
-
-enum Resp {
-  Full { status: u16, headers: Vec<(&'static str, String)>, body: Vec<u8> },
-  /// a chunked response: `before` chunks, then (if given) a wait for the notify, then `after`;
-  /// `cut` drops the connection instead of ending the chunked body
-  Stream { before: Vec<Vec<u8>>, wait: Option<Arc<Notify>>, after: Vec<Vec<u8>>, cut: bool },
-}
-
-fn json_resp(status: u16, v: Value) -> Resp {
-  Resp::Full { status, headers: vec![("content-type", "application/json".into())], body: v.to_string().into_bytes() }
-}
-
-fn empty(status: u16) -> Resp {
-  Resp::Full { status, headers: vec![], body: vec![] }
+/// The headers of a Connect server stream (`Resp::Stream`).
+fn connect_json() -> Vec<(&'static str, String)> {
+  vec![("content-type", "application/connect+json".into())]
 }
 
 fn event(v: Value) -> Vec<u8> {
@@ -71,137 +43,19 @@ fn eos(v: Value) -> Vec<u8> {
   encode_envelope(FLAG_END_STREAM, v.to_string().as_bytes())
 }
 
-type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
-
-struct Fake {
-  url: String,
-  seen: Arc<Mutex<Vec<Req>>>,
-  task: tokio::task::JoinHandle<()>,
-}
-
-impl Fake {
-  async fn start(handler: impl Fn(&Req) -> Resp + Send + Sync + 'static) -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handler: Handler = Arc::new(handler);
-    let recorded = seen.clone();
-    let task = tokio::spawn(async move {
-      while let Ok((stream, _)) = listener.accept().await {
-        let (handler, seen) = (handler.clone(), recorded.clone());
-        tokio::spawn(async move {
-          let _ = serve(stream, handler, seen).await;
-        });
-      }
-    });
-    Fake { url, seen, task }
-  }
-
-  fn seen(&self) -> Vec<Req> {
-    self.seen.lock().unwrap().clone()
-  }
-
-  fn find(&self, method: &str, path: &str) -> Vec<Req> {
-    self.seen().into_iter().filter(|r| r.method == method && r.path == path).collect()
-  }
-
-  fn sandbox(&self, config: Value) -> E2bSandbox {
-    let url = self.url.clone();
-    let env = move |k: &str| match k {
-      "E2B_API_KEY" => Some(KEY.to_string()),
-      "E2B_API_URL" | "E2B_SANDBOX_URL" => Some(url.clone()),
-      _ => None,
-    };
-    let opts = E2bOptions::resolve(None, &env).unwrap();
-    let cfg = crate::core::config::resolve(&crate::core::config::merge(&crate::core::config::defaults(), &config)).unwrap();
-    let mut sb = E2bSandbox::new(cfg, opts);
-    sb.set_backoff_base(Duration::from_millis(1));
-    sb
-  }
-}
-
-impl Drop for Fake {
-  fn drop(&mut self) {
-    self.task.abort();
-  }
-}
-
-async fn serve(mut stream: TcpStream, handler: Handler, seen: Arc<Mutex<Vec<Req>>>) -> std::io::Result<()> {
-  let mut buf = Vec::new();
-  let mut chunk = [0u8; 8192];
-  let head_end = loop {
-    let n = stream.read(&mut chunk).await?;
-    if n == 0 {
-      return Ok(());
-    }
-    buf.extend_from_slice(&chunk[..n]);
-    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-      break i + 4;
-    }
+/// A sandbox whose control plane and envd are both `fake`.
+fn sandbox(fake: &Server, config: Value) -> E2bSandbox {
+  let url = fake.url.clone();
+  let env = move |k: &str| match k {
+    "E2B_API_KEY" => Some(KEY.to_string()),
+    "E2B_API_URL" | "E2B_SANDBOX_URL" => Some(url.clone()),
+    _ => None,
   };
-  let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-  let mut lines = head.split("\r\n");
-  let mut first = lines.next().unwrap_or_default().split(' ');
-  let method = first.next().unwrap_or_default().to_string();
-  let target = first.next().unwrap_or_default().to_string();
-  let headers: HashMap<String, String> =
-    lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
-  let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-  while buf.len() < head_end + len {
-    let n = stream.read(&mut chunk).await?;
-    if n == 0 {
-      break;
-    }
-    buf.extend_from_slice(&chunk[..n]);
-  }
-  let url = reqwest::Url::parse(&format!("http://x{target}")).unwrap();
-  let req = Req {
-    method,
-    path: url.path().to_string(),
-    query: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
-    headers,
-    body: buf[head_end..].to_vec(),
-  };
-  seen.lock().unwrap().push(req.clone());
-  match handler(&req) {
-    Resp::Full { status, headers, body } => {
-      let mut out = format!("HTTP/1.1 {status} Fake\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
-      for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-      }
-      out.push_str("\r\n");
-      stream.write_all(out.as_bytes()).await?;
-      stream.write_all(&body).await?;
-    }
-    Resp::Stream { before, wait, after, cut } => {
-      stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/connect+json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
-        .await?;
-      let write_chunk = |c: &[u8]| {
-        let mut v = format!("{:x}\r\n", c.len()).into_bytes();
-        v.extend_from_slice(c);
-        v.extend_from_slice(b"\r\n");
-        v
-      };
-      for c in &before {
-        stream.write_all(&write_chunk(c)).await?;
-        stream.flush().await?;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-      }
-      if let Some(n) = wait {
-        n.notified().await;
-      }
-      for c in &after {
-        stream.write_all(&write_chunk(c)).await?;
-      }
-      if cut {
-        return Ok(()); // dropped without the terminating chunk
-      }
-      stream.write_all(b"0\r\n\r\n").await?;
-    }
-  }
-  stream.flush().await?;
-  stream.shutdown().await
+  let opts = E2bOptions::resolve(None, &env).unwrap();
+  let cfg = crate::core::config::resolve(&crate::core::config::merge(&crate::core::config::defaults(), &config)).unwrap();
+  let mut sb = E2bSandbox::new(cfg, opts);
+  sb.set_backoff_base(Duration::from_millis(1));
+  sb
 }
 
 fn created(id: &str) -> Resp {
@@ -238,7 +92,7 @@ async fn wait_for(cond: impl Fn() -> bool) {
 async fn create_exec_files_list_and_kill_flow() {
   let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
   let store = files.clone();
-  let fake = Fake::start(move |r| {
+  let fake = Server::start(move |r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
@@ -249,6 +103,7 @@ async fn create_exec_files_list_and_kill_flow() {
         let mut tail = data[6..].to_vec();
         tail.extend(event(json!({"event":{"keepalive":{}}})));
         Resp::Stream {
+          headers: connect_json(),
           before: vec![event(json!({"event":{"start":{"pid":412}}})), data[..6].to_vec(), tail],
           wait: None,
           after: vec![event(json!({"event":{"end":{"exited":true,"status":"exit status 0"}}})), eos(json!({}))],
@@ -295,7 +150,7 @@ async fn create_exec_files_list_and_kill_flow() {
   })
   .await;
   let config = json!({ "metadata": { "userId": "u-1", "n": 2 }, "env": { "A": "1" } });
-  let sb = fake.sandbox(config);
+  let sb = sandbox(&fake, config);
   assert_eq!(sb.state(), State::Created);
   assert!(sb.id.starts_with("e2b-"));
   assert_eq!(sb.workdir(), "/home/user");
@@ -329,7 +184,7 @@ async fn create_exec_files_list_and_kill_flow() {
   assert_eq!(start.header("e2b-sandbox-id"), Some("sbx1"));
   assert_eq!(start.header("e2b-sandbox-port"), Some("49983"));
   assert_eq!(start.header("authorization"), None);
-  assert_eq!(start.envelope_json(), json!({"process": {"cmd": "echo", "args": ["hi"], "envs": {}, "cwd": "/home/user"}, "stdin": false}));
+  assert_eq!(envelope_json(start), json!({"process": {"cmd": "echo", "args": ["hi"], "envs": {}, "cwd": "/home/user"}, "stdin": false}));
 
   // binary-safe files
   let data: Vec<u8> = (0..=255u8).collect();
@@ -388,7 +243,7 @@ async fn create_exec_files_list_and_kill_flow() {
 async fn a_429_on_a_get_is_retried_until_it_succeeds() {
   let calls = Arc::new(AtomicUsize::new(0));
   let n = calls.clone();
-  let fake = Fake::start(move |r| {
+  let fake = Server::start(move |r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
@@ -407,7 +262,7 @@ async fn a_429_on_a_get_is_retried_until_it_succeeds() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   let s = sb.stats().await.unwrap();
   assert_eq!((s.memory_usage_mb, s.cpu_percent, s.disk_usage_mb), (2.0, 20.0, 3.0));
@@ -417,12 +272,12 @@ async fn a_429_on_a_get_is_retried_until_it_succeeds() {
 
 #[tokio::test]
 async fn a_401_on_create_is_permission_denied_and_not_retried() {
-  let fake = Fake::start(|r| match r.path.as_str() {
+  let fake = Server::start(|r| match r.path.as_str() {
     "/v2/sandboxes" => json_resp(401, json!({"code": 401, "message": "Invalid API key, please visit https://e2b.dev/docs/api-key for more information."})),
     _ => not_found(),
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   let e = sb.start().await.unwrap_err();
   assert_eq!(e.code, ErrorCode::PermissionDenied);
   assert!(e.message.contains("Invalid API key") && !e.message.contains(KEY), "{}", e.message);
@@ -434,7 +289,7 @@ async fn a_401_on_create_is_permission_denied_and_not_retried() {
 
 #[tokio::test]
 async fn create_falls_back_to_the_v1_path_and_maps_an_unknown_template() {
-  let fake = Fake::start(|r| match (r.method.as_str(), r.path.as_str()) {
+  let fake = Server::start(|r| match (r.method.as_str(), r.path.as_str()) {
     ("POST", "/v2/sandboxes") => Resp::Full { status: 404, headers: vec![], body: b"404 page not found".to_vec() },
     ("POST", "/sandboxes") if r.json()["templateID"] == "nope" => json_resp(404, json!({"code": 404, "message": "template 'nope' not found"})),
     ("POST", "/sandboxes") => created("sbx1"),
@@ -442,12 +297,12 @@ async fn create_falls_back_to_the_v1_path_and_maps_an_unknown_template() {
     _ => not_found(),
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   assert_eq!(sb.remote_id().as_deref(), Some("sbx1"));
   sb.destroy().await.unwrap();
 
-  let mut sb = fake.sandbox(json!({}));
+  let mut sb = sandbox(&fake, json!({}));
   let mut opts = (*sb.opts).clone();
   opts.template_id = "nope".into();
   sb = E2bSandbox::new(sb.config.clone(), opts);
@@ -460,12 +315,13 @@ async fn create_falls_back_to_the_v1_path_and_maps_an_unknown_template() {
 async fn a_timeout_sends_sigkill_and_reports_124() {
   let killed = Arc::new(Notify::new());
   let k = killed.clone();
-  let fake = Fake::start(move |r| {
+  let fake = Server::start(move |r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
     match r.path.as_str() {
       "/process.Process/Start" => Resp::Stream {
+        headers: connect_json(),
         before: vec![event(json!({"event":{"start":{"pid":9}}})), event(json!({"event":{"data":{"stderr":"d29ya2luZwo="}}}))],
         wait: Some(k.clone()),
         after: vec![event(json!({"event":{"end":{"exitCode":-1,"status":"signal: killed","error":"signal: killed"}}})), eos(json!({}))],
@@ -479,7 +335,7 @@ async fn a_timeout_sends_sigkill_and_reports_124() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   let r = sb.execute("sleep", &["100".into()], ExecOptions { timeout: Some(0.3), ..Default::default() }).await.unwrap();
   assert!(r.timed_out);
@@ -496,20 +352,22 @@ async fn a_timeout_sends_sigkill_and_reports_124() {
 async fn a_cut_stream_is_reattached_by_pid_or_reported() {
   let connects = Arc::new(AtomicUsize::new(0));
   let c = connects.clone();
-  let fake = Fake::start(move |r| {
+  let fake = Server::start(move |r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
     match r.path.as_str() {
       "/process.Process/Start" => Resp::Stream {
+        headers: connect_json(),
         before: vec![event(json!({"event":{"start":{"pid":5}}})), event(json!({"event":{"data":{"stdout":"YQ=="}}}))],
         wait: None,
         after: vec![],
         cut: true,
       },
       "/process.Process/Connect" if c.fetch_add(1, Ordering::SeqCst) == 0 => {
-        assert_eq!(r.envelope_json(), json!({"process": {"pid": 5}}));
+        assert_eq!(envelope_json(r), json!({"process": {"pid": 5}}));
         Resp::Stream {
+          headers: connect_json(),
           before: vec![event(json!({"event":{"start":{"pid":5}}})), event(json!({"event":{"data":{"stdout":"Yg=="}}}))],
           wait: None,
           after: vec![event(json!({"event":{"end":{"exitCode":3,"exited":true,"status":"exit status 3","error":"exit status 3"}}})), eos(json!({}))],
@@ -517,13 +375,13 @@ async fn a_cut_stream_is_reattached_by_pid_or_reported() {
         }
       }
       "/process.Process/Connect" => {
-        Resp::Stream { before: vec![eos(json!({"error": {"code": "not_found", "message": "process with pid 5 not found"}}))], wait: None, after: vec![], cut: false }
+        Resp::Stream { headers: connect_json(), before: vec![eos(json!({"error": {"code": "not_found", "message": "process with pid 5 not found"}}))], wait: None, after: vec![], cut: false }
       }
       _ => not_found(),
     }
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   let r = sb.execute("sh", &["-c".into(), "printf a; printf b; exit 3".into()], ExecOptions::default()).await.unwrap();
   assert_eq!((r.exit_code, r.stdout.as_slice()), (3, &b"ab"[..]));
@@ -536,7 +394,7 @@ async fn a_cut_stream_is_reattached_by_pid_or_reported() {
 
 #[tokio::test]
 async fn stop_kills_and_pauses_then_start_resumes() {
-  let fake = Fake::start(|r| {
+  let fake = Server::start(|r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
@@ -559,7 +417,7 @@ async fn stop_kills_and_pauses_then_start_resumes() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   let ps = sb.processes().await.unwrap();
   assert_eq!(ps.iter().map(|p| (p.pid, p.cmdline.join(" "))).collect::<Vec<_>>(), vec![(7, "node".into()), (12, "sleep 100".into())]);
@@ -585,12 +443,13 @@ async fn stop_kills_and_pauses_then_start_resumes() {
 async fn stdin_goes_through_send_input_and_close_stdin_in_order() {
   let closed = Arc::new(Notify::new());
   let cl = closed.clone();
-  let fake = Fake::start(move |r| {
+  let fake = Server::start(move |r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
     match r.path.as_str() {
       "/process.Process/Start" => Resp::Stream {
+        headers: connect_json(),
         before: vec![event(json!({"event":{"start":{"pid":3}}}))],
         wait: Some(cl.clone()),
         after: vec![event(json!({"event":{"data":{"stdout":"aW5wdXQ="}}})), event(json!({"event":{"end":{"exited":true}}})), eos(json!({}))],
@@ -605,11 +464,11 @@ async fn stdin_goes_through_send_input_and_close_stdin_in_order() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   let r = sb.execute("cat", &[], ExecOptions { stdin: Some(b"input".to_vec()), ..Default::default() }).await.unwrap();
   assert_eq!((r.exit_code, r.stdout.as_slice()), (0, &b"input"[..]));
-  assert_eq!(fake.find("POST", "/process.Process/Start")[0].envelope_json()["stdin"], json!(true));
+  assert_eq!(envelope_json(&fake.find("POST", "/process.Process/Start")[0])["stdin"], json!(true));
   let order: Vec<String> = fake.seen().into_iter().filter(|r| r.path.starts_with("/process.Process/")).map(|r| r.path).collect();
   assert_eq!(order, vec!["/process.Process/Start", "/process.Process/SendInput", "/process.Process/CloseStdin"]);
   assert_eq!(fake.find("POST", "/process.Process/SendInput")[0].json(), json!({"process": {"pid": 3}, "input": {"stdin": "aW5wdXQ="}}));
@@ -618,7 +477,7 @@ async fn stdin_goes_through_send_input_and_close_stdin_in_order() {
 
 #[tokio::test]
 async fn use_refreshes_the_lifetime_in_the_background() {
-  let fake = Fake::start(|r| {
+  let fake = Server::start(|r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
@@ -628,7 +487,7 @@ async fn use_refreshes_the_lifetime_in_the_background() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({ "limits": { "timeoutSeconds": 90.5 } }));
+  let sb = sandbox(&fake, json!({ "limits": { "timeoutSeconds": 90.5 } }));
   sb.start().await.unwrap();
   assert_eq!(fake.find("POST", "/v2/sandboxes")[0].json()["timeout"], json!(91));
   sb.list_files(".", false).await.unwrap();
@@ -644,7 +503,7 @@ async fn use_refreshes_the_lifetime_in_the_background() {
 
 #[tokio::test]
 async fn a_custom_workdir_is_created_or_the_start_fails_cleanly() {
-  let fake = Fake::start(|r| {
+  let fake = Server::start(|r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
@@ -658,15 +517,15 @@ async fn a_custom_workdir_is_created_or_the_start_fails_cleanly() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({ "workdir": "/home/user/proj" }));
+  let sb = sandbox(&fake, json!({ "workdir": "/home/user/proj" }));
   assert_eq!(sb.workdir(), "/home/user/proj");
   sb.start().await.unwrap();
   sb.destroy().await.unwrap();
-  let sb = fake.sandbox(json!({ "workdir": "/tmp" }));
+  let sb = sandbox(&fake, json!({ "workdir": "/tmp" }));
   sb.start().await.unwrap();
   sb.destroy().await.unwrap();
   let deletes = fake.find("DELETE", "/sandboxes/sbx1").len();
-  let sb = fake.sandbox(json!({ "workdir": "/srv/app" }));
+  let sb = sandbox(&fake, json!({ "workdir": "/srv/app" }));
   let e = sb.start().await.unwrap_err();
   assert_eq!(e.code, ErrorCode::InvalidConfig);
   assert!(e.message.contains("/srv/app") && e.message.contains("permission denied") && e.message.contains("/home/user"), "{}", e.message);
@@ -677,7 +536,7 @@ async fn a_custom_workdir_is_created_or_the_start_fails_cleanly() {
 
 #[tokio::test]
 async fn a_sandbox_gone_at_the_edge_turns_the_state_to_error() {
-  let fake = Fake::start(|r| {
+  let fake = Server::start(|r| {
     if let Some(resp) = lifecycle(r) {
       return resp;
     }
@@ -687,7 +546,7 @@ async fn a_sandbox_gone_at_the_edge_turns_the_state_to_error() {
     }
   })
   .await;
-  let sb = fake.sandbox(json!({}));
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   let e = sb.execute("echo", &[], ExecOptions::default()).await.unwrap_err();
   assert_eq!(e.code, ErrorCode::SandboxNotFound);
@@ -700,8 +559,8 @@ async fn a_sandbox_gone_at_the_edge_turns_the_state_to_error() {
 /// `kill_all_sync` blocks its caller, so the fake needs a second worker thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_all_sync_deletes_live_sandboxes() {
-  let fake = Fake::start(|r| lifecycle(r).unwrap_or_else(not_found)).await;
-  let sb = fake.sandbox(json!({}));
+  let fake = Server::start(|r| lifecycle(r).unwrap_or_else(not_found)).await;
+  let sb = sandbox(&fake, json!({}));
   sb.start().await.unwrap();
   super::kill_all_sync();
   assert!(!fake.find("DELETE", "/sandboxes/sbx1").is_empty());
