@@ -124,20 +124,6 @@ pub fn signal_name(sig: i32) -> String {
   }
 }
 
-#[cfg(test)]
-mod tests {
-  use super::*;
-
-  #[test]
-  fn signals() {
-    assert_eq!(signal_number("SIGTERM"), Some(15));
-    assert_eq!(signal_number("kill"), Some(9));
-    assert_eq!(signal_number("2"), Some(2));
-    assert_eq!(signal_number("SIGNOPE"), None);
-    assert_eq!(signal_name(9), "SIGKILL");
-  }
-}
-
 /// The result as the library reports it.
 pub fn to_result(out: ExecOutput) -> ExecResult {
   ExecResult {
@@ -149,5 +135,19 @@ pub fn to_result(out: ExecOutput) -> ExecResult {
     truncated: out.truncated,
     signal: out.signal,
     max_rss_kb: out.max_rss_kb,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn signals() {
+    assert_eq!(signal_number("SIGTERM"), Some(15));
+    assert_eq!(signal_number("kill"), Some(9));
+    assert_eq!(signal_number("2"), Some(2));
+    assert_eq!(signal_number("SIGNOPE"), None);
+    assert_eq!(signal_name(9), "SIGKILL");
   }
 }

@@ -588,6 +588,7 @@ impl AnySandbox {
 
   /// Runs a wrapper script of ours (runCode, runTests) for a command the user asked for: the
   /// command policy judges `shown` (what the user asked to run), the log says `label`.
+  #[allow(clippy::too_many_arguments)] // execute's seven, plus what the policy and log show
   pub async fn execute_as(
     &self,
     shown: (&str, &[String]),

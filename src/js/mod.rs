@@ -692,7 +692,7 @@ impl SandboxManager {
   pub fn get_all_stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<SandboxStatsEntry>>> {
     let inner = self.inner.clone();
     promise(env, async move {
-      Ok(inner.all_stats().await.into_iter().map(|(id, p, s)| SandboxStatsEntry { id, provider: p.into(), stats: stats_js(s) }).collect())
+      Ok(inner.all_stats().await.into_iter().map(|(id, p, s)| SandboxStatsEntry { id, provider: p, stats: stats_js(s) }).collect())
     })
   }
 
@@ -700,7 +700,7 @@ impl SandboxManager {
   pub fn health_check_all<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<SandboxHealthEntry>>> {
     let inner = self.inner.clone();
     promise(env, async move {
-      Ok(inner.health_all().await.into_iter().map(|(id, p, h)| SandboxHealthEntry { id, provider: p.into(), health: health_js(h) }).collect())
+      Ok(inner.health_all().await.into_iter().map(|(id, p, h)| SandboxHealthEntry { id, provider: p, health: health_js(h) }).collect())
     })
   }
 }

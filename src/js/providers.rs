@@ -12,6 +12,9 @@ use super::{throw_coded, SandboxManager};
 use crate::core::error::SandboxError;
 use crate::providers::js::{DispatchArgs, JsFactory, JsOutcome, DEFAULT_CALL_TIMEOUT, DISPATCH_JS};
 
+/// `DISPATCH_JS`: (name, the user's class or factory) => the dispatcher Rust calls.
+type MakeDispatch<'a> = Function<'a, FnArgs<(String, Unknown<'a>)>, Function<'a, DispatchArgs, Promise<JsOutcome>>>;
+
 #[napi(object)]
 pub struct RegisterProviderOptions {
   /// Longest any call of the provider but `execute` may take, in seconds (default 60); `execute`
@@ -108,7 +111,7 @@ impl SandboxManager {
     if provider.get_type()? != ValueType::Function {
       return Err(bad(format!("registerProvider({name:?}, provider): provider must be a class or a function (config) => sandbox")));
     }
-    let make: Function<FnArgs<(String, Unknown)>, Function<DispatchArgs, Promise<JsOutcome>>> = env.run_script(DISPATCH_JS)?;
+    let make: MakeDispatch = env.run_script(DISPATCH_JS)?;
     let dispatch = make.call(FnArgs::from((name.clone(), provider)))?;
     let tsfn = dispatch.build_threadsafe_function::<DispatchArgs>().callee_handled::<false>().weak::<true>().build()?;
     let factory = JsFactory { name: name.clone(), dispatch: Arc::new(tsfn), call_timeout };

@@ -1701,6 +1701,78 @@ impl DockerSandbox {
   }
 }
 
+#[async_trait::async_trait]
+impl crate::core::provider::Provider for DockerSandbox {
+  fn id(&self) -> &str {
+    &self.id
+  }
+  fn config(&self) -> &SandboxConfig {
+    &self.config
+  }
+  fn state(&self) -> State {
+    DockerSandbox::state(self)
+  }
+  fn engine_name(&self) -> String {
+    DockerSandbox::engine_name(self).to_string()
+  }
+  async fn start(&self, progress: Option<ProgressFn>) -> Result<()> {
+    DockerSandbox::start(self, progress).await
+  }
+  async fn stop(&self) -> Result<()> {
+    DockerSandbox::stop(self).await
+  }
+  async fn destroy(&self) -> Result<()> {
+    DockerSandbox::destroy(self).await
+  }
+  async fn force_remove(&self) -> Result<bool> {
+    super::force_remove(&self.id).await
+  }
+  async fn spawn(
+    &self,
+    command: &str,
+    args: &[String],
+    opts: &ExecOptions,
+    background: bool,
+    open_stdin: bool,
+    sink: Option<OutputSink>,
+  ) -> Result<Spawned> {
+    DockerSandbox::spawn(self, command, args, opts, background, open_stdin, sink).await
+  }
+  async fn write_file(&self, path: &str, content: Vec<u8>) -> FileOp {
+    DockerSandbox::write_file(self, path, content).await
+  }
+  async fn read_file(&self, path: &str) -> FileOp {
+    DockerSandbox::read_file(self, path).await
+  }
+  async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
+    DockerSandbox::read_file_max(self, path, max).await
+  }
+  async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
+    DockerSandbox::delete_file(self, path, recursive).await
+  }
+  async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
+    DockerSandbox::list_files(self, path, all).await
+  }
+  async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
+    DockerSandbox::list_files_detailed(self, path, recursive, all).await
+  }
+  async fn stats(&self) -> Result<Stats> {
+    DockerSandbox::stats(self).await
+  }
+  async fn health(&self) -> Health {
+    DockerSandbox::health(self).await
+  }
+  async fn kill_all(&self) -> Result<()> {
+    DockerSandbox::kill_all(self).await
+  }
+  async fn processes(&self) -> Result<Vec<ProcessEntry>> {
+    DockerSandbox::processes(self).await
+  }
+  async fn reset(&self) -> Result<()> {
+    DockerSandbox::reset(self).await
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
@@ -1797,77 +1869,5 @@ mod tests {
     let rd = sh(READ_SCRIPT, &[dir.to_str().unwrap()], b"");
     assert!(!rd.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
-  }
-}
-
-#[async_trait::async_trait]
-impl crate::core::provider::Provider for DockerSandbox {
-  fn id(&self) -> &str {
-    &self.id
-  }
-  fn config(&self) -> &SandboxConfig {
-    &self.config
-  }
-  fn state(&self) -> State {
-    DockerSandbox::state(self)
-  }
-  fn engine_name(&self) -> String {
-    DockerSandbox::engine_name(self).to_string()
-  }
-  async fn start(&self, progress: Option<ProgressFn>) -> Result<()> {
-    DockerSandbox::start(self, progress).await
-  }
-  async fn stop(&self) -> Result<()> {
-    DockerSandbox::stop(self).await
-  }
-  async fn destroy(&self) -> Result<()> {
-    DockerSandbox::destroy(self).await
-  }
-  async fn force_remove(&self) -> Result<bool> {
-    super::force_remove(&self.id).await
-  }
-  async fn spawn(
-    &self,
-    command: &str,
-    args: &[String],
-    opts: &ExecOptions,
-    background: bool,
-    open_stdin: bool,
-    sink: Option<OutputSink>,
-  ) -> Result<Spawned> {
-    DockerSandbox::spawn(self, command, args, opts, background, open_stdin, sink).await
-  }
-  async fn write_file(&self, path: &str, content: Vec<u8>) -> FileOp {
-    DockerSandbox::write_file(self, path, content).await
-  }
-  async fn read_file(&self, path: &str) -> FileOp {
-    DockerSandbox::read_file(self, path).await
-  }
-  async fn read_file_max(&self, path: &str, max: usize) -> FileOp {
-    DockerSandbox::read_file_max(self, path, max).await
-  }
-  async fn delete_file(&self, path: &str, recursive: bool) -> FileOp {
-    DockerSandbox::delete_file(self, path, recursive).await
-  }
-  async fn list_files(&self, path: &str, all: bool) -> Result<Vec<String>> {
-    DockerSandbox::list_files(self, path, all).await
-  }
-  async fn list_files_detailed(&self, path: &str, recursive: bool, all: bool) -> Result<Vec<FileInfo>> {
-    DockerSandbox::list_files_detailed(self, path, recursive, all).await
-  }
-  async fn stats(&self) -> Result<Stats> {
-    DockerSandbox::stats(self).await
-  }
-  async fn health(&self) -> Health {
-    DockerSandbox::health(self).await
-  }
-  async fn kill_all(&self) -> Result<()> {
-    DockerSandbox::kill_all(self).await
-  }
-  async fn processes(&self) -> Result<Vec<ProcessEntry>> {
-    DockerSandbox::processes(self).await
-  }
-  async fn reset(&self) -> Result<()> {
-    DockerSandbox::reset(self).await
   }
 }

@@ -598,50 +598,6 @@ fn stats_from(m: &Value, cpu_count: &str, cpu_pct: &str, mem: &str, disk: &str) 
   }
 }
 
-#[cfg(test)]
-mod tests {
-  use super::*;
-
-  #[test]
-  fn ids_are_e2b_16_hex() {
-    let id = new_id();
-    assert!(id.starts_with("e2b-"));
-    assert_eq!(id.len(), 4 + 16);
-    assert!(id[4..].chars().all(|c| c.is_ascii_hexdigit()));
-  }
-
-  #[test]
-  fn metadata_becomes_strings() {
-    let m = metadata_strings(Some(&json!({ "userId": "u1", "n": 3, "flag": true, "gone": null })));
-    assert_eq!(Value::Object(m), json!({ "userId": "u1", "n": "3", "flag": "true" }));
-    assert!(metadata_strings(Some(&json!([1]))).is_empty());
-  }
-
-  #[test]
-  fn stats_come_from_api_or_envd_shapes() {
-    let s = stats_from(&json!({"cpuCount":2,"cpuUsedPct":12.5,"memUsed":268435456,"diskUsed":"1048576","timestampUnix":1}), "cpuCount", "cpuUsedPct", "memUsed", "diskUsed");
-    assert_eq!(s, Stats { memory_usage_mb: 256.0, cpu_percent: 25.0, disk_usage_mb: 1.0, network_rx_mb: 0.0, network_tx_mb: 0.0 });
-    let s = stats_from(&json!({"cpu_count":1,"cpu_used_pct":3.0,"mem_used":1048576}), "cpu_count", "cpu_used_pct", "mem_used", "disk_used");
-    assert_eq!((s.cpu_percent, s.memory_usage_mb, s.disk_usage_mb), (3.0, 1.0, 0.0));
-  }
-
-  #[test]
-  fn workspace_paths_map_to_the_home_directory() {
-    let opts = E2bOptions::resolve(Some(&json!({ "apiKey": "e2b_0123abcd" })), &|_| None).unwrap();
-    let cfg = crate::core::config::resolve(&crate::core::config::defaults()).unwrap();
-    let sb = E2bSandbox::new(cfg, opts.clone());
-    assert_eq!(sb.resolve_path("a.txt").unwrap(), "/home/user/a.txt");
-    assert_eq!(sb.resolve_path("/workspace/d/a.txt").unwrap(), "/home/user/d/a.txt");
-    assert_eq!(sb.resolve_path("/workspace").unwrap(), "/home/user");
-    assert_eq!(sb.resolve_path("/workspaces/x").unwrap(), "/workspaces/x");
-    assert_eq!(sb.resolve_path("/tmp/x").unwrap(), "/tmp/x");
-    let cfg = crate::core::config::resolve(&crate::core::config::merge(&crate::core::config::defaults(), &json!({ "workdir": "/srv/app" }))).unwrap();
-    let sb = E2bSandbox::new(cfg, opts);
-    assert_eq!(sb.resolve_path("a").unwrap(), "/srv/app/a");
-    assert_eq!(sb.resolve_path("/workspace/a").unwrap(), "/workspace/a");
-  }
-}
-
 #[async_trait::async_trait]
 impl crate::core::provider::Provider for E2bSandbox {
   fn id(&self) -> &str {
@@ -712,5 +668,49 @@ impl crate::core::provider::Provider for E2bSandbox {
   }
   async fn reset(&self) -> Result<()> {
     E2bSandbox::reset(self).await
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn ids_are_e2b_16_hex() {
+    let id = new_id();
+    assert!(id.starts_with("e2b-"));
+    assert_eq!(id.len(), 4 + 16);
+    assert!(id[4..].chars().all(|c| c.is_ascii_hexdigit()));
+  }
+
+  #[test]
+  fn metadata_becomes_strings() {
+    let m = metadata_strings(Some(&json!({ "userId": "u1", "n": 3, "flag": true, "gone": null })));
+    assert_eq!(Value::Object(m), json!({ "userId": "u1", "n": "3", "flag": "true" }));
+    assert!(metadata_strings(Some(&json!([1]))).is_empty());
+  }
+
+  #[test]
+  fn stats_come_from_api_or_envd_shapes() {
+    let s = stats_from(&json!({"cpuCount":2,"cpuUsedPct":12.5,"memUsed":268435456,"diskUsed":"1048576","timestampUnix":1}), "cpuCount", "cpuUsedPct", "memUsed", "diskUsed");
+    assert_eq!(s, Stats { memory_usage_mb: 256.0, cpu_percent: 25.0, disk_usage_mb: 1.0, network_rx_mb: 0.0, network_tx_mb: 0.0 });
+    let s = stats_from(&json!({"cpu_count":1,"cpu_used_pct":3.0,"mem_used":1048576}), "cpu_count", "cpu_used_pct", "mem_used", "disk_used");
+    assert_eq!((s.cpu_percent, s.memory_usage_mb, s.disk_usage_mb), (3.0, 1.0, 0.0));
+  }
+
+  #[test]
+  fn workspace_paths_map_to_the_home_directory() {
+    let opts = E2bOptions::resolve(Some(&json!({ "apiKey": "e2b_0123abcd" })), &|_| None).unwrap();
+    let cfg = crate::core::config::resolve(&crate::core::config::defaults()).unwrap();
+    let sb = E2bSandbox::new(cfg, opts.clone());
+    assert_eq!(sb.resolve_path("a.txt").unwrap(), "/home/user/a.txt");
+    assert_eq!(sb.resolve_path("/workspace/d/a.txt").unwrap(), "/home/user/d/a.txt");
+    assert_eq!(sb.resolve_path("/workspace").unwrap(), "/home/user");
+    assert_eq!(sb.resolve_path("/workspaces/x").unwrap(), "/workspaces/x");
+    assert_eq!(sb.resolve_path("/tmp/x").unwrap(), "/tmp/x");
+    let cfg = crate::core::config::resolve(&crate::core::config::merge(&crate::core::config::defaults(), &json!({ "workdir": "/srv/app" }))).unwrap();
+    let sb = E2bSandbox::new(cfg, opts);
+    assert_eq!(sb.resolve_path("a").unwrap(), "/srv/app/a");
+    assert_eq!(sb.resolve_path("/workspace/a").unwrap(), "/workspace/a");
   }
 }
