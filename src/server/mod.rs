@@ -199,9 +199,10 @@ impl Server {
       .map_err(|e| SandboxError::invalid_config(format!("cannot listen on {host}:{port} ({e}); choose another port or host")))?;
     let addr = listener.local_addr().map_err(|e| SandboxError::provider(format!("the listening socket has no address ({e})")))?;
     if self.state.keys.is_open() && !addr.ip().is_loopback() {
+      let ip = addr.ip().to_string();
+      let shown = if ip == host { host } else { format!("{host} ({ip})") };
       return Err(SandboxError::invalid_config(format!(
-        "listening on {host} ({}) is beyond loopback and needs API keys: set SANDBOX_API_KEYS, pass apiKeys / --api-keys-file, or listen on 127.0.0.1",
-        addr.ip()
+        "listening on {shown} is beyond loopback and needs API keys: set SANDBOX_API_KEYS, pass apiKeys / --api-keys-file, or listen on 127.0.0.1"
       )));
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
