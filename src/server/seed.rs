@@ -34,6 +34,12 @@ pub fn routes() -> Router<Arc<AppState>> {
     .route("/sandboxes", get(list))
 }
 
+/// Whole seconds as an integer (`3600`, not `3600.0`), fractions as they are.
+fn seconds(d: Duration) -> Value {
+  let s = d.as_secs_f64();
+  if s.fract() == 0.0 { json!(d.as_secs()) } else { json!(s) }
+}
+
 fn uptime_s(e: &Entry) -> u64 {
   e.created.elapsed().as_secs()
 }
@@ -58,7 +64,7 @@ async fn create(State(state): S, Caller(tenant): Caller, headers: HeaderMap, bod
     "image": config.image,
     "provider": config.provider.as_str(),
     "engine": entry.sandbox.engine_name(),
-    "timeout": entry.timeout.as_secs_f64(),
+    "timeout": seconds(entry.timeout),
     "created_at": iso(entry.created_ms),
     "expires_at": iso(entry.expires_ms()),
   });
@@ -172,7 +178,7 @@ async fn status(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxI
       "provider": st.provider,
       "engine": st.engine,
       "uptime": uptime_s(&e),
-      "timeout": e.timeout.as_secs_f64(),
+      "timeout": seconds(e.timeout),
       "executions": e.executions.load(Ordering::SeqCst),
       "commands": e.commands.load(Ordering::SeqCst),
       "created_at": iso(e.created_ms),
