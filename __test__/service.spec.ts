@@ -323,6 +323,13 @@ describe('hostile commands', () => {
     expect(r.body.results[0]).toMatchObject({ status: 'completed', exit_code: 0, truncated: true })
     expect(r.body.results[0].stdout.length).toBe(MAX_OUTPUT)
     expect(r.body.results[1].stdout).toBe('after\n')
+    // many floods in one request: all of its output together stays within 8 caps
+    const many = await api('POST', `/sandbox/${sb}/execute`, { key: BOB, json: { commands: Array(12).fill('head -c 1000000 /dev/zero | tr "\\000" y') } })
+    expect(many.status).toBe(200)
+    const sizes = many.body.results.map((x: any) => x.stdout.length)
+    expect(many.body.results.every((x: any) => x.truncated && x.status === 'completed')).toBe(true)
+    expect(sizes.slice(0, 7)).toEqual(Array(7).fill(MAX_OUTPUT))
+    expect(sizes.reduce((a: number, b: number) => a + b, 0)).toBeLessThanOrEqual(8 * MAX_OUTPUT + 12 * 4096)
   })
 
   it('a command that never exits (and prints without end) is killed at the timeout; the rest are skipped', async () => {

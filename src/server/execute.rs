@@ -5,8 +5,8 @@
 //!
 //! The request's `timeout` is a budget for all its commands: each gets what is left of it, and a
 //! command with nothing left is not run (`skipped`). Each output stream of each command is capped
-//! (`truncated: true` past the cap), so a command printing without end costs the server no more
-//! than the cap.
+//! (`truncated: true` past the cap), and all of a request's output together at [`TOTAL_CAPS`]
+//! caps, so commands printing without end cost the server no more than that.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,17 @@ pub const MAX_COMMANDS: usize = 100;
 pub const MAX_FILES: usize = 1000;
 /// A command needs at least this much of the budget to be started.
 const MIN_SLICE: Duration = Duration::from_millis(20);
+/// The output of all commands of a request together is bounded by this many per-stream caps;
+/// once it is spent, later commands keep [`MIN_CAP`] bytes per stream.
+pub const TOTAL_CAPS: usize = 8;
+const MIN_CAP: usize = 4096;
+
+/// The per-stream cap of the next command: `max` while the request's output budget
+/// (`TOTAL_CAPS * max`) lasts, then what is left of it split over two streams, at least [`MIN_CAP`].
+pub fn next_cap(max: usize, used: usize) -> usize {
+  let left = (TOTAL_CAPS * max).saturating_sub(used);
+  (left / 2).clamp(MIN_CAP.min(max), max)
+}
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -241,6 +252,7 @@ pub async fn run(sb: &AnySandbox, req: Request, max_output: usize, cancel: watch
   }
   let mut results = Vec::new();
   let mut stop = false;
+  let mut used = 0usize;
   for command in req.commands {
     if *cancel.borrow() {
       return Err(cancelled());
@@ -252,20 +264,21 @@ pub async fn run(sb: &AnySandbox, req: Request, max_output: usize, cancel: watch
     }
     let (_link, abort) = AbortLink::new(&cancel);
     let timeout = Some(left.as_secs_f64());
+    let cap = next_cap(max_output, used);
     let ran: Result<(ExecResult, Option<Tests>), SandboxError> = match test_runner(&command) {
       Some(framework) => {
         let opts = TestOptions {
           framework: framework.map(|f| f.as_str().to_string()),
           command: Some(command.clone()),
           timeout,
-          max_output_bytes: Some(max_output),
+          max_output_bytes: Some(cap),
           abort: Some(abort),
           ..Default::default()
         };
         run_tests(sb, opts).await.map(|t| (t.result, Some(Tests { framework: t.framework, summary: t.summary })))
       }
       None => {
-        let opts = ExecOptions { timeout, max_output_bytes: Some(max_output), ..Default::default() };
+        let opts = ExecOptions { timeout, max_output_bytes: Some(cap), ..Default::default() };
         sb.execute_with("/bin/sh", &["-c".to_string(), command.clone()], opts, None, Some(abort)).await.map(|r| (r, None))
       }
     };
@@ -274,6 +287,7 @@ pub async fn run(sb: &AnySandbox, req: Request, max_output: usize, cancel: watch
       Err(e) if e.code == ErrorCode::Aborted => return Err(cancelled()),
       Err(e) => return Err(e.into()),
     };
+    used += result.stdout.len() + result.stderr.len();
     let status = status_of(&result, tests.as_ref());
     stop = req.stop_on_error && status != Status::Completed;
     results.push(CommandResult { command, status, result: Some(result), tests });
@@ -316,6 +330,17 @@ mod tests {
     for (line, want) in cases {
       assert_eq!(test_runner(line), want, "{line}");
     }
+  }
+
+  #[test]
+  fn output_budget_of_a_request() {
+    let max = 1 << 20;
+    assert_eq!(next_cap(max, 0), max);
+    assert_eq!(next_cap(max, 6 * max), max, "two full streams still fit");
+    assert_eq!(next_cap(max, 7 * max), max / 2);
+    assert_eq!(next_cap(max, 8 * max), 4096, "spent: a small cap, never zero");
+    assert_eq!(next_cap(max, usize::MAX), 4096);
+    assert_eq!(next_cap(1024, 1 << 30), 1024, "never above the per-stream cap");
   }
 
   #[test]
