@@ -280,6 +280,28 @@ export declare class SandboxPool {
   get stats(): PoolStats
 }
 
+/**
+ * Seed 004's sandbox service over HTTP (see README "Sandbox service"):
+ * `const server = new SandboxServer({ port: 0, apiKeys: [key] }); const { url } = await server.listen(); ...; await server.close()`.
+ */
+export declare class SandboxServer {
+  /** Throws INVALID_CONFIG (synchronously) for bad options, keys or sandbox configuration. */
+  constructor(options?: SandboxServerOptions)
+  /**
+   * Binds and serves; resolves with the bound address (port 0 picks a free port). Rejects with
+   * INVALID_CONFIG when the address cannot be bound, or is beyond loopback without API keys.
+   * While it listens, the server keeps the process alive (until `close()`).
+   */
+  listen(): Promise<ServerAddress>
+  /**
+   * Stops accepting, lets in-flight requests finish within `shutdownTimeout` (then cancels
+   * them), and destroys every sandbox of the server. Safe to call more than once.
+   */
+  close(): Promise<void>
+  /** Where it listens (undefined before `listen()`). */
+  get address(): ServerAddress | undefined
+}
+
 export interface AcquireOptions {
   /** Overrides the pool's acquireTimeoutSeconds for this call. */
   timeoutSeconds?: number
@@ -308,6 +330,16 @@ export interface AgentRunStats {
 export interface AgentTask {
   task: string
   config: SandboxedAgentConfig
+}
+
+/** One API key with limits of its own (the server's limits where it gives none). */
+export interface ApiKeyOptions {
+  key: string
+  /** The tenant's name in the access log and `/health` (default `key-<n>`). */
+  name?: string
+  maxSandboxes?: number
+  maxConcurrentExecutions?: number
+  maxBodyBytes?: number
 }
 
 /** What the wrapper resolves with. */
@@ -959,6 +991,45 @@ export interface SandboxLogs {
   oldestEntry?: string
 }
 
+/** Options of `new SandboxServer(options)`. All optional; limits are per API key (tenant). */
+export interface SandboxServerOptions {
+  /** Port to listen on (default 8003; 0: any free port). */
+  port?: number
+  /** Address to listen on (default '127.0.0.1'). Beyond loopback only with API keys. */
+  host?: string
+  /**
+   * API keys, each a tenant: a string (at least 16 characters), or `{ key, name?, ...limits }`
+   * with limits of its own. Added to those of `SANDBOX_API_KEYS` and `apiKeysFile`.
+   */
+  apiKeys?: Array<string | ApiKeyOptions>
+  /** A file of API keys: one per line, or `<name> <key>`; `#` starts a comment line. */
+  apiKeysFile?: string
+  /** Read `SANDBOX_API_KEYS` (comma-separated keys) from the environment (default true). */
+  readEnv?: boolean
+  /** The defaults of the server's sandboxes, as `new SandboxManager(config)` takes them. */
+  config?: SandboxConfig
+  /** The configuration file (default `$SANDBOX_CONFIG_FILE`, else `./.sandboxrc.json`). */
+  configFile?: string
+  /** Sandboxes a tenant holds at once (default 10; 429 QUOTA_EXCEEDED past it). */
+  maxSandboxes?: number
+  /** Execute requests a tenant runs at once (default 4; 429 QUOTA_EXCEEDED past it). */
+  maxConcurrentExecutions?: number
+  /** Largest request body in bytes (default 10 MiB; 413 past it). */
+  maxBodyBytes?: number
+  /** Lifetime of a sandbox whose create gives no `timeout`, in seconds (default 3600). */
+  defaultTimeout?: number
+  /** Longest lifetime (and execute budget) a request may ask for, in seconds (default 7 days). */
+  maxTimeout?: number
+  /** Budget of an execute request that gives no `timeout`, in seconds (default 300). */
+  defaultExecutionTimeout?: number
+  /** Each output stream of each command is cut here, in bytes (default 1 MiB; `truncated: true`). */
+  maxOutputBytes?: number
+  /** Seconds that in-flight requests may run on after `close()` before they are cancelled (default 10). */
+  shutdownTimeout?: number
+  /** Log every request through the library's logger (stderr), target `agentic_sandbox::server::access`. */
+  accessLog?: boolean
+}
+
 export declare enum SandboxState {
   CREATED = 'created',
   STARTING = 'starting',
@@ -1007,6 +1078,14 @@ export interface SandboxSummary {
   createdAt: string
   lastActivity: string
   resourceUsage: SummaryUsage
+}
+
+export interface ServerAddress {
+  /** the bound address ('127.0.0.1', '::1', '0.0.0.0', ...) */
+  host: string
+  port: number
+  /** `http://<host>:<port>` */
+  url: string
 }
 
 export interface SessionEntry {

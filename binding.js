@@ -844,6 +844,7 @@ module.exports.SandboxedAgentContext = nativeBinding.SandboxedAgentContext
 module.exports.SandboxedAgentExecutor = nativeBinding.SandboxedAgentExecutor
 module.exports.SandboxManager = nativeBinding.SandboxManager
 module.exports.SandboxPool = nativeBinding.SandboxPool
+module.exports.SandboxServer = nativeBinding.SandboxServer
 module.exports.pruneResources = nativeBinding.pruneResources
 module.exports.SandboxState = nativeBinding.SandboxState
 module.exports.logger = nativeBinding.logger

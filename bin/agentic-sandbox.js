@@ -8,6 +8,8 @@ Commands:
   mcp       Serve the sandbox tools to an MCP client (Claude Code, Claude
             Desktop, Cursor, VS Code, ...) over stdio or Streamable HTTP;
             'mcp config <client>' prints the client configuration.
+  serve     Serve the sandbox service over HTTP (seed 004's API: create,
+            execute, status, delete, list, health), with API keys as tenants.
   prune     Remove containers, volumes and networks that sandboxes of dead
             processes left on the Docker engine (the stale-resource reaper's
             rules; see README "Cleanup").
@@ -69,6 +71,38 @@ Options:
 Logs go to stderr and to the client as MCP logging notifications, never to
 stdout. Exit status: 0 after a clean shutdown, 1 on a startup failure, 2 on a
 usage error.
+`
+
+const SERVE_USAGE = `Usage: agentic-sandbox serve [options]
+
+Serves the sandbox service over HTTP: POST /sandbox/create, POST /sandbox/{id}/execute,
+GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health
+(README "Sandbox service"). Each API key is a tenant that sees only its own
+sandboxes. Without any key the server listens on loopback only, as one
+anonymous tenant. On SIGINT/SIGTERM it stops accepting, lets running requests
+finish (--shutdown-timeout), and destroys its sandboxes.
+
+Options:
+  --port <port>              port (env PORT; default 8003; 0: any free port)
+  --host <address>           address (env HOST; default 127.0.0.1); beyond
+                             loopback only with API keys
+  --api-keys-file <file>     API keys, one per line or '<name> <key>' ('#'
+                             comments); SANDBOX_API_KEYS (comma-separated) adds more
+  --config <file>            the configuration file (default ./.sandboxrc.json;
+                             env SANDBOX_CONFIG_FILE)
+  --max-sandboxes <n>        sandboxes per API key at once (default 10)
+  --max-executions <n>       execute requests per API key at once (default 4)
+  --max-body-bytes <n>       largest request body (default 10485760)
+  --timeout <seconds>        lifetime of a sandbox whose create gives none
+                             (default 3600)
+  --shutdown-timeout <s>     how long running requests may finish on shutdown
+                             (default 10)
+  --access-log               log every request to stderr (method, path,
+                             status, time, tenant; never keys)
+  -h, --help                 show this help
+
+Exit status: 0 after a clean shutdown, 1 on a startup failure, 2 on a usage
+error.
 `
 
 const MCP_CONFIG_USAGE = `Usage: agentic-sandbox mcp config <client>
@@ -241,7 +275,79 @@ async function mcp(args) {
   return 0
 }
 
-const COMMANDS = { mcp, prune }
+async function serve(args) {
+  const o = parseOptions(
+    args,
+    {
+      port: true,
+      host: true,
+      'api-keys-file': true,
+      config: true,
+      'max-sandboxes': true,
+      'max-executions': true,
+      'max-body-bytes': true,
+      timeout: true,
+      'shutdown-timeout': true,
+      'access-log': false,
+    },
+    SERVE_USAGE,
+  )
+  if (o.help) {
+    process.stdout.write(SERVE_USAGE)
+    return 0
+  }
+  const env = process.env
+  const number = (name, value, min, max) => {
+    const n = Number(value)
+    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`option '--${name}' must be a number from ${min} to ${max}, got '${value}'`, SERVE_USAGE)
+    return n
+  }
+  const whole = (name, value, min, max) => {
+    const n = number(name, value, min, max)
+    if (!Number.isInteger(n)) throw new UsageError(`option '--${name}' must be a whole number from ${min} to ${max}, got '${value}'`, SERVE_USAGE)
+    return n
+  }
+  const path = require('node:path')
+  const options = {
+    port: whole('port', o.port ?? (env.PORT || 8003), 0, 65535),
+    host: o.host ?? (env.HOST || '127.0.0.1'),
+    accessLog: !!o['access-log'],
+  }
+  if (o['api-keys-file']) options.apiKeysFile = path.resolve(o['api-keys-file'])
+  if (o.config) options.configFile = path.resolve(o.config)
+  if (o['max-sandboxes'] !== undefined) options.maxSandboxes = whole('max-sandboxes', o['max-sandboxes'], 1, 100000)
+  if (o['max-executions'] !== undefined) options.maxConcurrentExecutions = whole('max-executions', o['max-executions'], 1, 100000)
+  if (o['max-body-bytes'] !== undefined) options.maxBodyBytes = whole('max-body-bytes', o['max-body-bytes'], 1024, 2 ** 30)
+  if (o.timeout !== undefined) options.defaultTimeout = number('timeout', o.timeout, 1, 7 * 24 * 3600)
+  if (o['shutdown-timeout'] !== undefined) options.shutdownTimeout = number('shutdown-timeout', o['shutdown-timeout'], 0.001, 3600)
+
+  const { SandboxServer } = require('../index.js')
+  const server = new SandboxServer(options)
+  const address = await server.listen()
+  const open = !(env.SANDBOX_API_KEYS || '').trim() && !options.apiKeysFile
+  process.stderr.write(
+    `agentic-sandbox serve: listening on ${address.url} (${open ? 'no API keys: loopback only, one anonymous tenant' : 'API keys required'})\n`,
+  )
+  // a graceful shutdown on the first signal; a second one exits at once
+  await new Promise((resolve) => {
+    let stopping = false
+    const onSignal = (sig) => {
+      if (stopping) process.exit(130)
+      stopping = true
+      process.stderr.write(`agentic-sandbox serve: ${sig}: shutting down\n`)
+      server.close().then(resolve, (e) => {
+        process.stderr.write(`agentic-sandbox serve: shutdown: ${e.code ? `${e.code}: ` : ''}${e.message}\n`)
+        process.exitCode = 1
+        resolve()
+      })
+    }
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, onSignal)
+  })
+  process.stderr.write('agentic-sandbox serve: stopped\n')
+  return process.exitCode ?? 0
+}
+
+const COMMANDS = { mcp, prune, serve }
 
 async function main(argv) {
   const [command, ...rest] = argv

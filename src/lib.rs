@@ -6,6 +6,7 @@
 //! - `service`: seeds 002–004's features on any sandbox (runCode, runTests and their parsers,
 //!   configure, status, transfers);
 //! - `executor`: the agent loop (model clients, tools, interceptors, file capture);
+//! - `server`: the sandbox service, seed 004's HTTP API over a manager (axum), with API keys as tenants;
 //! - `js`: the napi classes, conversion and error mapping only.
 
 #![deny(clippy::all)]
@@ -14,6 +15,7 @@ pub mod core;
 pub mod executor;
 pub mod js;
 pub mod providers;
+pub mod server;
 pub mod service;
 #[cfg(test)]
 mod proptests;

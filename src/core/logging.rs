@@ -156,6 +156,21 @@ pub fn raise_to(level: Level) {
   apply(next);
 }
 
+/// Adds a `tracing-subscriber` directive to the filter in effect (`agentic_sandbox::server::access=info`
+/// turns on the sandbox service's access log and nothing else). A directive already there is not
+/// added twice.
+pub fn enable(directive: &str) {
+  let cur = current();
+  let base = match &cur {
+    Current::Level(l) => l.filter(),
+    Current::Custom(f) => f.clone(),
+  };
+  if base.split(',').any(|d| d.trim() == directive) {
+    return;
+  }
+  apply(Current::Custom(format!("{base},{directive}")));
+}
+
 /// The filter in effect (`logger.getLevel()`).
 pub fn current() -> Current {
   state().current.lock().unwrap_or_else(|p| p.into_inner()).clone()

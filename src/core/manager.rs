@@ -203,7 +203,17 @@ impl Manager {
   /// and `user_defaults`, normalised alike (`config::normalize`), and validates the result.
   /// `debug: true` / `verbose: true` raise the library's log level (`logging::raise_to`).
   pub fn new(user_defaults: Option<&Value>) -> Result<Self> {
-    let get = |k: &str| std::env::var(k).ok();
+    Self::with_config_file(user_defaults, None)
+  }
+
+  /// [`Manager::new`] reading the configuration file `file` instead of `$SANDBOX_CONFIG_FILE` /
+  /// `./.sandboxrc.json` (when given: a missing file is then INVALID_CONFIG).
+  pub fn with_config_file(user_defaults: Option<&Value>, file: Option<&std::path::Path>) -> Result<Self> {
+    let file = file.map(|f| f.to_string_lossy().into_owned());
+    let get = |k: &str| match (&file, k) {
+      (Some(f), "SANDBOX_CONFIG_FILE") => Some(f.clone()),
+      _ => std::env::var(k).ok(),
+    };
     let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let layers = config::manager_layers(&get, &cwd, user_defaults)?;
     let defaults = layers.merged;

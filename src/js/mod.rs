@@ -4,6 +4,7 @@
 
 mod executor;
 mod providers;
+mod server;
 mod service;
 
 use std::collections::HashMap;
@@ -58,16 +59,19 @@ const EXIT_HOOK_JS: &str = r#"(function (cleanup) {
   process.on('exit', run);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     const onSignal = () => {
-      run();
-      // when nobody else handles the signal, keep Node's default: die by it
-      if (process.listenerCount(sig) === 1) { process.removeListener(sig, onSignal); process.kill(process.pid, sig); }
+      // when nobody else handles the signal, keep Node's default: clean up and die by it; a
+      // program that handles it (a server's graceful shutdown) exits when it is done, and 'exit'
+      // cleans up then
+      if (process.listenerCount(sig) === 1) { run(); process.removeListener(sig, onSignal); process.kill(process.pid, sig); }
     };
     process.on(sig, onSignal);
   }
 })"#;
 
-/// Once per process: on `exit`, SIGINT, SIGTERM and SIGHUP, synchronously remove every container,
-/// volume and network that live sandboxes still own.
+/// Once per process: on `exit`, and on SIGINT, SIGTERM and SIGHUP that nothing else handles,
+/// synchronously remove every container, volume and network that live sandboxes still own. When
+/// the program handles the signal itself (the sandbox service's and the MCP server's graceful
+/// shutdowns), the removal waits for its exit, so in-flight calls can finish first.
 fn install_exit_hooks(env: &Env) -> Result<()> {
   static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
   if INSTALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {

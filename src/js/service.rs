@@ -15,23 +15,7 @@ use crate::core::{logs, manager};
 use crate::service::{code, configure, status, transfer};
 use super::{promise, Sandbox, SandboxManager, SandboxPool};
 
-fn iso(ms: f64) -> String {
-  let secs = (ms / 1000.0).floor() as i64;
-  let millis = (ms - secs as f64 * 1000.0).round().clamp(0.0, 999.0) as u32;
-  // days since the epoch → civil date (Howard Hinnant's algorithm)
-  let days = secs.div_euclid(86_400);
-  let rem = secs.rem_euclid(86_400);
-  let z = days + 719_468;
-  let era = z.div_euclid(146_097);
-  let doe = z.rem_euclid(146_097);
-  let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-  let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  let mp = (5 * doy + 2) / 153;
-  let d = doy - (153 * mp + 2) / 5 + 1;
-  let m = if mp < 10 { mp + 3 } else { mp - 9 };
-  let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-  format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+use crate::core::logs::iso;
 
 fn env_map(e: Option<HashMap<String, String>>) -> std::collections::BTreeMap<String, String> {
   e.unwrap_or_default().into_iter().collect()
@@ -570,6 +554,7 @@ impl Sandbox {
         workdir: o.workdir,
         sink: sink.as_ref().map(|s| s.as_output_sink()),
         abort,
+        ..Default::default()
       };
     }
     promise(env, async move {

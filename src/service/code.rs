@@ -143,6 +143,8 @@ pub struct TestOptions {
   pub timeout: Option<f64>,
   pub env: BTreeMap<String, String>,
   pub workdir: Option<String>,
+  /// per-stream output cap in bytes (default 16 MiB); the summary is parsed from what was kept
+  pub max_output_bytes: Option<usize>,
   pub sink: Option<OutputSink>,
   pub abort: Option<oneshot::Receiver<()>>,
 }
@@ -188,7 +190,7 @@ pub async fn run_tests(sb: &AnySandbox, opts: TestOptions) -> Result<TestRun> {
     // no .pyc: Python reuses a stale one when a fix keeps the size and the second of the mtime
     [("CI", "1"), ("NO_COLOR", "1"), ("FORCE_COLOR", "0"), ("PYTHONDONTWRITEBYTECODE", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
   env.extend(opts.env);
-  let exec = ExecOptions { timeout: opts.timeout, env, workdir: Some(dir), ..Default::default() };
+  let exec = ExecOptions { timeout: opts.timeout, env, workdir: Some(dir), max_output_bytes: opts.max_output_bytes, ..Default::default() };
   // the policy judges the user's own command, or the framework's program for ours
   let args = ["-c".to_string(), command.clone()];
   let shown: (&str, &[String]) = match (&opts.command, framework) {
