@@ -8,8 +8,10 @@
 //!    `execute` owns its process group, like a CI step runner: background leftovers, fork bombs
 //!    included, do not outlive it), then every process that still carries the run's marker in its
 //!    environment (`AGENTIC_SANDBOX_RUN=<random token>`: leftovers that left the group with `setsid`
-//!    or a double fork), and exits with the command's status. A timeout or an abort does the same
-//!    from a second exec. A process that also clears its environment escapes this sweep; the guest
+//!    or a double fork), and exits with the command's status. The sweep forks (`grep`); while a
+//!    fork bomb's zombies still hold the pids limit, a failed fork makes the shell exit at once, so
+//!    an `EXIT` trap keeps the command's status (the group was already reaped without forking).
+//!    A timeout or an abort does the same from a second exec. A process that also clears its environment escapes this sweep; the guest
 //!    engine does not rely on it (it tracks descendants with a subreaper).
 //!
 //! The marker variable is visible to the command (`env` lists it); its value is meaningless.
@@ -54,6 +56,7 @@ shift 3
 [ "$mode" = bg ] && exec "$@"
 AGENTIC_SANDBOX_RUN=$tok "$@"
 rc=$?
+trap 'exit $rc' EXIT
 reap "$$" "$$"
 sweep "$tok"
 exit $rc"#
