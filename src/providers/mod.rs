@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod e2b;
 pub mod js;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -66,6 +67,7 @@ impl ProviderFactory for Registry {
         }
         Arc::new(s)
       }
+      ProviderKind::Remote => remote::RemoteFactory.create(config, id)?,
       ProviderKind::Custom(name) => {
         let factory = self.custom.read().unwrap().get(name).cloned();
         let Some(factory) = factory else {
