@@ -487,7 +487,8 @@ async fn spawn(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId
     })
   };
   entry.executions.fetch_add(1, Ordering::SeqCst);
-  let busy = running_guard(&entry);
+  // a background process does not keep the sandbox busy
+  let busy = (!background).then(|| running_guard(&entry));
   let p = entry.sandbox.spawn(&command, &args, &opts, background, open_stdin, Some(sink)).await?;
   let handle = format!("p-{}", state.v1.next.fetch_add(1, Ordering::SeqCst) + 1);
   state.v1.procs.lock().unwrap().insert(handle.clone(), Proc { sandbox: id.clone(), spawned: p.clone() });
