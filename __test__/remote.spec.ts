@@ -61,8 +61,9 @@ beforeAll(async () => {
 })
 
 // what the server holds after each test, for the final check
+let closed = false
 afterEach(async () => {
-  if (server?.address) await aliceIds()
+  if (!closed) await aliceIds()
 })
 
 afterAll(async () => {
@@ -374,6 +375,7 @@ describe('nothing left behind', () => {
     await manager.destroyAll()
     expect(await aliceIds()).toEqual([])
     await server.close()
+    closed = true
     for (const id of serverIds) {
       await waitFor(() => {
         const left = dockerLabelled(sandboxLabel(id))

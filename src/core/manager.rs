@@ -439,7 +439,7 @@ impl Manager {
       wire["startupScript"] = serde_json::json!(script);
     }
     let body = serde_json::json!({
-      "userId": o.user_id, "threadId": o.thread_id, "timeoutMinutes": idle.as_secs_f64() / 60.0, "autoRetry": o.auto_retry, "config": wire,
+      "userId": o.user_id, "threadId": o.thread_id, "timeoutMinutes": o.timeout_minutes, "autoRetry": o.auto_retry, "config": wire,
     });
     let v = client.json(reqwest::Method::POST, "/v1/sessions", Payload::Json(body), false, crate::providers::remote::client::START_TIMEOUT).await?;
     let server_id = v["sandboxId"].as_str().filter(|s| !s.is_empty() && s.len() <= 256).ok_or_else(|| SandboxError::provider("the sandbox service answered a session without a sandboxId"))?.to_string();

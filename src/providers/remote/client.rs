@@ -85,6 +85,11 @@ pub fn encode(s: &str) -> String {
   out
 }
 
+/// Percent-encodes one path segment (a `/` too).
+pub fn encode_segment(s: &str) -> String {
+  encode(s).replace('/', "%2F")
+}
+
 /// A body of a call (rebuilt for each attempt).
 #[derive(Clone)]
 pub enum Payload {
@@ -292,6 +297,7 @@ mod tests {
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
     assert!(e.message.contains("HTTP 502"));
     assert_eq!(encode("/a b/é?&"), "/a%20b/%C3%A9%3F%26");
+    assert_eq!(encode_segment("a/b"), "a%2Fb");
   }
 
   #[tokio::test]

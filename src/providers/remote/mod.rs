@@ -30,7 +30,7 @@ use crate::core::process::{Control, ExecOutput, OutputSink, Spawned};
 use crate::core::provider::{ProgressFn, Provider, ProviderFactory};
 use crate::core::types::{ExecOptions, FileInfo, FileOp, Health, ProcessEntry, State, Stats};
 pub use client::{Client, RemoteOptions};
-use client::{encode, read_limited, Payload, START_TIMEOUT};
+use client::{encode, encode_segment, read_limited, Payload, START_TIMEOUT};
 use wire::{Capped, Event, Lines};
 
 /// Output kept per stream when a command gives no `maxOutputBytes` (the server may cut sooner).
@@ -137,7 +137,7 @@ impl RemoteSandbox {
   }
 
   fn path(&self, sid: &str, tail: &str) -> String {
-    format!("/v1/sandboxes/{}{tail}", encode(sid))
+    format!("/v1/sandboxes/{}{tail}", encode_segment(sid))
   }
 
   fn resolve(&self, path: &str) -> String {
@@ -246,7 +246,7 @@ impl Provider for RemoteSandbox {
     };
     let Some(sid) = sid else { return Ok(()) };
     let path = match &self.session_thread {
-      Some(t) => format!("/v1/sessions/{}", encode(t)),
+      Some(t) => format!("/v1/sessions/{}", encode_segment(t)),
       None => self.path(&sid, ""),
     };
     match self.call(Method::DELETE, &path, Payload::None, true).await {
@@ -385,7 +385,7 @@ impl Provider for RemoteSandbox {
     });
     // the controller: stdin, close-stdin and signals, in order, until the process ends
     let client = self.client.clone();
-    let base = format!("{path}/{}", encode(&handle));
+    let base = format!("{path}/{}", encode_segment(&handle));
     let mut ended = done_rx.clone();
     tokio::spawn(async move {
       loop {
