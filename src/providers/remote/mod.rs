@@ -14,6 +14,8 @@
 //! for every provider) and the server bounds it by its own (see `server::v1::sanitize`).
 
 pub mod client;
+#[cfg(test)]
+mod e2e_tests;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
