@@ -80,6 +80,7 @@ fn install_exit_hooks(env: &Env) -> Result<()> {
   let cleanup = env.create_function_from_closure::<(), (), _>("agenticSandboxCleanup", |_ctx| {
     docker::cleanup_all_sync();
     e2b::kill_all_sync();
+    crate::providers::remote::kill_all_sync();
     Ok(())
   })?;
   let install: Function<Function<(), ()>, ()> = env.run_script(EXIT_HOOK_JS)?;

@@ -40,6 +40,52 @@ const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
 /// How long past its timeout a command's stream may run before the client gives up on it.
 const STREAM_GRACE: Duration = Duration::from_secs(15);
 
+/// Longest time `kill_all_sync` spends on its requests.
+const EXIT_BUDGET: Duration = Duration::from_millis(2500);
+
+/// What an exit hook needs to destroy one server-side sandbox: `DELETE url+path` with the key.
+#[derive(Clone)]
+struct ExitTarget {
+  url: String,
+  api_key: Option<String>,
+  path: String,
+}
+
+/// Server-side sandboxes of this process not destroyed yet, by our sandbox id.
+fn live() -> &'static Mutex<std::collections::HashMap<String, ExitTarget>> {
+  static LIVE: std::sync::OnceLock<Mutex<std::collections::HashMap<String, ExitTarget>>> = std::sync::OnceLock::new();
+  LIVE.get_or_init(Default::default)
+}
+
+/// Best-effort synchronous destroy (`DELETE /v1/sandboxes/{id}`, or the session's close) of every
+/// server-side sandbox this process made and did not destroy, for the exit hooks: on its own
+/// thread and runtime, within ~3 s. The server would otherwise keep them until their lifetime ends.
+pub fn kill_all_sync() {
+  let targets: Vec<ExitTarget> = live().lock().unwrap().drain().map(|(_, t)| t).collect();
+  if targets.is_empty() {
+    return;
+  }
+  let worker = std::thread::spawn(move || {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    rt.block_on(async move {
+      let Ok(http) = reqwest::Client::builder().timeout(EXIT_BUDGET).connect_timeout(EXIT_BUDGET).build() else { return };
+      let kills = targets.iter().map(|t| {
+        let mut req = http.delete(format!("{}{}", t.url, t.path));
+        if let Some(k) = &t.api_key {
+          req = req.bearer_auth(k);
+        }
+        async move {
+          if let Err(e) = req.send().await {
+            tracing::warn!(path = %t.path, error = %e, "exit: could not destroy a remote sandbox");
+          }
+        }
+      });
+      let _ = tokio::time::timeout(EXIT_BUDGET + Duration::from_millis(300), futures_util::future::join_all(kills)).await;
+    });
+  });
+  let _ = worker.join();
+}
+
 /// The sandbox's config as sent to the server.
 pub fn wire_config(c: &SandboxConfig) -> Value {
   let mut v = json!({
@@ -104,17 +150,29 @@ impl RemoteSandbox {
 
   /// A sandbox the server already runs (a session's): running, known by its server id.
   pub fn attached(config: SandboxConfig, client: Arc<Client>, server_id: &str, thread: Option<String>) -> Self {
-    Self {
+    let s = Self {
       id: server_id.to_string(),
       config,
       client,
       session_thread: thread,
       inner: Mutex::new(Inner { state: State::Running, server_id: Some(server_id.to_string()), engine: "remote".into() }),
-    }
+    };
+    s.remember(server_id);
+    s
   }
 
   pub fn server_id(&self) -> Option<String> {
     self.inner.lock().unwrap().server_id.clone()
+  }
+
+  /// What the exit hook destroys for this sandbox.
+  fn remember(&self, sid: &str) {
+    let path = match &self.session_thread {
+      Some(t) => format!("/v1/sessions/{}", encode_segment(t)),
+      None => self.path(sid, ""),
+    };
+    let target = ExitTarget { url: self.client.opts.url.clone(), api_key: self.client.opts.api_key.clone(), path };
+    live().lock().unwrap().insert(self.id.clone(), target);
   }
 
   fn set_state(&self, s: State) {
@@ -217,6 +275,9 @@ impl Provider for RemoteSandbox {
           i.engine = e.chars().take(40).collect();
         }
         i.state = State::Running;
+        if let Some(sid) = &i.server_id {
+          self.remember(sid);
+        }
         Ok(())
       }
       Err(e) => {
@@ -252,9 +313,15 @@ impl Provider for RemoteSandbox {
       None => self.path(&sid, ""),
     };
     match self.call(Method::DELETE, &path, Payload::None, true).await {
-      Ok(_) => Ok(()),
+      Ok(_) => {
+        live().lock().unwrap().remove(&self.id);
+        Ok(())
+      }
       // already gone (its lifetime ended, or a retried delete went through)
-      Err(e) if e.code == ErrorCode::SandboxNotFound => Ok(()),
+      Err(e) if e.code == ErrorCode::SandboxNotFound => {
+        live().lock().unwrap().remove(&self.id);
+        Ok(())
+      }
       Err(e) => {
         self.inner.lock().unwrap().state = State::Error;
         Err(e)
