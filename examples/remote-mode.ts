@@ -52,8 +52,8 @@ try {
 
   const bytes = Buffer.from([0, 1, 2, 253, 254, 255]);
   await sb.writeFile('data/blob.bin', bytes);
-  const back = await sb.readFile('data/blob.bin');
-  check('files are binary safe', back.success && Buffer.compare(Buffer.from(back.content!), bytes) === 0);
+  const back = await sb.readFile('data/blob.bin', { encoding: 'buffer' });
+  check('files are binary safe', back.success && !!back.buffer && Buffer.compare(back.buffer, bytes) === 0);
 
   const code = await sb.runCode('import sys\nprint(sum(range(10)), sys.version_info[0])');
   check('runCode (the template: python)', code.success && code.stdout === '45 3\n', code.stdout.trim());
