@@ -25,7 +25,7 @@ impl Registry {
   pub fn register(&self, name: &str, factory: Arc<dyn ProviderFactory>) -> Result<()> {
     if !valid_provider_name(name) {
       return Err(SandboxError::invalid_argument(format!(
-        "a provider name is lowercase letters, digits, '-' and '_', starting with a letter, at most 40 characters, and not 'docker' or 'e2b'; got {name:?}"
+        "a provider name is lowercase letters, digits, '-' and '_', starting with a letter, at most 40 characters, and not 'docker', 'e2b' or 'remote'; got {name:?}"
       )));
     }
     self.custom.write().unwrap().insert(name.to_string(), factory);
