@@ -147,9 +147,10 @@ fn transient(status: u16) -> bool {
 
 impl Client {
   pub fn new(opts: RemoteOptions) -> Result<Self> {
-    let http = reqwest::Client::builder()
-      .connect_timeout(Duration::from_secs(10))
-      .pool_idle_timeout(Duration::from_secs(30))
+    let b = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(30));
+    // a service on this machine is reached directly, whatever HTTP(S)_PROXY says
+    let b = if crate::providers::e2b::client::is_loopback(&opts.url) { b.no_proxy() } else { b };
+    let http = b
       .build()
       .map_err(|e| SandboxError::provider(format!("cannot make the HTTP client of provider 'remote': {e}")))?;
     Ok(Self { http, opts })

@@ -68,8 +68,13 @@ pub fn kill_all_sync() {
   let worker = std::thread::spawn(move || {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
     rt.block_on(async move {
-      let Ok(http) = reqwest::Client::builder().timeout(EXIT_BUDGET).connect_timeout(EXIT_BUDGET).build() else { return };
+      let build = |direct: bool| {
+        let b = reqwest::Client::builder().timeout(EXIT_BUDGET).connect_timeout(EXIT_BUDGET);
+        if direct { b.no_proxy() } else { b }.build().ok()
+      };
+      let (Some(direct), Some(proxied)) = (build(true), build(false)) else { return };
       let kills = targets.iter().map(|t| {
+        let http = if crate::providers::e2b::client::is_loopback(&t.url) { &direct } else { &proxied };
         let mut req = http.delete(format!("{}{}", t.url, t.path));
         if let Some(k) = &t.api_key {
           req = req.bearer_auth(k);
