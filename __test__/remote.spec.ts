@@ -273,6 +273,22 @@ describe('sessions live in the server', () => {
   })
 })
 
+describe('pools of remote sandboxes', () => {
+  it('acquire, release (reset on the server), acquire again: the same sandbox, clean', async () => {
+    const pool = await manager.createPool({}, { min: 1, max: 1, idleTimeoutSeconds: 0 })
+    const a = await pool.acquire()
+    expect(a.provider).toBe('remote')
+    await a.writeFile('left-over.txt', 'x')
+    await pool.release(a)
+    const b = await pool.acquire()
+    expect(b.id).toBe(a.id)
+    expect((await b.readFile('left-over.txt')).success).toBe(false)
+    await pool.release(b)
+    await pool.destroy()
+    expect(await aliceIds()).toEqual([])
+  })
+})
+
 describe('an agent run with interceptors', () => {
   it('drives the sandboxed tools on the remote sandbox; interceptors apply', async () => {
     const executor: any = new SandboxedAgentExecutor(manager)
