@@ -104,7 +104,7 @@ export declare class Sandbox {
    */
   get id(): string
   /** 'docker', 'e2b', or a registered provider's name. */
-  get provider(): 'docker' | 'e2b' | (string & {})
+  get provider(): 'docker' | 'e2b' | 'remote' | (string & {})
   get state(): SandboxState
   get limits(): ResourceLimits
   /**
@@ -870,8 +870,11 @@ export interface RunTestsOptions {
 
 /** Sandbox configuration (all optional; see README "Configuration"). */
 export interface SandboxConfig {
-  /** 'docker' (default), 'e2b', or the name of a provider registered with `registerProvider`. */
-  provider?: 'docker' | 'e2b' | (string & {})
+  /**
+   * 'docker' (default), 'e2b', 'remote' (a sandbox service: see `remote`), or the name of a
+   * provider registered with `registerProvider`.
+   */
+  provider?: 'docker' | 'e2b' | 'remote' | (string & {})
   /** Image; default 'node:20-alpine' (env DOCKER_IMAGE). */
   image?: string
   limits?: ResourceLimits
@@ -888,6 +891,12 @@ export interface SandboxConfig {
   metadata?: Record<string, any>
   /** E2B options (see README "The E2B provider"); `region` is informational. */
   e2b?: { apiKey?: string; templateId?: string; region?: string; domain?: string; apiUrl?: string; sandboxUrl?: string }
+  /**
+   * With provider 'remote': the sandbox service (`agentic-sandbox serve`) to run sandboxes on;
+   * `url` defaults to SANDBOX_SERVICE_URL, `apiKey` to SANDBOX_API_KEY, `timeoutSeconds` (each
+   * call's deadline) to 60. See README "Remote mode".
+   */
+  remote?: { url?: string; apiKey?: string; timeoutSeconds?: number }
   docker?: DockerOptions
   /**
    * Providers to try, in order, when `start()` cannot get a sandbox from `provider` for

@@ -30,9 +30,9 @@ for e in agent-level2 agent-single agent-swarm agent-interceptors; do
   out=$(npx tsx "examples/$e.ts" --mock 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts --mock failed" >&2; exit 1; }
   echo "examples/$e.ts --mock: ok" >&2
 done
-# the service examples of seeds 002-004 (sessions, runCode, runTests), on the offline images
+# the service examples of seeds 002-004 (sessions, runCode, runTests) and the remote mode, on the offline images
 echo "== examples (sessions, code, tests)" >&2
-for e in bash-tool sandbox-service test-fix-loop mcp-client; do
+for e in bash-tool sandbox-service test-fix-loop mcp-client remote-mode; do
   out=$(npx tsx "examples/$e.ts" 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts failed" >&2; exit 1; }
   echo "examples/$e.ts: ok" >&2
 done

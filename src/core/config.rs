@@ -42,6 +42,8 @@ pub fn seconds(what: &str, v: f64, zero_ok: bool) -> Result<std::time::Duration>
 pub enum ProviderKind {
   Docker,
   E2b,
+  /// a sandbox of a sandbox service (`agentic-sandbox serve`), over its `/v1` API
+  Remote,
   /// a provider registered from JavaScript with `manager.registerProvider(name, ...)`
   Custom(String),
 }
@@ -51,6 +53,7 @@ impl ProviderKind {
     match self {
       ProviderKind::Docker => "docker",
       ProviderKind::E2b => "e2b",
+      ProviderKind::Remote => "remote",
       ProviderKind::Custom(name) => name,
     }
   }
@@ -61,9 +64,10 @@ impl ProviderKind {
     match name {
       "docker" => Ok(ProviderKind::Docker),
       "e2b" => Ok(ProviderKind::E2b),
+      "remote" => Ok(ProviderKind::Remote),
       n if valid_provider_name(n) => Ok(ProviderKind::Custom(n.to_string())),
       other => Err(SandboxError::invalid_config(format!(
-        "{field} must be 'docker', 'e2b' or the name of a provider registered with manager.registerProvider (lowercase letters, digits, '-' and '_', starting with a letter), got {other:?}"
+        "{field} must be 'docker', 'e2b', 'remote' or the name of a provider registered with manager.registerProvider (lowercase letters, digits, '-' and '_', starting with a letter), got {other:?}"
       ))),
     }
   }
@@ -77,6 +81,7 @@ pub fn valid_provider_name(n: &str) -> bool {
     && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
     && n != "docker"
     && n != "e2b"
+    && n != "remote"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +213,9 @@ pub struct SandboxConfig {
   pub docker: DockerOptions,
   /// the `e2b` object as given (validated with the environment by the E2B provider)
   pub e2b: Option<Value>,
+  /// the `remote` object as given (`{ url, apiKey }`, validated with the environment by the
+  /// remote provider)
+  pub remote: Option<Value>,
   /// providers tried, in order, when `start` cannot get a sandbox from `provider` for
   /// availability reasons (unreachable, 5xx, capacity or rate limits)
   pub fallback_providers: Vec<ProviderKind>,
@@ -237,6 +245,7 @@ impl std::fmt::Debug for SandboxConfig {
       .field("metadata", &self.metadata.as_ref().map(redacted))
       .field("docker", &self.docker)
       .field("e2b", &self.e2b.as_ref().map(redacted))
+      .field("remote", &self.remote.as_ref().map(redacted))
       .field("fallback_providers", &self.fallback_providers)
       .field("name", &self.name)
       .field("template", &self.template)
@@ -336,7 +345,7 @@ pub fn env_layer_warned(get: &dyn Fn(&str) -> Option<String>) -> Result<(Value, 
     }
     Ok(())
   };
-  one_of("SANDBOX_PROVIDER", "provider", &["docker", "e2b"], &mut layer)?;
+  one_of("SANDBOX_PROVIDER", "provider", &["docker", "e2b", "remote"], &mut layer)?;
   one_of("SANDBOX_NETWORK_MODE", "networkMode", &["none", "isolated", "bridge"], &mut layer)?;
   if let Some(v) = get("DOCKER_IMAGE").filter(|v| !v.is_empty()) {
     layer.insert("image".into(), Value::String(v));
@@ -730,7 +739,7 @@ pub fn manager_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, ctor: Op
   Ok(ManagerLayers { merged, given, warnings })
 }
 
-const TOP_KEYS: [&str; 18] = [
+const TOP_KEYS: [&str; 19] = [
   "name",
   "template",
   "templates",
@@ -747,6 +756,7 @@ const TOP_KEYS: [&str; 18] = [
   "metadata",
   "docker",
   "e2b",
+  "remote",
   "autoCleanup",
   "fallbackProviders",
 ];
@@ -1003,6 +1013,12 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   }
 
   let e2b = get(o, "e2b").cloned();
+  let remote = get(o, "remote").cloned();
+  if let Some(r) = &remote {
+    if !r.is_object() {
+      return Err(SandboxError::invalid_config(format!("remote must be an object {{ url, apiKey }}, got {}", type_name(r))));
+    }
+  }
   let mut fallback_providers = Vec::new();
   if let Some(v) = get(o, "fallbackProviders") {
     for p in want_str_list(v, "fallbackProviders")? {
@@ -1059,6 +1075,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     metadata,
     docker,
     e2b,
+    remote,
     fallback_providers,
     name,
     template,

@@ -352,6 +352,16 @@ impl Manager {
     check_id(&o.user_id, "userId")?;
     check_id(&o.thread_id, "threadId")?;
     let idle = session_timeout(o.timeout_minutes, &|k| std::env::var(k).ok())?;
+    if o.pool.is_none() {
+      let layer = match &o.config {
+        Some(v) if v.is_object() => config::normalize(v.clone(), "the getOrCreateSession config", &|k| std::env::var(k).ok())?.0,
+        _ => Value::Null,
+      };
+      let cfg = config::resolve(&config::merge(&self.defaults, &layer))?;
+      if cfg.provider == config::ProviderKind::Remote {
+        return self.remote_session(o, cfg, idle).await;
+      }
+    }
     let lock = self.session_locks.lock().unwrap().entry(o.thread_id.clone()).or_default().clone();
     let _creating = lock.lock().await;
     let existing = self.sessions.lock().unwrap().get(&o.thread_id).cloned();
@@ -408,6 +418,68 @@ impl Manager {
     drop(sb.enter().await?);
     self.sessions.lock().unwrap().insert(o.thread_id.clone(), sb.clone());
     self.start_reaper();
+    Ok(sb)
+  }
+
+  /// A session of provider `remote`: the sandbox service keeps it (`POST /v1/sessions`, per API
+  /// key, user and thread; its idle expiry and `autoRetry` run there), this manager holds a
+  /// `Sandbox` attached to it. Its config goes with `installPackages` and `startupScript`, which
+  /// the server runs when it creates the sandbox.
+  async fn remote_session(self: &Arc<Self>, o: SessionOptions, cfg: config::SandboxConfig, idle: Duration) -> Result<Arc<AnySandbox>> {
+    use crate::providers::remote::{client::Payload, Client, RemoteOptions, RemoteSandbox};
+    let opts = RemoteOptions::resolve(cfg.remote.as_ref(), &|k| std::env::var(k).ok())?;
+    let client = Arc::new(Client::new(opts)?);
+    let lock = self.session_locks.lock().unwrap().entry(o.thread_id.clone()).or_default().clone();
+    let _creating = lock.lock().await;
+    let mut wire = crate::providers::remote::wire_config(&cfg);
+    if !cfg.install_packages.is_empty() {
+      wire["installPackages"] = serde_json::json!(cfg.install_packages);
+    }
+    if let Some(script) = &cfg.startup_script {
+      wire["startupScript"] = serde_json::json!(script);
+    }
+    let body = serde_json::json!({
+      "userId": o.user_id, "threadId": o.thread_id, "timeoutMinutes": o.timeout_minutes, "autoRetry": o.auto_retry, "config": wire,
+    });
+    let v = client.json(reqwest::Method::POST, "/v1/sessions", Payload::Json(body), false, crate::providers::remote::client::START_TIMEOUT).await?;
+    let server_id = v["sandboxId"].as_str().filter(|s| !s.is_empty() && s.len() <= 256).ok_or_else(|| SandboxError::provider("the sandbox service answered a session without a sandboxId"))?.to_string();
+    let existing = self.sessions.lock().unwrap().get(&o.thread_id).cloned();
+    if let Some(sb) = existing {
+      if sb.id() == server_id {
+        return Ok(sb);
+      }
+      // the server made a new sandbox for the thread (the old one ended there)
+      self.sessions.lock().unwrap().remove(&o.thread_id);
+      self.forget(sb.id());
+    }
+    struct Attached(Mutex<Option<RemoteSandbox>>);
+    impl crate::core::provider::ProviderFactory for Attached {
+      fn create(&self, _config: &config::SandboxConfig, _id: Option<&str>) -> Result<Arc<dyn crate::core::provider::Provider>> {
+        match self.0.lock().unwrap().take() {
+          Some(s) => Ok(Arc::new(s)),
+          None => Err(SandboxError::new(ErrorCode::SandboxNotFound, "this remote session's sandbox ended; call getOrCreateSession again")),
+        }
+      }
+    }
+    let provider = RemoteSandbox::attached(cfg.clone(), client, &server_id, Some(o.thread_id.clone()));
+    let sb = Arc::new(AnySandbox::new(&cfg, Arc::new(Attached(Mutex::new(Some(provider)))))?);
+    let weak = Arc::downgrade(self);
+    sb.on_destroyed(Box::new(move |id: &str| {
+      if let Some(m) = weak.upgrade() {
+        m.destroyed(id);
+      }
+    }));
+    sb.set_session(Some(SessionInfo {
+      user_id: o.user_id.clone(),
+      thread_id: o.thread_id.clone(),
+      idle,
+      auto_retry: o.auto_retry,
+      expired: false,
+      expired_at: None,
+      closed: false,
+    }));
+    self.sandboxes.lock().unwrap().push(sb.clone());
+    self.sessions.lock().unwrap().insert(o.thread_id.clone(), sb.clone());
     Ok(sb)
   }
 
@@ -468,12 +540,13 @@ impl Manager {
     tokio::spawn(async move {
       loop {
         let Some(m) = weak.upgrade() else { return };
-        let all = m.sessions();
+        // remote sessions expire on their server
+        let all: Vec<_> = m.sessions().into_iter().filter(|s| s.config().provider != config::ProviderKind::Remote).collect();
         let shortest = all.iter().filter_map(|s| s.activity().session.map(|i| i.idle)).min();
         let Some(shortest) = shortest else {
           m.reaper_running.store(false, Ordering::SeqCst);
           // a session may have been added between the listing and the store
-          if !m.sessions().is_empty() && !m.reaper_running.swap(true, Ordering::SeqCst) {
+          if m.sessions().iter().any(|s| s.config().provider != config::ProviderKind::Remote) && !m.reaper_running.swap(true, Ordering::SeqCst) {
             continue;
           }
           return;

@@ -80,6 +80,7 @@ fn install_exit_hooks(env: &Env) -> Result<()> {
   let cleanup = env.create_function_from_closure::<(), (), _>("agenticSandboxCleanup", |_ctx| {
     docker::cleanup_all_sync();
     e2b::kill_all_sync();
+    crate::providers::remote::kill_all_sync();
     Ok(())
   })?;
   let install: Function<Function<(), ()>, ()> = env.run_script(EXIT_HOOK_JS)?;
@@ -194,8 +195,9 @@ pub struct DockerOptions {
 /// Sandbox configuration (all optional; see README "Configuration").
 #[napi(object)]
 pub struct SandboxConfig {
-  /// 'docker' (default), 'e2b', or the name of a provider registered with `registerProvider`.
-  #[napi(ts_type = "'docker' | 'e2b' | (string & {})")]
+  /// 'docker' (default), 'e2b', 'remote' (a sandbox service: see `remote`), or the name of a
+  /// provider registered with `registerProvider`.
+  #[napi(ts_type = "'docker' | 'e2b' | 'remote' | (string & {})")]
   pub provider: Option<String>,
   /// Image; default 'node:20-alpine' (env DOCKER_IMAGE).
   pub image: Option<String>,
@@ -214,6 +216,11 @@ pub struct SandboxConfig {
   /// E2B options (see README "The E2B provider"); `region` is informational.
   #[napi(js_name = "e2b", ts_type = "{ apiKey?: string; templateId?: string; region?: string; domain?: string; apiUrl?: string; sandboxUrl?: string }")]
   pub e2b: Option<Value>,
+  /// With provider 'remote': the sandbox service (`agentic-sandbox serve`) to run sandboxes on;
+  /// `url` defaults to SANDBOX_SERVICE_URL, `apiKey` to SANDBOX_API_KEY, `timeoutSeconds` (each
+  /// call's deadline) to 60. See README "Remote mode".
+  #[napi(ts_type = "{ url?: string; apiKey?: string; timeoutSeconds?: number }")]
+  pub remote: Option<Value>,
   pub docker: Option<DockerOptions>,
   /// Providers to try, in order, when `start()` cannot get a sandbox from `provider` for
   /// availability reasons (e.g. `['docker']` behind `provider: 'e2b'`).
@@ -738,7 +745,7 @@ impl Sandbox {
   }
 
   /// 'docker', 'e2b', or a registered provider's name.
-  #[napi(getter, ts_return_type = "'docker' | 'e2b' | (string & {})")]
+  #[napi(getter, ts_return_type = "'docker' | 'e2b' | 'remote' | (string & {})")]
   pub fn provider(&self) -> String {
     self.inner.config().provider.as_str().to_string()
   }

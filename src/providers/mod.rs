@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod e2b;
 pub mod js;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -24,7 +25,7 @@ impl Registry {
   pub fn register(&self, name: &str, factory: Arc<dyn ProviderFactory>) -> Result<()> {
     if !valid_provider_name(name) {
       return Err(SandboxError::invalid_argument(format!(
-        "a provider name is lowercase letters, digits, '-' and '_', starting with a letter, at most 40 characters, and not 'docker' or 'e2b'; got {name:?}"
+        "a provider name is lowercase letters, digits, '-' and '_', starting with a letter, at most 40 characters, and not 'docker', 'e2b' or 'remote'; got {name:?}"
       )));
     }
     self.custom.write().unwrap().insert(name.to_string(), factory);
@@ -66,6 +67,7 @@ impl ProviderFactory for Registry {
         }
         Arc::new(s)
       }
+      ProviderKind::Remote => remote::RemoteFactory.create(config, id)?,
       ProviderKind::Custom(name) => {
         let factory = self.custom.read().unwrap().get(name).cloned();
         let Some(factory) = factory else {

@@ -56,6 +56,19 @@ pub async fn read_object(headers: &HeaderMap, body: Body, limit: usize) -> Resul
   parse_object(&bytes)
 }
 
+/// The body's raw bytes (any content type), 413 past `limit` bytes.
+pub async fn read_bytes(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+  let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+  if declared.is_some_and(|n| n > limit as u64) {
+    return Err(ApiError::too_large(limit));
+  }
+  match axum::body::to_bytes(body, limit).await {
+    Ok(b) => Ok(b),
+    Err(e) if chain(&e).any(|m| m.contains("length limit exceeded")) => Err(ApiError::too_large(limit)),
+    Err(e) => Err(ApiError::invalid(format!("the request body could not be read ({e})"))),
+  }
+}
+
 /// A JSON object from bytes, or INVALID_ARGUMENT saying what is wrong and where.
 pub fn parse_object(bytes: &[u8]) -> Result<Object, ApiError> {
   match serde_json::from_slice::<Value>(bytes) {

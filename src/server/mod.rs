@@ -9,11 +9,13 @@
 //! - `environments`: seed 004's environment names → the library's templates;
 //! - `state`: the server's sandboxes, their lifetimes, the work a shutdown waits for;
 //! - `execute`: files, then commands, with test runs parsed;
-//! - `seed`: the seed's routes and response shapes.
+//! - `seed`: the seed's routes and response shapes;
+//! - `v1`: the library's sandbox at the provider level (what the `remote` provider calls) and
+//!   sessions, documented in `openapi.json`.
 //!
 //! Versioning: the seed's routes are served as the seed has them, unversioned, and stay frozen.
-//! The library's whole surface comes next as `/v1/...` (a `v1` module of handlers nested under
-//! the prefix in [`router`]), sharing the extractors ([`Caller`], [`SandboxId`]), the error table,
+//! The library's whole surface is `/v1/...` (the `v1` module's handlers, nested under the prefix
+//! in [`router`]), sharing the extractors ([`Caller`], [`SandboxId`]), the error table,
 //! the body limits and the tracked work; a breaking change later is a `/v2` nested beside it.
 
 pub mod auth;
@@ -25,6 +27,7 @@ pub mod options;
 pub mod quota;
 pub mod seed;
 pub mod state;
+pub mod v1;
 
 #[cfg(test)]
 mod tests;
@@ -76,7 +79,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SandboxId {
   }
 }
 
-const ROUTES: &str = "POST /sandbox/create, POST /sandbox/{id}/execute, GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health";
+const ROUTES: &str = "POST /sandbox/create, POST /sandbox/{id}/execute, GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health, and /v1/... (GET /v1/openapi.json lists them)";
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
   ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route {method} {}; the routes are {ROUTES}", uri.path()))
@@ -124,12 +127,12 @@ async fn redact_errors(State(state): State<Arc<AppState>>, req: Request, next: N
   Response::from_parts(parts, axum::body::Body::from(clean))
 }
 
-/// The whole HTTP surface: the seed's routes (and, next, `/v1`), JSON errors for unknown routes
+/// The whole HTTP surface: the seed's routes and `/v1`, JSON errors for unknown routes
 /// and methods, error redaction and the access log.
 pub fn router(state: Arc<AppState>) -> Router {
   Router::new()
     .merge(seed::routes())
-    // .nest("/v1", v1::routes()) — the library's whole surface, next (see the module docs)
+    .nest("/v1", v1::routes())
     .fallback(no_route)
     .method_not_allowed_fallback(wrong_method)
     .layer(middleware::from_fn_with_state(state.clone(), redact_errors))

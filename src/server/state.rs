@@ -86,7 +86,8 @@ impl InFlight {
     Self { count: watch::Sender::new(0) }
   }
 
-  fn enter(&self) -> WorkGuard {
+  /// Counts work that outlives its request's future (a streamed process) until the guard drops.
+  pub fn enter(&self) -> WorkGuard {
     self.count.send_modify(|n| *n += 1);
     WorkGuard { count: self.count.clone() }
   }
@@ -114,6 +115,8 @@ pub struct AppState {
   /// true at the end of the shutdown budget: running executions are killed
   pub cancel: watch::Sender<bool>,
   pub started: Instant,
+  /// `/v1`'s running processes
+  pub v1: crate::server::v1::V1State,
   me: Weak<AppState>,
 }
 
@@ -130,6 +133,7 @@ impl AppState {
       shutting_down: AtomicBool::new(false),
       cancel: watch::Sender::new(false),
       started: Instant::now(),
+      v1: Default::default(),
       me: me.clone(),
     })
   }
@@ -192,6 +196,11 @@ impl AppState {
       }
       return Err(e.into());
     }
+    Ok(self.add_entry(tenant, sb, environment, template, timeout, slot))
+  }
+
+  /// Puts a sandbox of the manager into `tenant`'s table, holding `slot`, destroyed after `timeout`.
+  pub fn add_entry(&self, tenant: Arc<Tenant>, sb: Arc<AnySandbox>, environment: String, template: String, timeout: Duration, slot: Permit) -> Arc<Entry> {
     let entry = Arc::new(Entry {
       id: sb.id().to_string(),
       tenant,
@@ -224,7 +233,7 @@ impl AppState {
       }
     });
     *entry.expiry.lock().unwrap() = Some(timer.abort_handle());
-    Ok(entry)
+    entry
   }
 
   /// Adds a sandbox made elsewhere to `tenant`'s table (router tests without an engine).

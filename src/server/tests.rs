@@ -250,3 +250,41 @@ async fn listen_refuses_open_servers_beyond_loopback_and_closes_cleanly() {
   assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
   assert!(server.listen().await.is_err(), "closed for good");
 }
+
+/// Every `/v1` route of the table is routed (never the unknown-route or wrong-method fallback),
+/// behind the key check, and another tenant's sandbox is SANDBOX_NOT_FOUND on each of them.
+#[tokio::test]
+async fn v1_routes_are_routed_and_tenant_scoped() {
+  let s = state();
+  let tenants = s.keys.tenants();
+  let alice = tenants.iter().find(|t| t.name == "alice").unwrap();
+  let sb = s.manager.create(None).unwrap();
+  let id = sb.id().to_string();
+  s.adopt(alice, sb, "v1");
+  for (method, path, _) in crate::server::v1::table() {
+    let p = format!("/v1{}", path.replace("{id}", &id).replace("{handle}", "p-1").replace("{thread}", "t"));
+    if path != "/openapi.json" {
+      let (status, body, _) = call(&s, method, &p, None, None).await;
+      assert_eq!((status.as_u16(), code(&body)), (401, "UNAUTHORIZED"), "{method} {p} without a key");
+    }
+    let (status, body, _) = call(&s, method, &p, Some(K2), None).await;
+    assert!(code(&body) != "NOT_FOUND" && status != 405, "{method} {p}: {status} {body}");
+    if path.contains("{id}") {
+      assert_eq!((status.as_u16(), code(&body)), (404, "SANDBOX_NOT_FOUND"), "{method} {p} as another tenant");
+    }
+  }
+  let (status, body, _) = call(&s, "GET", &format!("/v1/sandboxes/{id}"), Some(K1), None).await;
+  assert_eq!(status, 200, "{body}");
+  assert_eq!(body["id"], id.as_str());
+  let (_, body, _) = call(&s, "GET", "/v1/sandboxes", Some(K2), None).await;
+  assert_eq!(body["sandboxes"], json!([]));
+  let (status, body, _) = call(&s, "GET", "/v1/openapi.json", Some(K1), None).await;
+  assert_eq!((status.as_u16(), body["openapi"].as_str()), (200, Some("3.1.0")));
+  // refused configs keep their codes; a process of an unknown handle is an error, not a hang
+  let (status, body, _) = call(&s, "POST", "/v1/sandboxes", Some(K1), Some(r#"{"config":{"docker":{"socketPath":"/var/run/docker.sock"}}}"#)).await;
+  assert_eq!((status.as_u16(), code(&body)), (403, "PERMISSION_DENIED"));
+  let (status, body, _) = call(&s, "POST", &format!("/v1/sandboxes/{id}/processes/p-9/kill"), Some(K1), None).await;
+  assert_eq!((status.as_u16(), code(&body)), (422, "EXECUTION_ERROR"));
+  let (status, body, _) = call(&s, "POST", &format!("/v1/sandboxes/{id}/processes"), Some(K1), Some(r#"{"command":""}"#)).await;
+  assert_eq!((status.as_u16(), code(&body)), (400, "INVALID_ARGUMENT"));
+}
