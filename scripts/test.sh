@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# redis-server for the distributed-mode tests (src/cluster), which start their own on free ports
+bash scripts/ensure-redis.sh
 echo "== cargo test" >&2
 cargo test 2>&1
 (cd guest && cargo test 2>&1)

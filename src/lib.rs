@@ -5,12 +5,14 @@
 //! - `providers`: where sandboxes run (`docker` with its in-sandbox guest daemon, `e2b`);
 //! - `service`: seeds 002–004's features on any sandbox (runCode, runTests and their parsers,
 //!   configure, status, transfers);
+//! - `cluster`: distributed mode's registry of workers, sandboxes and sessions in Redis;
 //! - `executor`: the agent loop (model clients, tools, interceptors, file capture);
 //! - `server`: the sandbox service, seed 004's HTTP API over a manager (axum), with API keys as tenants;
 //! - `js`: the napi classes, conversion and error mapping only.
 
 #![deny(clippy::all)]
 
+pub mod cluster;
 pub mod core;
 pub mod executor;
 pub mod js;
