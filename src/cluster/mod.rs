@@ -4,7 +4,9 @@
 //!   last heartbeat) and the set `{prefix}workers` of ids ever seen (pruned when read);
 //! - the sandbox registry: `{prefix}sandbox:{id}` (hash: `worker`, `tenant`) and per tenant the
 //!   set `{prefix}tenant:{tenant}:sandboxes`;
-//! - sessions: `{prefix}session:{tenant}:{user}:{thread}` → sandbox id.
+//! - sessions: `{prefix}session:{tenant}:{thread}` → sandbox id (a thread belongs to one user: the
+//!   owner's manager checks the user, as in local mode);
+//! - `{prefix}secret`: the secret workers mark forwarded requests with, when none is configured.
 //!
 //! A worker is live while its key exists: one that stops heartbeating (killed, partitioned) is
 //! dead after `ttl`, and its sandboxes then read as absent (SANDBOX_NOT_FOUND to callers), their
@@ -49,7 +51,7 @@ pub fn redis_url_from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<Option
 }
 
 /// The URL without a password, for messages and logs.
-fn shown(url: &str) -> String {
+pub fn shown(url: &str) -> String {
   match (url.find("://"), url.rfind('@')) {
     (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
     _ => url.to_string(),
@@ -166,8 +168,10 @@ impl Cluster {
     }
   }
 
-  /// Publishes this worker as live with its load, for `ttl`.
-  pub async fn heartbeat(&self, sandboxes: u64, executions: u64) -> Result<()> {
+  /// Publishes this worker as live with its load, for `ttl`. True when the worker was not
+  /// registered before this beat (its first one, or Redis lost its data in a restart, or the
+  /// worker's key expired): the caller then records its sandboxes and sessions again.
+  pub async fn heartbeat(&self, sandboxes: u64, executions: u64) -> Result<bool> {
     let info = WorkerInfo { id: self.opts.worker_id.clone(), url: self.opts.url.clone(), sandboxes, executions, heartbeat_at: now_ms() };
     let json = serde_json::to_string(&info).unwrap_or_default();
     let (key, set) = (self.key(&["worker", &self.opts.worker_id]), self.key(&["workers"]));
@@ -175,7 +179,33 @@ impl Cluster {
     let id = self.opts.worker_id.clone();
     self
       .call("record a heartbeat", |mut c| async move {
-        redis::pipe().atomic().pset_ex(&key, json, ttl).ignore().sadd(&set, id).ignore().query_async::<()>(&mut c).await
+        let (old,): (Option<String>,) = redis::pipe()
+          .atomic()
+          .cmd("SET")
+          .arg(&key)
+          .arg(json)
+          .arg("PX")
+          .arg(ttl)
+          .arg("GET")
+          .sadd(&set, id)
+          .ignore()
+          .query_async(&mut c)
+          .await?;
+        Ok(old.is_none())
+      })
+      .await
+  }
+
+  /// The cluster's shared secret: `mine` when Redis has none yet (the first worker's), else the
+  /// one recorded. Workers mark forwarded requests with it.
+  pub async fn shared_secret(&self, mine: &str) -> Result<String> {
+    let key = self.key(&["secret"]);
+    let mine = mine.to_string();
+    self
+      .call("share the cluster secret", |mut c| async move {
+        let _: Option<String> = redis::cmd("SET").arg(&key).arg(&mine).arg("NX").query_async(&mut c).await?;
+        let v: Option<String> = c.get(&key).await?;
+        Ok(v.unwrap_or(mine))
       })
       .await
   }
@@ -287,25 +317,25 @@ impl Cluster {
     Ok(out)
   }
 
-  fn session_key(&self, tenant: &str, user: &str, thread: &str) -> String {
-    // user and thread ids are the caller's: length-prefixed, so no choice of them collides
-    self.key(&["session", tenant, &format!("{}.{user}.{thread}", user.len())])
+  fn session_key(&self, tenant: &str, thread: &str) -> String {
+    // tenant names have no ':' (options check them); the thread id is last, so no choice of it collides
+    self.key(&["session", tenant, thread])
   }
 
   /// The sandbox of a thread's session, if one was recorded.
-  pub async fn session(&self, tenant: &str, user: &str, thread: &str) -> Result<Option<String>> {
-    let key = self.session_key(tenant, user, thread);
+  pub async fn session(&self, tenant: &str, thread: &str) -> Result<Option<String>> {
+    let key = self.session_key(tenant, thread);
     self.call("look up a session", |mut c| async move { c.get(&key).await }).await
   }
 
-  pub async fn set_session(&self, tenant: &str, user: &str, thread: &str, sandbox_id: &str) -> Result<()> {
-    let key = self.session_key(tenant, user, thread);
+  pub async fn set_session(&self, tenant: &str, thread: &str, sandbox_id: &str) -> Result<()> {
+    let key = self.session_key(tenant, thread);
     let id = sandbox_id.to_string();
     self.call("record a session", |mut c| async move { c.set::<_, _, ()>(&key, id).await }).await
   }
 
-  pub async fn clear_session(&self, tenant: &str, user: &str, thread: &str) -> Result<()> {
-    let key = self.session_key(tenant, user, thread);
+  pub async fn clear_session(&self, tenant: &str, thread: &str) -> Result<()> {
+    let key = self.session_key(tenant, thread);
     self.call("remove a session", |mut c| async move { c.del::<_, ()>(&key).await }).await
   }
 }
@@ -317,3 +347,5 @@ pub fn pick(workers: Vec<WorkerInfo>) -> Option<WorkerInfo> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod server_tests;

@@ -10,6 +10,8 @@
 //! - `state`: the server's sandboxes, their lifetimes, the work a shutdown waits for;
 //! - `execute`: files, then commands, with test runs parsed;
 //! - `seed`: the seed's routes and response shapes;
+//! - `cluster`: distributed mode: the worker's registration and heartbeats in Redis, and the
+//!   routing of each request to the worker that holds its sandbox (forwarding over HTTP);
 //! - `v1`: the library's sandbox at the provider level (what the `remote` provider calls) and
 //!   sessions, documented in `openapi.json`.
 //!
@@ -20,6 +22,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cluster;
 pub mod environments;
 pub mod error;
 pub mod execute;
@@ -129,12 +132,18 @@ async fn redact_errors(State(state): State<Arc<AppState>>, req: Request, next: N
 
 /// The whole HTTP surface: the seed's routes and `/v1`, JSON errors for unknown routes
 /// and methods, error redaction and the access log.
+/// In distributed mode, [`cluster::route`] sends each request to its worker first: it wraps the
+/// whole router, so it sees every path as the client sent it.
 pub fn router(state: Arc<AppState>) -> Router {
-  Router::new()
+  let routes = Router::new()
     .merge(seed::routes())
     .nest("/v1", v1::routes())
     .fallback(no_route)
     .method_not_allowed_fallback(wrong_method)
+    .with_state(state.clone());
+  Router::new()
+    .fallback_service(routes)
+    .layer(middleware::from_fn_with_state(state.clone(), cluster::route))
     .layer(middleware::from_fn_with_state(state.clone(), redact_errors))
     .layer(middleware::from_fn_with_state(state.clone(), access_log))
     .with_state(state)
@@ -208,6 +217,15 @@ impl Server {
         "listening on {shown} is beyond loopback and needs API keys: set SANDBOX_API_KEYS, pass apiKeys / --api-keys-file, or listen on 127.0.0.1"
       )));
     }
+    if let Some(settings) = &self.state.opts.cluster {
+      if self.state.worker.get().is_none() {
+        let w = cluster::Worker::join(settings, addr, self.state.opts.max_timeout).await?;
+        w.beat(&self.state).await?;
+        w.start(Arc::downgrade(&self.state), settings.heartbeat);
+        tracing::info!(worker = %w.id, url = %w.url, "distributed mode: this server is a worker");
+        let _ = self.state.worker.set(w);
+      }
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(self.state.clone());
     let task = tokio::spawn(async move {
@@ -234,6 +252,10 @@ impl Server {
     *closing = true;
     let state = &self.state;
     state.shutting_down.store(true, Ordering::SeqCst);
+    // no more placements here; other workers see its sandboxes gone once they are destroyed
+    if let Some(w) = state.worker.get() {
+      w.stop().await;
+    }
     let running = self.running.lock().await.take();
     let task = running.map(|r| {
       let _ = r.stop.send(());

@@ -65,6 +65,36 @@ pub struct ServerOptions {
   pub config_file: Option<PathBuf>,
   /// `tracing` events of every request (target `agentic_sandbox::server::access`)
   pub access_log: bool,
+  /// distributed mode: this server is a worker of the cluster on this Redis
+  pub cluster: Option<ClusterSettings>,
+}
+
+/// Distributed mode (README "Distributed mode"): `redisUrl` (or `REDIS_URL`, `REDIS_HOST` /
+/// `REDIS_PORT`) makes the server a worker.
+#[derive(Clone)]
+pub struct ClusterSettings {
+  pub redis_url: String,
+  /// `WORKER_ID`; default `<hostname>-<pid>`
+  pub worker_id: Option<String>,
+  /// `WORKER_URL`: where the other workers reach this one; default `http://<bound address>`
+  pub advertise_url: Option<String>,
+  /// beats this often; a worker is dead after three missed ones
+  pub heartbeat: Duration,
+  /// `SANDBOX_CLUSTER_SECRET`: marks requests one worker forwards to another; default: a random
+  /// one that the first worker records in Redis
+  pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("ClusterSettings")
+      .field("redis_url", &crate::cluster::shown(&self.redis_url))
+      .field("worker_id", &self.worker_id)
+      .field("advertise_url", &self.advertise_url)
+      .field("heartbeat", &self.heartbeat)
+      .field("secret", &self.secret.as_ref().map(|_| "***"))
+      .finish()
+  }
 }
 
 pub const DEFAULT_PORT: u16 = 8003;
@@ -88,11 +118,12 @@ impl Default for ServerOptions {
       manager_config: None,
       config_file: None,
       access_log: false,
+      cluster: None,
     }
   }
 }
 
-const KNOWN: [&str; 16] = [
+const KNOWN: [&str; 21] = [
   "port",
   "host",
   "apiKeys",
@@ -109,6 +140,11 @@ const KNOWN: [&str; 16] = [
   "maxOutputBytes",
   "shutdownTimeout",
   "accessLog",
+  "redisUrl",
+  "workerId",
+  "advertiseUrl",
+  "heartbeatInterval",
+  "clusterSecret",
 ];
 
 fn bad(message: String) -> SandboxError {
@@ -188,6 +224,54 @@ fn check_name(name: &str, what: &str) -> Result<()> {
     return Err(bad(format!("{what} must be 1 to 64 letters, digits, '.', '_', '-' or '@', got {name:?}")));
   }
   Ok(())
+}
+
+/// Distributed mode's options, each over its environment variable.
+fn cluster(o: &Map<String, Value>, get: &dyn Fn(&str) -> Option<String>) -> Result<Option<ClusterSettings>> {
+  let env = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+  let redis_url = match string(o, "redisUrl")? {
+    Some(u) => Some(u),
+    None => crate::cluster::redis_url_from_env(get)?,
+  };
+  let Some(redis_url) = redis_url else {
+    for k in ["workerId", "advertiseUrl", "heartbeatInterval", "clusterSecret"] {
+      if o.get(k).is_some_and(|v| !v.is_null()) {
+        return Err(bad(format!("{k} is an option of distributed mode, which needs redisUrl (or REDIS_URL / REDIS_HOST)")));
+      }
+    }
+    return Ok(None);
+  };
+  if !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://") {
+    return Err(bad(format!("the Redis URL must start with redis:// (or rediss://), got {:?}", crate::cluster::shown(&redis_url))));
+  }
+  let worker_id = string(o, "workerId")?.or_else(|| env("WORKER_ID"));
+  if let Some(id) = &worker_id {
+    check_name(id, "the worker id (workerId / WORKER_ID)")?;
+  }
+  let advertise_url = string(o, "advertiseUrl")?.or_else(|| env("WORKER_URL")).map(|u| u.trim_end_matches('/').to_string());
+  if let Some(u) = &advertise_url {
+    if !(u.starts_with("http://") || u.starts_with("https://")) || reqwest::Url::parse(u).is_err() {
+      return Err(bad(format!("the worker's URL (advertiseUrl / WORKER_URL) must be an http(s) URL, got {u:?}")));
+    }
+  }
+  let heartbeat = match seconds(o, "heartbeatInterval", 3600.0)? {
+    Some(d) => d,
+    None => match env("HEARTBEAT_INTERVAL") {
+      Some(v) => match v.parse::<f64>() {
+        Ok(f) if f.is_finite() && (0.05..=3600.0).contains(&f) => Duration::from_secs_f64(f),
+        _ => return Err(bad(format!("HEARTBEAT_INTERVAL must be a number of seconds from 0.05 to 3600, got {v:?}"))),
+      },
+      None => crate::cluster::DEFAULT_HEARTBEAT,
+    },
+  };
+  if heartbeat < Duration::from_millis(50) {
+    return Err(bad("heartbeatInterval must be at least 0.05 seconds".into()));
+  }
+  let secret = string(o, "clusterSecret")?.or_else(|| env("SANDBOX_CLUSTER_SECRET"));
+  if let Some(s) = &secret {
+    check_key(s, "the cluster secret (clusterSecret / SANDBOX_CLUSTER_SECRET)")?;
+  }
+  Ok(Some(ClusterSettings { redis_url, worker_id, advertise_url, heartbeat, secret }))
 }
 
 /// `SANDBOX_API_KEYS`: comma-separated keys (blanks around them ignored); tenants `env-1`, `env-2`, ...
@@ -320,6 +404,7 @@ impl ServerOptions {
       Some(v) => return Err(bad(format!("config must be a SandboxConfig object (use configFile for a file), got {}", type_name(v)))),
     };
     s.config_file = string(o, "configFile")?.map(PathBuf::from);
+    s.cluster = cluster(o, if read_env { get } else { &|_: &str| None })?;
 
     // keys: the option, the file, the environment; each key once
     let mut keys: Vec<(String, ApiKey)> = Vec::new();
@@ -432,6 +517,38 @@ mod tests {
     assert!(e.message.contains("line 1 of k must be a key"), "{}", e.message);
     let empty = |_: &Path| Ok("# nothing\n".to_string());
     assert!(ServerOptions::from_json(Some(&json!({ "apiKeysFile": "k" })), &no_env, &empty).unwrap_err().message.contains("has no key"));
+  }
+
+  #[test]
+  fn distributed_mode_options_and_their_variables() {
+    assert!(parse(json!({})).unwrap().cluster.is_none());
+    let env = |k: &str| match k {
+      "REDIS_HOST" => Some("127.0.0.1".to_string()),
+      "REDIS_PORT" => Some("7001".to_string()),
+      "WORKER_ID" => Some("w-1".to_string()),
+      "HEARTBEAT_INTERVAL" => Some("0.5".to_string()),
+      _ => None,
+    };
+    let c = ServerOptions::from_json(None, &env, &no_file).unwrap().cluster.unwrap();
+    assert_eq!((c.redis_url.as_str(), c.worker_id.as_deref(), c.heartbeat), ("redis://127.0.0.1:7001/", Some("w-1"), Duration::from_millis(500)));
+    let c = ServerOptions::from_json(Some(&json!({ "redisUrl": "redis://h:1/", "workerId": "a", "advertiseUrl": "http://10.0.0.1:8003/", "clusterSecret": K2 })), &env, &no_file)
+      .unwrap()
+      .cluster
+      .unwrap();
+    assert_eq!((c.redis_url.as_str(), c.worker_id.as_deref(), c.advertise_url.as_deref()), ("redis://h:1/", Some("a"), Some("http://10.0.0.1:8003")));
+    assert!(!format!("{c:?}").contains(K2));
+    assert!(ServerOptions::from_json(Some(&json!({ "readEnv": false })), &env, &no_file).unwrap().cluster.is_none());
+    for (v, want) in [
+      (json!({ "workerId": "a" }), "needs redisUrl"),
+      (json!({ "redisUrl": "http://h" }), "must start with redis://"),
+      (json!({ "redisUrl": "redis://h", "workerId": "a:b" }), "the worker id"),
+      (json!({ "redisUrl": "redis://h", "advertiseUrl": "h:1" }), "must be an http(s) URL"),
+      (json!({ "redisUrl": "redis://h", "clusterSecret": "short" }), "the cluster secret"),
+      (json!({ "redisUrl": "redis://h", "heartbeatInterval": 0.001 }), "at least 0.05"),
+    ] {
+      let e = parse(v.clone()).unwrap_err();
+      assert!(e.message.contains(want), "{v}: {}", e.message);
+    }
   }
 
   #[test]

@@ -54,7 +54,13 @@ async fn create(State(state): S, Caller(tenant): Caller, headers: HeaderMap, bod
   let timeout = body::opt_seconds(&o, "timeout", max)?.map_or(state.opts.default_timeout, Duration::from_secs_f64);
   let template = template_for(&environment, state.templates().as_ref())?;
   let st = state.clone();
-  let entry = state.work(async move { st.create(tenant, environment.trim().to_string(), template, timeout).await }).await?;
+  let entry = state
+    .work(async move {
+      let entry = st.create(tenant, environment.trim().to_string(), template, timeout).await?;
+      st.announce(&entry).await?;
+      Ok(entry)
+    })
+    .await?;
   let config = entry.sandbox.config();
   let body = json!({
     "sandbox_id": entry.id,

@@ -117,6 +117,8 @@ pub struct AppState {
   pub started: Instant,
   /// `/v1`'s running processes
   pub v1: crate::server::v1::V1State,
+  /// distributed mode: this server as a worker (set by `listen`)
+  pub worker: std::sync::OnceLock<Arc<crate::server::cluster::Worker>>,
   me: Weak<AppState>,
 }
 
@@ -134,6 +136,7 @@ impl AppState {
       cancel: watch::Sender::new(false),
       started: Instant::now(),
       v1: Default::default(),
+      worker: std::sync::OnceLock::new(),
       me: me.clone(),
     })
   }
@@ -258,6 +261,25 @@ impl AppState {
     entry
   }
 
+  /// Distributed mode: records a new sandbox of this worker in Redis (and the worker's new load).
+  /// When Redis cannot record it, the sandbox is destroyed and the error (503
+  /// PROVIDER_UNAVAILABLE) returned: no other worker could reach it.
+  pub async fn announce(&self, entry: &Entry) -> Result<(), ApiError> {
+    let Some(w) = self.worker.get() else {
+      return Ok(());
+    };
+    if let Err(e) = w.cluster.claim(&entry.id, &entry.tenant.name).await {
+      if let Err(d) = self.remove(&entry.id).await {
+        tracing::warn!(sandbox = %entry.id, error = %d.message, "destroying a sandbox that Redis could not record failed");
+      }
+      return Err(e.into());
+    }
+    if let Err(e) = w.beat(self).await {
+      tracing::warn!(error = %e.message, "distributed mode: publishing the new load failed");
+    }
+    Ok(())
+  }
+
   /// Forget sandbox `id` and destroy it. False when the server has no such sandbox.
   pub async fn remove(&self, id: &str) -> Result<bool, ApiError> {
     let Some(entry) = self.sandboxes.lock().unwrap().remove(id) else {
@@ -266,8 +288,22 @@ impl AppState {
     if let Some(t) = entry.expiry.lock().unwrap().take() {
       t.abort();
     }
-    self.manager.destroy(id).await?;
+    let destroyed = self.manager.destroy(id).await;
+    self.unannounce(&entry).await;
+    destroyed?;
     Ok(true)
+  }
+
+  /// Distributed mode: removes a sandbox from Redis (best effort: an entry left behind points at
+  /// this worker, which answers SANDBOX_NOT_FOUND for it).
+  async fn unannounce(&self, entry: &Entry) {
+    let Some(w) = self.worker.get() else {
+      return;
+    };
+    if let Err(e) = w.cluster.forget(&entry.id, &entry.tenant.name).await {
+      tracing::warn!(sandbox = %entry.id, error = %e.message, "distributed mode: removing a sandbox from Redis failed");
+    }
+    let _ = w.beat(self).await;
   }
 
   /// The end of a shutdown: executions still running are killed, every sandbox is destroyed.
@@ -277,6 +313,11 @@ impl AppState {
     for e in &entries {
       if let Some(t) = e.expiry.lock().unwrap().take() {
         t.abort();
+      }
+    }
+    if let Some(w) = self.worker.get() {
+      for e in &entries {
+        let _ = w.cluster.forget(&e.id, &e.tenant.name).await;
       }
     }
     drop(entries);

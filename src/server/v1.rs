@@ -326,7 +326,9 @@ async fn create(State(state): S, Caller(tenant): Caller, headers: HeaderMap, bod
         }
       }
       let template = sb.config().template.unwrap_or_else(|| "-".into());
-      Ok(st.add_entry(tenant, sb, "v1".into(), template, timeout, slot))
+      let entry = st.add_entry(tenant, sb, "v1".into(), template, timeout, slot);
+      st.announce(&entry).await?;
+      Ok(entry)
     })
     .await?;
   Ok((StatusCode::CREATED, Json(describe_json(&entry))).into_response())
@@ -678,6 +680,11 @@ fn thread_key(tenant: &Tenant, thread: &str) -> String {
   format!("{}\u{1f}{thread}", tenant.name)
 }
 
+/// The client's thread id in a [`thread_key`].
+fn thread_of(key: &str) -> String {
+  key.split_once('\u{1f}').map_or(key, |(_, t)| t).to_string()
+}
+
 fn session_json(sb: &crate::core::sandbox::AnySandbox, thread: &str, created: bool) -> Value {
   let info = sb.activity().session;
   json!({
@@ -724,7 +731,16 @@ async fn open_session(State(state): S, Caller(tenant): Caller, headers: HeaderMa
           let _ = st.manager.close_session(&key).await;
           return Err(ApiError::quota(format!("this API key holds {} sandboxes, its limit; close a session or destroy a sandbox", t.sandboxes.max())));
         };
-        st.add_entry(t, sb.clone(), "session".into(), sb.config().template.unwrap_or_else(|| "-".into()), st.opts.max_timeout, slot);
+        let entry = st.add_entry(t.clone(), sb.clone(), "session".into(), sb.config().template.unwrap_or_else(|| "-".into()), st.opts.max_timeout, slot);
+        if let Err(e) = st.announce(&entry).await {
+          let _ = st.manager.close_session(&key).await;
+          return Err(e);
+        }
+      }
+      if let Some(w) = st.worker.get() {
+        if let Err(e) = w.cluster.set_session(&t.name, &thread_of(&key), sb.id()).await {
+          tracing::warn!(error = %e.message, "distributed mode: recording a session in Redis failed; other workers will not find it");
+        }
       }
       Ok((sb, !had))
     })
@@ -756,6 +772,9 @@ async fn close_session(State(state): S, Caller(tenant): Caller, Path(thread): Pa
       let closed = st.manager.close_session(&key).await?;
       if let Some(sb) = sb {
         st.remove(sb.id()).await?;
+      }
+      if let Some(w) = st.worker.get() {
+        w.cluster.clear_session(&tenant.name, &thread_of(&key)).await?;
       }
       Ok(closed)
     })

@@ -22,9 +22,9 @@ use crate::server::error::Redactor;
 use crate::server::options::ServerOptions;
 use crate::server::state::AppState;
 
-const K1: &str = "k1-0123456789abcdef";
-const K2: &str = "k2-0123456789abcdef";
-const IMAGE: &str = "fake/image:1";
+pub(crate) const K1: &str = "k1-0123456789abcdef";
+pub(crate) const K2: &str = "k2-0123456789abcdef";
+pub(crate) const IMAGE: &str = "fake/image:1";
 
 /// A sandbox in memory: files in a map, a few commands.
 struct Fake {
@@ -36,7 +36,7 @@ struct Fake {
   killed: Arc<Mutex<Vec<i32>>>,
 }
 
-struct FakeFactory(Arc<Mutex<Vec<i32>>>);
+pub(crate) struct FakeFactory(pub(crate) Arc<Mutex<Vec<i32>>>);
 
 impl ProviderFactory for FakeFactory {
   fn create(&self, config: &SandboxConfig, id: Option<&str>) -> Result<Arc<dyn Provider>> {
@@ -232,7 +232,7 @@ async fn serve(max_output: usize) -> Served {
   Served { url, state, killed, _task: task }
 }
 
-fn client_sandbox(url: &str, key: &str, extra: serde_json::Value) -> Arc<AnySandbox> {
+pub(crate) fn client_sandbox(url: &str, key: &str, extra: serde_json::Value) -> Arc<AnySandbox> {
   let base = json!({ "provider": "remote", "remote": { "url": url, "apiKey": key }, "image": IMAGE });
   let c = crate::core::config::merge(&base, &extra);
   let cfg = crate::core::config::resolve(&c).unwrap();

@@ -15,7 +15,7 @@
 
 pub mod client;
 #[cfg(test)]
-mod e2e_tests;
+pub(crate) mod e2e_tests;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
