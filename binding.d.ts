@@ -298,6 +298,11 @@ export declare class SandboxServer {
    * them), and destroys every sandbox of the server. Safe to call more than once.
    */
   close(): Promise<void>
+  /**
+   * Distributed mode: this worker's id in the cluster (undefined before `listen()`, or when
+   * the server runs alone).
+   */
+  get workerId(): string | null
   /** Where it listens (undefined before `listen()`). */
   get address(): ServerAddress | undefined
 }
@@ -1037,6 +1042,22 @@ export interface SandboxServerOptions {
   shutdownTimeout?: number
   /** Log every request through the library's logger (stderr), target `agentic_sandbox::server::access`. */
   accessLog?: boolean
+  /**
+   * Distributed mode: the Redis the workers share (`redis://host:port/`; default `REDIS_URL`,
+   * else `REDIS_HOST` / `REDIS_PORT`). Without it the server runs alone.
+   */
+  redisUrl?: string
+  /** This worker's id in the cluster (default `WORKER_ID`, else `<hostname>-<pid>`). */
+  workerId?: string
+  /** The URL other workers reach this one at (default `WORKER_URL`, else `http://<bound address>`). */
+  advertiseUrl?: string
+  /** Seconds between heartbeats (default `HEARTBEAT_INTERVAL`, else 2); a worker is dead after three missed ones. */
+  heartbeatInterval?: number
+  /**
+   * The secret that marks requests forwarded between workers (default `SANDBOX_CLUSTER_SECRET`,
+   * else a random one the first worker records in Redis).
+   */
+  clusterSecret?: string
 }
 
 export declare enum SandboxState {

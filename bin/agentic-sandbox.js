@@ -99,6 +99,20 @@ Options:
                              (default 10)
   --access-log               log every request to stderr (method, path,
                              status, time, tenant; never keys)
+
+Distributed mode (README "Distributed mode"): workers that share a Redis and
+forward each request to the worker holding its sandbox; give every worker the
+same API keys.
+  --redis <url>              the Redis (redis://host:port/; env REDIS_URL, or
+                             REDIS_HOST and REDIS_PORT)
+  --worker-id <id>           this worker's id (env WORKER_ID; default
+                             <hostname>-<pid>)
+  --advertise-url <url>      where the other workers reach this one (env
+                             WORKER_URL; default http://<host>:<port>)
+  --heartbeat <seconds>      between heartbeats (env HEARTBEAT_INTERVAL;
+                             default 2); dead after three missed ones
+                             (env SANDBOX_CLUSTER_SECRET: the secret of forwarded
+                             requests; default: a random one kept in Redis)
   -h, --help                 show this help
 
 Exit status: 0 after a clean shutdown, 1 on a startup failure, 2 on a usage
@@ -289,6 +303,10 @@ async function serve(args) {
       timeout: true,
       'shutdown-timeout': true,
       'access-log': false,
+      redis: true,
+      'worker-id': true,
+      'advertise-url': true,
+      heartbeat: true,
     },
     SERVE_USAGE,
   )
@@ -320,13 +338,17 @@ async function serve(args) {
   if (o['max-body-bytes'] !== undefined) options.maxBodyBytes = whole('max-body-bytes', o['max-body-bytes'], 1024, 2 ** 30)
   if (o.timeout !== undefined) options.defaultTimeout = number('timeout', o.timeout, 1, 7 * 24 * 3600)
   if (o['shutdown-timeout'] !== undefined) options.shutdownTimeout = number('shutdown-timeout', o['shutdown-timeout'], 0.001, 3600)
+  if (o.redis !== undefined) options.redisUrl = o.redis
+  if (o['worker-id'] !== undefined) options.workerId = o['worker-id']
+  if (o['advertise-url'] !== undefined) options.advertiseUrl = o['advertise-url']
+  if (o.heartbeat !== undefined) options.heartbeatInterval = number('heartbeat', o.heartbeat, 0.05, 3600)
 
   const { SandboxServer } = require('../index.js')
   const server = new SandboxServer(options)
   const address = await server.listen()
   const open = !(env.SANDBOX_API_KEYS || '').trim() && !options.apiKeysFile
   process.stderr.write(
-    `agentic-sandbox serve: listening on ${address.url} (${open ? 'no API keys: loopback only, one anonymous tenant' : 'API keys required'})\n`,
+    `agentic-sandbox serve: listening on ${address.url} (${open ? 'no API keys: loopback only, one anonymous tenant' : 'API keys required'})${server.workerId ? `, worker ${server.workerId} of the cluster on Redis` : ''}\n`,
   )
   // a graceful shutdown on the first signal; a second one exits at once
   await new Promise((resolve) => {

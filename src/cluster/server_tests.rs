@@ -18,6 +18,8 @@ use crate::server::Server;
 struct W {
   server: Arc<Server>,
   url: String,
+  /// signals the in-memory sandboxes' `sleep` processes received
+  killed: Arc<Mutex<Vec<i32>>>,
 }
 
 async fn worker(redis: &Redis, id: &str) -> W {
@@ -32,9 +34,10 @@ async fn worker(redis: &Redis, id: &str) -> W {
   )
   .unwrap();
   let server = Server::new(opts).unwrap();
-  server.state().manager.providers().register("fake", Arc::new(FakeFactory(Arc::new(Mutex::new(Vec::new()))))).unwrap();
+  let killed = Arc::new(Mutex::new(Vec::new()));
+  server.state().manager.providers().register("fake", Arc::new(FakeFactory(killed.clone()))).unwrap();
   let addr = server.listen().await.unwrap();
-  W { server: Arc::new(server), url: format!("http://{addr}") }
+  W { server: Arc::new(server), url: format!("http://{addr}"), killed }
 }
 
 struct Answer {
@@ -113,6 +116,17 @@ async fn two_workers_share_sandboxes_and_sessions() {
   let text = stream.text().await.unwrap();
   let events: Vec<_> = text.lines().map(|l| crate::providers::remote::wire::decode(l.as_bytes()).unwrap()).collect();
   assert!(matches!(events.last(), Some(crate::providers::remote::wire::Event::Exit(e)) if e.exit_code == 0), "{text}");
+  // a client that drops a forwarded stream kills its foreground process on the owner, as locally
+  let mut sleeping = http.post(format!("{}/v1/sandboxes/{on_b}/processes", a.url)).bearer_auth(K1).json(&json!({ "command": "sleep" })).send().await.unwrap();
+  let first = sleeping.chunk().await.unwrap().unwrap();
+  assert!(String::from_utf8_lossy(&first).contains("started"), "{first:?}");
+  drop(sleeping);
+  eventually("the dropped stream's process killed on B", || {
+    let k = b.killed.clone();
+    async move { (!k.lock().unwrap().is_empty()).then_some(()) }
+  })
+  .await;
+  assert!(a.killed.lock().unwrap().is_empty());
   let seed_id = seed.body["sandbox_id"].as_str().unwrap();
   let ex = call("POST", format!("{}/sandbox/{seed_id}/execute", a.url), K1, Some(json!({ "commands": ["echo one"] }))).await;
   assert_eq!(ex.status, 200, "{}", ex.body);

@@ -52,6 +52,18 @@ pub struct SandboxServerOptions {
   pub shutdown_timeout: Option<f64>,
   /// Log every request through the library's logger (stderr), target `agentic_sandbox::server::access`.
   pub access_log: Option<bool>,
+  /// Distributed mode: the Redis the workers share (`redis://host:port/`; default `REDIS_URL`,
+  /// else `REDIS_HOST` / `REDIS_PORT`). Without it the server runs alone.
+  pub redis_url: Option<String>,
+  /// This worker's id in the cluster (default `WORKER_ID`, else `<hostname>-<pid>`).
+  pub worker_id: Option<String>,
+  /// The URL other workers reach this one at (default `WORKER_URL`, else `http://<bound address>`).
+  pub advertise_url: Option<String>,
+  /// Seconds between heartbeats (default `HEARTBEAT_INTERVAL`, else 2); a worker is dead after three missed ones.
+  pub heartbeat_interval: Option<f64>,
+  /// The secret that marks requests forwarded between workers (default `SANDBOX_CLUSTER_SECRET`,
+  /// else a random one the first worker records in Redis).
+  pub cluster_secret: Option<String>,
 }
 
 /// One API key with limits of its own (the server's limits where it gives none).
@@ -134,6 +146,13 @@ impl SandboxServer {
       slot.lock().unwrap().take();
       r
     })
+  }
+
+  /// Distributed mode: this worker's id in the cluster (undefined before `listen()`, or when
+  /// the server runs alone).
+  #[napi(getter)]
+  pub fn worker_id(&self) -> Option<String> {
+    self.inner.state().worker.get().map(|w| w.id.clone())
   }
 
   /// Where it listens (undefined before `listen()`).
