@@ -95,6 +95,10 @@ async fn two_workers_share_sandboxes_and_sessions() {
   let seed = call("POST", format!("{}/sandbox/create", b.url), K1, Some(json!({ "environment": "base" }))).await;
   assert_eq!(seed.status, 201, "{}", seed.body);
 
+  let health = call("GET", format!("{}/health", b.url), K1, None).await;
+  assert_eq!(health.body["cluster"]["worker"], "wb");
+  assert_eq!(health.body["cluster"]["workers"].as_array().unwrap().len(), 2, "{}", health.body);
+
   // lists come from every worker, through either
   for w in [&a, &b] {
     let l = call("GET", format!("{}/v1/sandboxes", w.url), K1, None).await;
@@ -162,6 +166,8 @@ async fn two_workers_share_sandboxes_and_sessions() {
   assert_eq!((r.status, r.body["error"]["code"].as_str()), (503, Some("PROVIDER_UNAVAILABLE")), "{}", r.body);
   assert!(r.body["error"]["message"].as_str().unwrap().contains("Redis"), "{}", r.body);
   assert_eq!(call("GET", format!("{}/v1/sandboxes/{on_a}", a.url), K1, None).await.status, 200);
+  let health = call("GET", format!("{}/health", a.url), K1, None).await;
+  assert_eq!((health.status, &health.body["cluster"]["redis"]["reachable"]), (200, &json!(false)), "{}", health.body);
   // back (empty, on the same port): the heartbeats register both workers and their sandboxes again
   redis.spawn();
   eventually("B's sandbox reachable through A after Redis came back", || {

@@ -253,6 +253,15 @@ async fn health(State(state): S, headers: HeaderMap) -> Response {
     "executions_running": all.iter().map(|e| e.running.load(Ordering::SeqCst)).sum::<usize>(),
     "auth": if state.keys.is_open() { "none (loopback only)" } else { "api-key" },
   });
+  if let Some(w) = state.worker.get() {
+    // distributed mode: this worker and what it sees of the cluster (Redis down: the worker still
+    // serves its own sandboxes, so it stays healthy)
+    let (redis, workers) = match w.cluster.workers().await {
+      Ok(ws) => (json!({ "reachable": true }), json!(ws.iter().map(|w| json!({ "id": w.id, "url": w.url, "sandboxes": w.sandboxes })).collect::<Vec<_>>())),
+      Err(e) => (json!({ "reachable": false, "message": state.redactor.redact(&e.message) }), Value::Null),
+    };
+    body["cluster"] = json!({ "worker": w.id, "url": w.url, "redis": redis, "workers": workers });
+  }
   if let Ok(t) = state.keys.authenticate(&headers) {
     body["tenant"] = json!({
       "name": t.name,
