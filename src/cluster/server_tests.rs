@@ -202,8 +202,24 @@ async fn two_workers_share_sandboxes_and_sessions() {
 
   let closed = call("DELETE", format!("{}/v1/sessions/t1", dead.url), K1, None).await;
   assert_eq!(closed.body["closed"], true, "{}", closed.body);
-  let _ = ErrorCode::SandboxNotFound;
   a.server.close().await.unwrap();
   b.server.close().await.unwrap();
   assert!(a.server.state().all_entries().is_empty() && b.server.state().all_entries().is_empty());
+}
+
+#[tokio::test]
+async fn a_worker_does_not_start_without_its_redis() {
+  let mut redis = Redis::start();
+  redis.stop();
+  let opts = ServerOptions::from_json(
+    Some(&json!({ "readEnv": false, "port": 0, "apiKeys": [K1], "config": { "provider": "fake", "image": IMAGE }, "redisUrl": redis.url() })),
+    &|_| None,
+    &|_| Err(std::io::ErrorKind::NotFound.into()),
+  )
+  .unwrap();
+  let server = Server::new(opts).unwrap();
+  let e = server.listen().await.unwrap_err();
+  assert_eq!(e.code, ErrorCode::ProviderUnavailable);
+  assert!(e.message.contains(&redis.url()) && e.message.contains("REDIS_URL"), "{}", e.message);
+  assert_eq!(server.address(), None);
 }
