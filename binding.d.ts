@@ -344,6 +344,7 @@ export interface ApiKeyOptions {
   name?: string
   maxSandboxes?: number
   maxConcurrentExecutions?: number
+  maxBackgroundProcesses?: number
   maxBodyBytes?: number
 }
 
@@ -1028,6 +1029,8 @@ export interface SandboxServerOptions {
   maxSandboxes?: number
   /** Execute requests a tenant runs at once (default 4; 429 QUOTA_EXCEEDED past it). */
   maxConcurrentExecutions?: number
+  /** Background processes a tenant runs at once over all its sandboxes (default 16; 429 QUOTA_EXCEEDED past it). */
+  maxBackgroundProcesses?: number
   /** Largest request body in bytes (default 10 MiB; 413 past it). */
   maxBodyBytes?: number
   /** Lifetime of a sandbox whose create gives no `timeout`, in seconds (default 3600). */

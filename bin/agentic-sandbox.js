@@ -92,6 +92,7 @@ Options:
                              env SANDBOX_CONFIG_FILE)
   --max-sandboxes <n>        sandboxes per API key at once (default 10)
   --max-executions <n>       execute requests per API key at once (default 4)
+  --max-background <n>       background processes per API key at once (default 16)
   --max-body-bytes <n>       largest request body (default 10485760)
   --timeout <seconds>        lifetime of a sandbox whose create gives none
                              (default 3600)
@@ -299,6 +300,7 @@ async function serve(args) {
       config: true,
       'max-sandboxes': true,
       'max-executions': true,
+      'max-background': true,
       'max-body-bytes': true,
       timeout: true,
       'shutdown-timeout': true,
@@ -335,6 +337,7 @@ async function serve(args) {
   if (o.config) options.configFile = path.resolve(o.config)
   if (o['max-sandboxes'] !== undefined) options.maxSandboxes = whole('max-sandboxes', o['max-sandboxes'], 1, 100000)
   if (o['max-executions'] !== undefined) options.maxConcurrentExecutions = whole('max-executions', o['max-executions'], 1, 100000)
+  if (o['max-background'] !== undefined) options.maxBackgroundProcesses = whole('max-background', o['max-background'], 0, 100000)
   if (o['max-body-bytes'] !== undefined) options.maxBodyBytes = whole('max-body-bytes', o['max-body-bytes'], 1024, 2 ** 30)
   if (o.timeout !== undefined) options.defaultTimeout = number('timeout', o.timeout, 1, 7 * 24 * 3600)
   if (o['shutdown-timeout'] !== undefined) options.shutdownTimeout = number('shutdown-timeout', o['shutdown-timeout'], 0.001, 3600)

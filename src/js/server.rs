@@ -38,6 +38,8 @@ pub struct SandboxServerOptions {
   pub max_sandboxes: Option<u32>,
   /// Execute requests a tenant runs at once (default 4; 429 QUOTA_EXCEEDED past it).
   pub max_concurrent_executions: Option<u32>,
+  /// Background processes a tenant runs at once over all its sandboxes (default 16; 429 QUOTA_EXCEEDED past it).
+  pub max_background_processes: Option<u32>,
   /// Largest request body in bytes (default 10 MiB; 413 past it).
   pub max_body_bytes: Option<u32>,
   /// Lifetime of a sandbox whose create gives no `timeout`, in seconds (default 3600).
@@ -75,6 +77,7 @@ pub struct ApiKeyOptions {
   pub name: Option<String>,
   pub max_sandboxes: Option<u32>,
   pub max_concurrent_executions: Option<u32>,
+  pub max_background_processes: Option<u32>,
   pub max_body_bytes: Option<u32>,
 }
 

@@ -21,6 +21,8 @@ pub struct Tenant {
   pub sandboxes: Arc<Counter>,
   /// execute requests running
   pub executions: Arc<Counter>,
+  /// background processes running
+  pub background: Arc<Counter>,
 }
 
 impl Tenant {
@@ -30,6 +32,7 @@ impl Tenant {
       limits,
       sandboxes: Counter::new(limits.max_sandboxes),
       executions: Counter::new(limits.max_concurrent_executions),
+      background: Counter::new(limits.max_background_processes),
     })
   }
 }

@@ -18,13 +18,15 @@ pub struct TenantLimits {
   pub max_sandboxes: usize,
   /// execute requests running at once
   pub max_concurrent_executions: usize,
+  /// background processes (`/v1` `background: true`) running at once, over all its sandboxes
+  pub max_background_processes: usize,
   /// largest request body
   pub max_body_bytes: usize,
 }
 
 impl Default for TenantLimits {
   fn default() -> Self {
-    Self { max_sandboxes: 10, max_concurrent_executions: 4, max_body_bytes: 10 * 1024 * 1024 }
+    Self { max_sandboxes: 10, max_concurrent_executions: 4, max_background_processes: 16, max_body_bytes: 10 * 1024 * 1024 }
   }
 }
 
@@ -123,7 +125,7 @@ impl Default for ServerOptions {
   }
 }
 
-const KNOWN: [&str; 21] = [
+const KNOWN: [&str; 22] = [
   "port",
   "host",
   "apiKeys",
@@ -133,6 +135,7 @@ const KNOWN: [&str; 21] = [
   "configFile",
   "maxSandboxes",
   "maxConcurrentExecutions",
+  "maxBackgroundProcesses",
   "maxBodyBytes",
   "defaultTimeout",
   "maxTimeout",
@@ -200,6 +203,8 @@ fn limits(o: &Map<String, Value>, prefix: &str, base: TenantLimits) -> Result<Te
     max_sandboxes: whole(o, "maxSandboxes", &name("maxSandboxes"), 1, 100_000)?.map_or(base.max_sandboxes, |v| v as usize),
     max_concurrent_executions: whole(o, "maxConcurrentExecutions", &name("maxConcurrentExecutions"), 1, 100_000)?
       .map_or(base.max_concurrent_executions, |v| v as usize),
+    max_background_processes: whole(o, "maxBackgroundProcesses", &name("maxBackgroundProcesses"), 0, 100_000)?
+      .map_or(base.max_background_processes, |v| v as usize),
     max_body_bytes: whole(o, "maxBodyBytes", &name("maxBodyBytes"), 1024, 1 << 30)?.map_or(base.max_body_bytes, |v| v as usize),
   })
 }
@@ -309,7 +314,7 @@ pub fn keys_from_file(text: &str, path: &Path, limits: TenantLimits) -> Result<V
   Ok(out)
 }
 
-/// `apiKeys`: strings, or `{ key, name?, maxSandboxes?, maxConcurrentExecutions?, maxBodyBytes? }`.
+/// `apiKeys`: strings, or `{ key, name?, maxSandboxes?, maxConcurrentExecutions?, maxBackgroundProcesses?, maxBodyBytes? }`.
 fn keys_from_option(v: &Value, base: TenantLimits) -> Result<Vec<ApiKey>> {
   let Value::Array(items) = v else {
     return Err(bad(format!("apiKeys must be an array of keys (strings or {{ key, name, ...limits }}), got {}", type_name(v))));
@@ -324,8 +329,10 @@ fn keys_from_option(v: &Value, base: TenantLimits) -> Result<Vec<ApiKey>> {
       }
       Value::Object(o) => {
         for k in o.keys() {
-          if !["key", "name", "maxSandboxes", "maxConcurrentExecutions", "maxBodyBytes"].contains(&k.as_str()) {
-            return Err(bad(format!("{what}.{k} is not an option of an API key (key, name, maxSandboxes, maxConcurrentExecutions, maxBodyBytes)")));
+          if !["key", "name", "maxSandboxes", "maxConcurrentExecutions", "maxBackgroundProcesses", "maxBodyBytes"].contains(&k.as_str()) {
+            return Err(bad(format!(
+              "{what}.{k} is not an option of an API key (key, name, maxSandboxes, maxConcurrentExecutions, maxBackgroundProcesses, maxBodyBytes)"
+            )));
           }
         }
         let key = match o.get("key") {

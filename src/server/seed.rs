@@ -269,6 +269,7 @@ async fn health(State(state): S, headers: HeaderMap) -> Response {
       "max_sandboxes": t.limits.max_sandboxes,
       "executions_running": t.executions.used(),
       "max_concurrent_executions": t.limits.max_concurrent_executions,
+      "max_background_processes": t.limits.max_background_processes,
       "max_body_bytes": t.limits.max_body_bytes,
     });
   }

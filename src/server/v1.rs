@@ -464,11 +464,16 @@ async fn spawn(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId
     return Err(ApiError::shutting_down());
   }
   let permit = if background {
-    None
+    tenant.background.try_acquire().ok_or_else(|| {
+      ApiError::quota(format!(
+        "this API key already runs {} background processes, its limit (maxBackgroundProcesses); kill one (DELETE /v1/sandboxes/{{id}}/processes kills a sandbox's)",
+        tenant.background.max()
+      ))
+    })?
   } else {
-    Some(tenant.executions.try_acquire().ok_or_else(|| {
+    tenant.executions.try_acquire().ok_or_else(|| {
       ApiError::quota(format!("this API key already runs {} executions at once, its limit; wait for one to finish", tenant.executions.max()))
-    })?)
+    })?
   };
   let work = state.work.enter();
   let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();

@@ -213,8 +213,13 @@ struct Served {
 }
 
 async fn serve(max_output: usize) -> Served {
+  serve_with(json!({ "maxOutputBytes": max_output })).await
+}
+
+async fn serve_with(extra: serde_json::Value) -> Served {
+  let base = json!({ "readEnv": false, "apiKeys": [{ "key": K1, "name": "alice" }, { "key": K2, "name": "bob" }] });
   let opts = ServerOptions::from_json(
-    Some(&json!({ "readEnv": false, "apiKeys": [{ "key": K1, "name": "alice" }, { "key": K2, "name": "bob" }], "maxOutputBytes": max_output })),
+    Some(&crate::core::config::merge(&base, &extra)),
     &|_| None,
     &|_| Err(std::io::ErrorKind::NotFound.into()),
   )
@@ -310,6 +315,44 @@ async fn a_client_sandbox_runs_on_the_server() {
   sb.destroy().await.unwrap();
   assert!(s.state.all_entries().is_empty());
   sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn background_processes_count_against_their_own_limit() {
+  let s = serve_with(json!({ "maxBackgroundProcesses": 1 })).await;
+  let sb = client_sandbox(&s.url, K1, json!({}));
+  sb.start(None).await.unwrap();
+  let first = sb.spawn("sleep", &[], &ExecOptions::default(), true, false, None).await.unwrap();
+  let e = match sb.spawn("sleep", &[], &ExecOptions::default(), true, false, None).await {
+    Ok(_) => panic!("a second background process is over the limit"),
+    Err(e) => e,
+  };
+  assert_eq!(e.code, ErrorCode::QuotaExceeded);
+  assert!(e.message.contains("maxBackgroundProcesses"), "{}", e.message);
+  // a foreground command is not a background process: it still runs
+  assert_eq!(sb.execute("echo", &["x".into()], ExecOptions::default()).await.unwrap().exit_code, 0);
+  // another tenant has its own count
+  let other = client_sandbox(&s.url, K2, json!({}));
+  other.start(None).await.unwrap();
+  let theirs = other.spawn("sleep", &[], &ExecOptions::default(), true, false, None).await.unwrap();
+  // the slot comes back when the process ends
+  first.signal(9).unwrap();
+  tokio::time::timeout(Duration::from_secs(10), first.wait()).await.unwrap().unwrap();
+  let mut again = None;
+  for _ in 0..100 {
+    match sb.spawn("sleep", &[], &ExecOptions::default(), true, false, None).await {
+      Ok(p) => {
+        again = Some(p);
+        break;
+      }
+      Err(e) if e.code == ErrorCode::QuotaExceeded => tokio::time::sleep(Duration::from_millis(20)).await,
+      Err(e) => panic!("{e}"),
+    }
+  }
+  again.expect("a freed slot is available again").signal(9).unwrap();
+  theirs.signal(9).unwrap();
+  sb.destroy().await.unwrap();
+  other.destroy().await.unwrap();
 }
 
 #[tokio::test]
