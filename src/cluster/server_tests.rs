@@ -23,12 +23,17 @@ struct W {
 }
 
 async fn worker(redis: &Redis, id: &str) -> W {
+  worker_with(redis, id, json!({})).await
+}
+
+async fn worker_with(redis: &Redis, id: &str, extra: Value) -> W {
+  let base = json!({
+    "readEnv": false, "port": 0, "apiKeys": [{ "key": K1, "name": "alice" }, { "key": K2, "name": "bob" }],
+    "config": { "provider": "fake", "image": IMAGE },
+    "redisUrl": redis.url(), "workerId": id, "heartbeatInterval": 0.2,
+  });
   let opts = ServerOptions::from_json(
-    Some(&json!({
-      "readEnv": false, "port": 0, "apiKeys": [{ "key": K1, "name": "alice" }, { "key": K2, "name": "bob" }],
-      "config": { "provider": "fake", "image": IMAGE },
-      "redisUrl": redis.url(), "workerId": id, "heartbeatInterval": 0.2,
-    })),
+    Some(&crate::core::config::merge(&base, &extra)),
     &|_| None,
     &|_| Err(std::io::ErrorKind::NotFound.into()),
   )
@@ -205,6 +210,40 @@ async fn two_workers_share_sandboxes_and_sessions() {
   a.server.close().await.unwrap();
   b.server.close().await.unwrap();
   assert!(a.server.state().all_entries().is_empty() && b.server.state().all_entries().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_sandboxes_holds_across_the_cluster() {
+  let redis = Redis::start();
+  let a = worker_with(&redis, "qa", json!({ "maxSandboxes": 2 })).await;
+  let b = worker_with(&redis, "qb", json!({ "maxSandboxes": 2 })).await;
+  eventually("both workers live", || async {
+    let h = call("GET", format!("{}/health", a.url), K1, None).await;
+    (h.body["cluster"]["workers"].as_array().map(Vec::len) == Some(2)).then_some(())
+  })
+  .await;
+  // one sandbox on each worker: each worker alone holds 1 of 2
+  let mut owners = Vec::new();
+  for _ in 0..2 {
+    let r = call("POST", format!("{}/v1/sandboxes", a.url), K1, Some(json!({}))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    owners.push(r.worker);
+  }
+  owners.sort();
+  assert_eq!(owners, ["qa", "qb"]);
+  // a third, through either worker, a new session included: over the tenant's limit in the cluster
+  for w in [&a, &b] {
+    let r = call("POST", format!("{}/v1/sandboxes", w.url), K1, Some(json!({}))).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("QUOTA_EXCEEDED")), "{}", r.body);
+    let r = call("POST", format!("{}/sandbox/create", w.url), K1, Some(json!({ "environment": "base" }))).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let r = call("POST", format!("{}/v1/sessions", w.url), K1, Some(json!({ "userId": "u", "threadId": "q1" }))).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+  }
+  // another tenant is not affected
+  assert_eq!(call("POST", format!("{}/v1/sandboxes", b.url), K2, Some(json!({}))).await.status, 201);
+  a.server.close().await.unwrap();
+  b.server.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -347,6 +347,21 @@ pub async fn route(State(state): State<Arc<AppState>>, req: Request, next: Next)
   res
 }
 
+/// `maxSandboxes` over the whole cluster: a tenant's sandboxes on every live worker, as the
+/// registry has them, checked where the request comes in (each worker also checks its own count,
+/// creations in progress included, so only creations racing through different workers at the same
+/// moment can pass it, each by one).
+async fn held_below_limit(w: &Worker, tenant: &Tenant) -> std::result::Result<(), ApiError> {
+  let held = w.cluster.tenant_sandboxes(&tenant.name).await?.len();
+  if held >= tenant.limits.max_sandboxes {
+    return Err(ApiError::quota(format!(
+      "this API key holds {held} sandboxes in the cluster, its limit is {}; destroy one (GET /v1/sandboxes lists them)",
+      tenant.limits.max_sandboxes
+    )));
+  }
+  Ok(())
+}
+
 fn gone(id: &str) -> ApiError {
   ApiError::coded(
     ErrorCode::SandboxNotFound,
@@ -358,6 +373,7 @@ async fn dispatch(state: &Arc<AppState>, w: &Arc<Worker>, tenant: &Arc<Tenant>, 
   match classify(req.method(), req.uri().path()) {
     Target::Here => Ok(next.run(req).await),
     Target::Create => {
+      held_below_limit(w, tenant).await?;
       let to = w.cluster.place().await?;
       if to.id == w.id { Ok(next.run(req).await) } else { w.forward(&to, req).await }
     }
@@ -418,6 +434,7 @@ async fn dispatch(state: &Arc<AppState>, w: &Arc<Worker>, tenant: &Arc<Tenant>, 
           }
         }
       }
+      held_below_limit(w, tenant).await?;
       let to = w.cluster.place().await?;
       if to.id == w.id { Ok(next.run(req).await) } else { w.forward(&to, req).await }
     }
