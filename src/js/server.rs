@@ -52,6 +52,17 @@ pub struct SandboxServerOptions {
   pub shutdown_timeout: Option<f64>,
   /// Log every request through the library's logger (stderr), target `agentic_sandbox::server::access`.
   pub access_log: Option<bool>,
+  /// The audit log: a file to append one JSON line to per command run (tenant, sandbox, argv with
+  /// secrets redacted, exit code, duration). Created with mode 0600. Default: none.
+  pub audit_log: Option<String>,
+  /// The `worker` label of every metric and audit line (default the host name).
+  pub worker_id: Option<String>,
+  /// Serve `GET /metrics` without any credential (default false: on a server with API keys it
+  /// takes `metricsToken`).
+  pub metrics_public: Option<bool>,
+  /// The bearer token of `GET /metrics` on a server with API keys (at least 16 characters;
+  /// default `SANDBOX_METRICS_TOKEN` unless `readEnv: false`). Tenants' keys do not open it.
+  pub metrics_token: Option<String>,
 }
 
 /// One API key with limits of its own (the server's limits where it gives none).

@@ -65,6 +65,8 @@ pub struct ServerOptions {
   pub config_file: Option<PathBuf>,
   /// `tracing` events of every request (target `agentic_sandbox::server::access`)
   pub access_log: bool,
+  /// worker id, audit log, who reads `/metrics` (`server::metrics`)
+  pub obs: crate::server::metrics::ObsOptions,
 }
 
 pub const DEFAULT_PORT: u16 = 8003;
@@ -88,6 +90,7 @@ impl Default for ServerOptions {
       manager_config: None,
       config_file: None,
       access_log: false,
+      obs: Default::default(),
     }
   }
 }
@@ -276,8 +279,9 @@ impl ServerOptions {
       Some(Value::Object(o)) => o,
       Some(other) => return Err(bad(format!("the SandboxServer options must be an object, got {}", type_name(other)))),
     };
-    if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-      return Err(bad(format!("{k} is not an option of SandboxServer (known: {})", KNOWN.join(", "))));
+    let obs = &crate::server::metrics::OPTIONS;
+    if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str()) && !obs.contains(&k.as_str())) {
+      return Err(bad(format!("{k} is not an option of SandboxServer (known: {}, {})", KNOWN.join(", "), obs.join(", "))));
     }
     let mut s = ServerOptions::default();
     if let Some(p) = whole(o, "port", "port", 0, 65535)? {
@@ -320,6 +324,7 @@ impl ServerOptions {
       Some(v) => return Err(bad(format!("config must be a SandboxConfig object (use configFile for a file), got {}", type_name(v)))),
     };
     s.config_file = string(o, "configFile")?.map(PathBuf::from);
+    s.obs = crate::server::metrics::ObsOptions::from_json(o, read_env, get)?;
 
     // keys: the option, the file, the environment; each key once
     let mut keys: Vec<(String, ApiKey)> = Vec::new();

@@ -18,8 +18,10 @@ use tokio::sync::watch;
 use crate::core::error::ErrorCode;
 use crate::core::manager::Manager;
 use crate::core::sandbox::AnySandbox;
+use crate::server::audit::Audit;
 use crate::server::auth::{Keys, Tenant};
 use crate::server::error::{ApiError, Redactor};
+use crate::server::metrics::Metrics;
 use crate::server::options::ServerOptions;
 use crate::server::quota::Permit;
 
@@ -117,11 +119,20 @@ pub struct AppState {
   pub started: Instant,
   /// `/v1`'s running processes
   pub v1: crate::server::v1::V1State,
+  pub metrics: Metrics,
+  pub audit: Audit,
   me: Weak<AppState>,
 }
 
 impl AppState {
+  /// A state without an audit file (its metrics labelled with `opts.obs.worker_id`).
   pub fn new(manager: Arc<Manager>, opts: ServerOptions, redactor: Redactor) -> Arc<Self> {
+    let metrics = Metrics::new(&opts.obs.worker_id);
+    let audit = Audit::open(None, &opts.obs.worker_id, metrics.audit_dropped.clone()).expect("no file to open");
+    Self::observed(manager, opts, redactor, metrics, audit)
+  }
+
+  pub fn observed(manager: Arc<Manager>, opts: ServerOptions, redactor: Redactor, metrics: Metrics, audit: Audit) -> Arc<Self> {
     let keys = Keys::new(&opts.keys, opts.limits);
     Arc::new_cyclic(|me| Self {
       manager,
@@ -134,6 +145,8 @@ impl AppState {
       cancel: watch::Sender::new(false),
       started: Instant::now(),
       v1: Default::default(),
+      metrics,
+      audit,
       me: me.clone(),
     })
   }
