@@ -1037,6 +1037,23 @@ export interface SandboxServerOptions {
   shutdownTimeout?: number
   /** Log every request through the library's logger (stderr), target `agentic_sandbox::server::access`. */
   accessLog?: boolean
+  /**
+   * The audit log: a file to append one JSON line to per command run (tenant, sandbox, argv with
+   * secrets redacted, exit code, duration). Created with mode 0600. Default: none.
+   */
+  auditLog?: string
+  /** The `worker` label of every metric and audit line (default the host name). */
+  workerId?: string
+  /**
+   * Serve `GET /metrics` without any credential (default false: on a server with API keys it
+   * takes `metricsToken`).
+   */
+  metricsPublic?: boolean
+  /**
+   * The bearer token of `GET /metrics` on a server with API keys (at least 16 characters;
+   * default `SANDBOX_METRICS_TOKEN` unless `readEnv: false`). Tenants' keys do not open it.
+   */
+  metricsToken?: string
 }
 
 export declare enum SandboxState {

@@ -76,8 +76,8 @@ usage error.
 const SERVE_USAGE = `Usage: agentic-sandbox serve [options]
 
 Serves the sandbox service over HTTP: POST /sandbox/create, POST /sandbox/{id}/execute,
-GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health
-(README "Sandbox service"). Each API key is a tenant that sees only its own
+GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health,
+GET /metrics (Prometheus), and /v1/... (README "Sandbox service"). Each API key is a tenant that sees only its own
 sandboxes. Without any key the server listens on loopback only, as one
 anonymous tenant. On SIGINT/SIGTERM it stops accepting, lets running requests
 finish (--shutdown-timeout), and destroys its sandboxes.
@@ -97,8 +97,16 @@ Options:
                              (default 3600)
   --shutdown-timeout <s>     how long running requests may finish on shutdown
                              (default 10)
-  --access-log               log every request to stderr (method, path,
+  --access-log               log every request to stderr (method, route, path,
                              status, time, tenant; never keys)
+  --audit-log <file>         append a JSON line per command run (tenant,
+                             sandbox, argv with secrets redacted, exit code,
+                             duration) to <file> (env SANDBOX_AUDIT_LOG)
+  --worker-id <id>           the worker label of metrics and audit lines
+                             (env WORKER_ID; default the host name)
+  --metrics-token-file <f>   the bearer token of GET /metrics on a server with
+                             API keys (env SANDBOX_METRICS_TOKEN)
+  --metrics-public           serve GET /metrics without any credential
   -h, --help                 show this help
 
 Exit status: 0 after a clean shutdown, 1 on a startup failure, 2 on a usage
@@ -289,6 +297,10 @@ async function serve(args) {
       timeout: true,
       'shutdown-timeout': true,
       'access-log': false,
+      'audit-log': true,
+      'worker-id': true,
+      'metrics-token-file': true,
+      'metrics-public': false,
     },
     SERVE_USAGE,
   )
@@ -320,6 +332,21 @@ async function serve(args) {
   if (o['max-body-bytes'] !== undefined) options.maxBodyBytes = whole('max-body-bytes', o['max-body-bytes'], 1024, 2 ** 30)
   if (o.timeout !== undefined) options.defaultTimeout = number('timeout', o.timeout, 1, 7 * 24 * 3600)
   if (o['shutdown-timeout'] !== undefined) options.shutdownTimeout = number('shutdown-timeout', o['shutdown-timeout'], 0.001, 3600)
+  const auditLog = o['audit-log'] ?? env.SANDBOX_AUDIT_LOG
+  if (auditLog) options.auditLog = path.resolve(auditLog)
+  const workerId = o['worker-id'] ?? env.WORKER_ID
+  if (workerId) options.workerId = workerId
+  if (o['metrics-public']) options.metricsPublic = true
+  if (o['metrics-token-file']) {
+    // SANDBOX_METRICS_TOKEN is read by the server itself, like SANDBOX_API_KEYS
+    let token
+    try {
+      token = require('node:fs').readFileSync(o['metrics-token-file'], 'utf8').trim()
+    } catch (e) {
+      throw new UsageError(`option '--metrics-token-file': cannot read ${o['metrics-token-file']} (${e.code || e.message})`, SERVE_USAGE)
+    }
+    options.metricsToken = token
+  }
 
   const { SandboxServer } = require('../index.js')
   const server = new SandboxServer(options)
