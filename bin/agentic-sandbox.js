@@ -77,9 +77,9 @@ const SERVE_USAGE = `Usage: agentic-sandbox serve [options]
 
 Serves the sandbox service over HTTP: POST /sandbox/create, POST /sandbox/{id}/execute,
 GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health,
-GET /metrics (Prometheus), and /v1/... (README "Sandbox service"). Each API key is a tenant that sees only its own
-sandboxes. Without any key the server listens on loopback only, as one
-anonymous tenant. On SIGINT/SIGTERM it stops accepting, lets running requests
+GET /metrics (Prometheus), and /v1/... (README "Sandbox service"). Each API
+key is a tenant that sees only its own sandboxes. Without any key the server
+listens on loopback only, as one anonymous tenant. On SIGINT/SIGTERM it stops accepting, lets running requests
 finish (--shutdown-timeout), and destroys its sandboxes.
 
 Options:
