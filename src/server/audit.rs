@@ -299,7 +299,7 @@ impl Audit {
       match tx.try_send(Msg::Line(text)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
-          if self.dropped.inc() % 1000 == 0 {
+          if self.dropped.inc().is_multiple_of(1000) {
             tracing::warn!(path = ?self.path, "the audit log's writer is behind: audit lines are being dropped");
           }
         }
