@@ -14,15 +14,15 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::core::logs::{iso, now_ms};
-use crate::server::body::{self, read_object};
-use crate::server::environments::template_for;
 use crate::core::error::SandboxError;
+use crate::core::logs::{iso, now_ms};
 use crate::core::types::ExecResult;
 use crate::server::audit::{self, Exited};
+use crate::server::body::{self, read_object};
+use crate::server::environments::template_for;
 use crate::server::error::ApiError;
-use crate::server::metrics::Api;
 use crate::server::execute::{self, Outcome, Tests, MAX_COMMANDS, MAX_FILES};
+use crate::server::metrics::Api;
 use crate::server::state::{AppState, Entry};
 use crate::server::{Caller, SandboxId};
 

@@ -532,7 +532,11 @@ async fn spawn(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId
         duration_ms: out.duration.as_secs_f64() * 1000.0,
         max_rss_kb: out.max_rss_kb,
       }),
-      Err(e) => Event::Error { code: e.code_str().to_string(), message: st.redactor.redact(&e.message) },
+      Err(e) => {
+        // the stream's status (200) is sent already: counted here
+        st.metrics.error(e.code_str());
+        Event::Error { code: e.code_str().to_string(), message: st.redactor.redact(&e.message) }
+      }
     };
     let _ = tx.send(Bytes::from(wire::encode(&ev)));
     st.v1.procs.lock().unwrap().remove(&handle);
@@ -637,7 +641,9 @@ async fn read_file(State(state): S, Caller(tenant): Caller, SandboxId(id): Sandb
     None => (StatusCode::UNPROCESSABLE_ENTITY, "FILE_ERROR"),
   };
   let body = json!({ "error": { "code": code, "message": op.error.unwrap_or_default() }, "path": op.path });
-  Ok((status, Json(body)).into_response())
+  let mut res = (status, Json(body)).into_response();
+  res.extensions_mut().insert(crate::server::metrics::ErrorTag(code.to_string()));
+  Ok(res)
 }
 
 async fn delete_file(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId, uri: Uri) -> R {
