@@ -287,6 +287,22 @@ describe('metrics and audit after a few calls', () => {
   })
 })
 
+describe('commands that cannot run', () => {
+  it('a command the sandbox policy refuses is audited with its error code and no exit code', async () => {
+    const c = await call('POST', '/v1/sandboxes', BOB, { config: { commandPolicy: { deny: ['rm'] } } })
+    expect(c.status, c.text).toBe(201)
+    ids.push(c.body.id)
+    const r = await call('POST', `/v1/sandboxes/${c.body.id}/processes`, BOB, { command: 'rm', args: ['-rf', '/workspace'] })
+    expect(r.status, r.text).toBe(403)
+    expect(r.body.error.code).toBe('PERMISSION_DENIED')
+    const [line] = await auditWhere((l) => l.sandbox === c.body.id, 1)
+    expect([line.tenant, line.argv, line.exit_code, line.error]).toEqual(['bob', ['rm', '-rf', '/workspace'], null, 'PERMISSION_DENIED'])
+    const m = await scrape()
+    expect(valueOf(m, 'agentic_sandbox_errors_total', { code: 'PERMISSION_DENIED' })).toBe(1)
+    expect((await call('DELETE', `/v1/sandboxes/${c.body.id}`, BOB)).status).toBe(200)
+  })
+})
+
 describe('command line', () => {
   it('serve --audit-log --worker-id with SANDBOX_METRICS_TOKEN: the label, the line, the access log route', async () => {
     const apiKey = key()
