@@ -1050,7 +1050,10 @@ export interface SandboxServerOptions {
    * else `REDIS_HOST` / `REDIS_PORT`). Without it the server runs alone.
    */
   redisUrl?: string
-  /** This worker's id in the cluster (default `WORKER_ID`, else `<hostname>-<pid>`). */
+  /**
+   * This worker's id in the cluster, also the `worker` label of metrics and audit lines (default
+   * `WORKER_ID`, else `<hostname>-<pid>` in a cluster and the host name alone).
+   */
   workerId?: string
   /** The URL other workers reach this one at (default `WORKER_URL`, else `http://<bound address>`). */
   advertiseUrl?: string
@@ -1061,6 +1064,21 @@ export interface SandboxServerOptions {
    * else a random one the first worker records in Redis).
    */
   clusterSecret?: string
+  /**
+   * The audit log: a file to append one JSON line to per command run (tenant, sandbox, argv with
+   * secrets redacted, exit code, duration). Created with mode 0600. Default: none.
+   */
+  auditLog?: string
+  /**
+   * Serve `GET /metrics` without any credential (default false: on a server with API keys it
+   * takes `metricsToken`).
+   */
+  metricsPublic?: boolean
+  /**
+   * The bearer token of `GET /metrics` on a server with API keys (at least 16 characters;
+   * default `SANDBOX_METRICS_TOKEN` unless `readEnv: false`). Tenants' keys do not open it.
+   */
+  metricsToken?: string
 }
 
 export declare enum SandboxState {

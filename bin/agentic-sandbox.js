@@ -76,10 +76,10 @@ usage error.
 const SERVE_USAGE = `Usage: agentic-sandbox serve [options]
 
 Serves the sandbox service over HTTP: POST /sandbox/create, POST /sandbox/{id}/execute,
-GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health
-(README "Sandbox service"). Each API key is a tenant that sees only its own
-sandboxes. Without any key the server listens on loopback only, as one
-anonymous tenant. On SIGINT/SIGTERM it stops accepting, lets running requests
+GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health,
+GET /metrics (Prometheus), and /v1/... (README "Sandbox service"). Each API
+key is a tenant that sees only its own sandboxes. Without any key the server
+listens on loopback only, as one anonymous tenant. On SIGINT/SIGTERM it stops accepting, lets running requests
 finish (--shutdown-timeout), and destroys its sandboxes.
 
 Options:
@@ -98,16 +98,23 @@ Options:
                              (default 3600)
   --shutdown-timeout <s>     how long running requests may finish on shutdown
                              (default 10)
-  --access-log               log every request to stderr (method, path,
+  --access-log               log every request to stderr (method, route, path,
                              status, time, tenant; never keys)
+  --audit-log <file>         append a JSON line per command run (tenant,
+                             sandbox, argv with secrets redacted, exit code,
+                             duration) to <file> (env SANDBOX_AUDIT_LOG)
+  --metrics-token-file <f>   the bearer token of GET /metrics on a server with
+                             API keys (env SANDBOX_METRICS_TOKEN)
+  --metrics-public           serve GET /metrics without any credential
 
 Distributed mode (README "Distributed mode"): workers that share a Redis and
 forward each request to the worker holding its sandbox; give every worker the
 same API keys.
   --redis <url>              the Redis (redis://host:port/; env REDIS_URL, or
                              REDIS_HOST and REDIS_PORT)
-  --worker-id <id>           this worker's id (env WORKER_ID; default
-                             <hostname>-<pid>)
+  --worker-id <id>           this worker's id, also the worker label of
+                             metrics and audit lines (env WORKER_ID; default
+                             <hostname>-<pid> in a cluster, else the host name)
   --advertise-url <url>      where the other workers reach this one (env
                              WORKER_URL; default http://<host>:<port>)
   --heartbeat <seconds>      between heartbeats (env HEARTBEAT_INTERVAL;
@@ -309,6 +316,9 @@ async function serve(args) {
       'worker-id': true,
       'advertise-url': true,
       heartbeat: true,
+      'audit-log': true,
+      'metrics-token-file': true,
+      'metrics-public': false,
     },
     SERVE_USAGE,
   )
@@ -345,6 +355,19 @@ async function serve(args) {
   if (o['worker-id'] !== undefined) options.workerId = o['worker-id']
   if (o['advertise-url'] !== undefined) options.advertiseUrl = o['advertise-url']
   if (o.heartbeat !== undefined) options.heartbeatInterval = number('heartbeat', o.heartbeat, 0.05, 3600)
+  const auditLog = o['audit-log'] ?? env.SANDBOX_AUDIT_LOG
+  if (auditLog) options.auditLog = path.resolve(auditLog)
+  if (o['metrics-public']) options.metricsPublic = true
+  if (o['metrics-token-file']) {
+    // SANDBOX_METRICS_TOKEN is read by the server itself, like SANDBOX_API_KEYS
+    let token
+    try {
+      token = require('node:fs').readFileSync(o['metrics-token-file'], 'utf8').trim()
+    } catch (e) {
+      throw new UsageError(`option '--metrics-token-file': cannot read ${o['metrics-token-file']} (${e.code || e.message})`, SERVE_USAGE)
+    }
+    options.metricsToken = token
+  }
 
   const { SandboxServer } = require('../index.js')
   const server = new SandboxServer(options)

@@ -23,10 +23,10 @@ echo "== vitest (guest engine, the default)" >&2
 npx vitest run "$@"
 # the same suites on the docker-exec fallback engine (guest.spec.ts is about the guest itself;
 # the E2B suites do not run commands through Docker's engines; the MCP server's and the sandbox
-# service's suites, distributed mode's included, test the servers, whose calls configure.spec.ts
-# and the rest already cover on both engines)
+# service's suites (service, observability, distributed mode) test the servers, whose calls
+# configure.spec.ts and the rest already cover on both engines)
 echo "== vitest (exec engine: SANDBOX_EXEC_ENGINE=exec)" >&2
-SANDBOX_EXEC_ENGINE=exec npx vitest run --exclude '__test__/guest.spec.ts' --exclude '__test__/e2b*.spec.ts' --exclude '__test__/mcp.spec.ts' --exclude '__test__/service.spec.ts' --exclude '__test__/distributed.spec.ts' "$@"
+SANDBOX_EXEC_ENGINE=exec npx vitest run --exclude '__test__/guest.spec.ts' --exclude '__test__/e2b*.spec.ts' --exclude '__test__/mcp.spec.ts' --exclude '__test__/service.spec.ts' --exclude '__test__/observability.spec.ts' --exclude '__test__/distributed.spec.ts' "$@"
 # the agent examples, against the scripted model server (every tool call runs in a real sandbox)
 echo "== examples (agent, --mock)" >&2
 for e in agent-level2 agent-single agent-swarm agent-interceptors; do

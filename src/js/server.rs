@@ -57,7 +57,8 @@ pub struct SandboxServerOptions {
   /// Distributed mode: the Redis the workers share (`redis://host:port/`; default `REDIS_URL`,
   /// else `REDIS_HOST` / `REDIS_PORT`). Without it the server runs alone.
   pub redis_url: Option<String>,
-  /// This worker's id in the cluster (default `WORKER_ID`, else `<hostname>-<pid>`).
+  /// This worker's id in the cluster, also the `worker` label of metrics and audit lines (default
+  /// `WORKER_ID`, else `<hostname>-<pid>` in a cluster and the host name alone).
   pub worker_id: Option<String>,
   /// The URL other workers reach this one at (default `WORKER_URL`, else `http://<bound address>`).
   pub advertise_url: Option<String>,
@@ -66,6 +67,15 @@ pub struct SandboxServerOptions {
   /// The secret that marks requests forwarded between workers (default `SANDBOX_CLUSTER_SECRET`,
   /// else a random one the first worker records in Redis).
   pub cluster_secret: Option<String>,
+  /// The audit log: a file to append one JSON line to per command run (tenant, sandbox, argv with
+  /// secrets redacted, exit code, duration). Created with mode 0600. Default: none.
+  pub audit_log: Option<String>,
+  /// Serve `GET /metrics` without any credential (default false: on a server with API keys it
+  /// takes `metricsToken`).
+  pub metrics_public: Option<bool>,
+  /// The bearer token of `GET /metrics` on a server with API keys (at least 16 characters;
+  /// default `SANDBOX_METRICS_TOKEN` unless `readEnv: false`). Tenants' keys do not open it.
+  pub metrics_token: Option<String>,
 }
 
 /// One API key with limits of its own (the server's limits where it gives none).

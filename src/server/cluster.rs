@@ -69,17 +69,11 @@ pub struct Worker {
   live: AtomicBool,
 }
 
-fn hostname() -> String {
-  let h = std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname")).unwrap_or_default();
-  let h: String = h.trim().chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' }).take(40).collect();
-  if h.is_empty() { "worker".into() } else { h }
-}
-
 impl Worker {
   /// Connects to Redis and registers this worker (bound at `bound`). PROVIDER_UNAVAILABLE when
   /// Redis cannot be reached.
   pub async fn join(settings: &ClusterSettings, bound: SocketAddr, max_timeout: Duration) -> Result<Arc<Worker>> {
-    let id = settings.worker_id.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let id = settings.worker_id.clone().unwrap_or_else(|| format!("{}-{}", crate::server::metrics::hostname(), std::process::id()));
     let url = match &settings.advertise_url {
       Some(u) => u.clone(),
       None => {

@@ -100,8 +100,9 @@ impl From<SandboxError> for ApiError {
 
 impl IntoResponse for ApiError {
   fn into_response(self) -> Response {
-    let body = json!({ "error": { "code": self.code, "message": self.message } });
+    let body = json!({ "error": { "code": &self.code, "message": self.message } });
     let mut res = (self.status, axum::Json(body)).into_response();
+    res.extensions_mut().insert(crate::server::metrics::ErrorTag(self.code));
     if self.status == StatusCode::UNAUTHORIZED {
       res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }

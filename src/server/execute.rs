@@ -233,9 +233,13 @@ fn status_of(r: &ExecResult, tests: Option<&Tests>) -> Status {
   }
 }
 
+/// What [`run`] tells about each command it ran, as it ends (for the metrics and the audit log):
+/// its result, or the error that ended the run.
+pub type OnCommand<'a> = &'a (dyn Fn(&str, Result<&ExecResult, &SandboxError>) + Send + Sync);
+
 /// Runs `req` in `sb`. Errors are the request's (a file that cannot be written, a sandbox that
 /// stopped, the server shutting down: ABORTED); a command that fails is a result.
-pub async fn run(sb: &AnySandbox, req: Request, max_output: usize, cancel: watch::Receiver<bool>) -> Result<Outcome, ApiError> {
+pub async fn run(sb: &AnySandbox, req: Request, max_output: usize, cancel: watch::Receiver<bool>, on_command: OnCommand<'_>) -> Result<Outcome, ApiError> {
   let t0 = Instant::now();
   let deadline = t0 + req.timeout;
   let mut files_written = Vec::new();
@@ -282,6 +286,7 @@ pub async fn run(sb: &AnySandbox, req: Request, max_output: usize, cancel: watch
         sb.execute_with("/bin/sh", &["-c".to_string(), command.clone()], opts, None, Some(abort)).await.map(|r| (r, None))
       }
     };
+    on_command(&command, ran.as_ref().map(|(r, _)| r));
     let (result, tests) = match ran {
       Ok(r) => r,
       Err(e) if e.code == ErrorCode::Aborted => return Err(cancelled()),

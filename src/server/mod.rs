@@ -12,6 +12,8 @@
 //! - `seed`: the seed's routes and response shapes;
 //! - `cluster`: distributed mode: the worker's registration and heartbeats in Redis, and the
 //!   routing of each request to the worker that holds its sandbox (forwarding over HTTP);
+//! - `metrics`: `GET /metrics` (Prometheus) and the observability options;
+//! - `audit`: the audit log, a JSON line per command run;
 //! - `v1`: the library's sandbox at the provider level (what the `remote` provider calls) and
 //!   sessions, documented in `openapi.json`.
 //!
@@ -20,12 +22,14 @@
 //! in [`router`]), sharing the extractors ([`Caller`], [`SandboxId`]), the error table,
 //! the body limits and the tracked work; a breaking change later is a `/v2` nested beside it.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod cluster;
 pub mod environments;
 pub mod error;
 pub mod execute;
+pub mod metrics;
 pub mod options;
 pub mod quota;
 pub mod seed;
@@ -82,7 +86,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SandboxId {
   }
 }
 
-const ROUTES: &str = "POST /sandbox/create, POST /sandbox/{id}/execute, GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health, and /v1/... (GET /v1/openapi.json lists them)";
+const ROUTES: &str = "POST /sandbox/create, POST /sandbox/{id}/execute, GET /sandbox/{id}/status, DELETE /sandbox/{id}, GET /sandboxes, GET /health, GET /metrics, and /v1/... (GET /v1/openapi.json lists them)";
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
   ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("no route {method} {}; the routes are {ROUTES}", uri.path()))
@@ -96,7 +100,8 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
   )
 }
 
-/// One `info` event per request on [`ACCESS_LOG`]: method, path, status, time, tenant name.
+/// One `info` event per request on [`ACCESS_LOG`]: method, route (the router's pattern), path,
+/// status, time, tenant name.
 /// Never a header or a body; the path goes through the redactor.
 async fn access_log(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
   if !tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) {
@@ -107,8 +112,10 @@ async fn access_log(State(state): State<Arc<AppState>>, req: Request, next: Next
   let path = state.redactor.redact(req.uri().path());
   let tenant = state.keys.authenticate(req.headers()).map(|t| t.name.clone()).unwrap_or_else(|_| "-".into());
   let res = next.run(req).await;
+  // `-`: not served here (forwarded to another worker) or refused before routing
+  let route = res.extensions().get::<metrics::RoutePattern>().map_or("-", |r| r.0.as_str()).to_string();
   let ms = (t0.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
-  tracing::info!(target: ACCESS_LOG, %method, %path, status = res.status().as_u16(), ms, %tenant, "request");
+  tracing::info!(target: ACCESS_LOG, %method, %route, %path, status = res.status().as_u16(), ms, %tenant, "request");
   res
 }
 
@@ -138,8 +145,10 @@ pub fn router(state: Arc<AppState>) -> Router {
   let routes = Router::new()
     .merge(seed::routes())
     .nest("/v1", v1::routes())
+    .route(metrics::ROUTE, axum::routing::get(metrics::handler))
     .fallback(no_route)
     .method_not_allowed_fallback(wrong_method)
+    .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
     .with_state(state.clone());
   Router::new()
     .fallback_service(routes)
@@ -173,13 +182,16 @@ impl Server {
   /// the environment). INVALID_CONFIG for a bad configuration.
   pub fn new(opts: ServerOptions) -> Result<Self> {
     let manager = Manager::with_config_file(opts.manager_config.as_ref(), opts.config_file.as_deref())?;
-    let redactor = Redactor::new(opts.keys.iter().map(|k| k.key.as_str()), std::env::vars());
+    let secrets = opts.keys.iter().map(|k| k.key.as_str()).chain(opts.obs.metrics_token.as_deref());
+    let redactor = Redactor::new(secrets, std::env::vars());
+    let metrics = metrics::Metrics::new(&opts.obs.worker_id);
+    let audit = audit::Audit::open(opts.obs.audit_log.as_deref(), &opts.obs.worker_id, metrics.audit_dropped.clone())?;
     if opts.access_log {
       crate::core::logging::init();
       crate::core::logging::enable(&format!("{ACCESS_LOG}=info"));
     }
     Ok(Self {
-      state: AppState::new(Arc::new(manager), opts, redactor),
+      state: AppState::observed(Arc::new(manager), opts, redactor, metrics, audit),
       running: tokio::sync::Mutex::new(None),
       closing: tokio::sync::Mutex::new(false),
       addr: std::sync::Mutex::new(None),
@@ -276,6 +288,7 @@ impl Server {
         task.abort();
       }
     }
+    state.audit.flush(CONNECTIONS).await;
     tracing::info!("sandbox service closed");
     first.and(second).map_err(|e| SandboxError::provider(e.message))
   }

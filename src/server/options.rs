@@ -69,6 +69,8 @@ pub struct ServerOptions {
   pub access_log: bool,
   /// distributed mode: this server is a worker of the cluster on this Redis
   pub cluster: Option<ClusterSettings>,
+  /// worker id, audit log, who reads `/metrics` (`server::metrics`)
+  pub obs: crate::server::metrics::ObsOptions,
 }
 
 /// Distributed mode (README "Distributed mode"): `redisUrl` (or `REDIS_URL`, `REDIS_HOST` /
@@ -121,6 +123,7 @@ impl Default for ServerOptions {
       config_file: None,
       access_log: false,
       cluster: None,
+      obs: Default::default(),
     }
   }
 }
@@ -239,7 +242,7 @@ fn cluster(o: &Map<String, Value>, get: &dyn Fn(&str) -> Option<String>) -> Resu
     None => crate::cluster::redis_url_from_env(get)?,
   };
   let Some(redis_url) = redis_url else {
-    for k in ["workerId", "advertiseUrl", "heartbeatInterval", "clusterSecret"] {
+    for k in ["advertiseUrl", "heartbeatInterval", "clusterSecret"] {
       if o.get(k).is_some_and(|v| !v.is_null()) {
         return Err(bad(format!("{k} is an option of distributed mode, which needs redisUrl (or REDIS_URL / REDIS_HOST)")));
       }
@@ -367,8 +370,9 @@ impl ServerOptions {
       Some(Value::Object(o)) => o,
       Some(other) => return Err(bad(format!("the SandboxServer options must be an object, got {}", type_name(other)))),
     };
-    if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-      return Err(bad(format!("{k} is not an option of SandboxServer (known: {})", KNOWN.join(", "))));
+    let obs = &crate::server::metrics::OPTIONS;
+    if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str()) && !obs.contains(&k.as_str())) {
+      return Err(bad(format!("{k} is not an option of SandboxServer (known: {}, {})", KNOWN.join(", "), obs.join(", "))));
     }
     let mut s = ServerOptions::default();
     if let Some(p) = whole(o, "port", "port", 0, 65535)? {
@@ -411,7 +415,18 @@ impl ServerOptions {
       Some(v) => return Err(bad(format!("config must be a SandboxConfig object (use configFile for a file), got {}", type_name(v)))),
     };
     s.config_file = string(o, "configFile")?.map(PathBuf::from);
+    s.obs = crate::server::metrics::ObsOptions::from_json(o, read_env, get)?;
     s.cluster = cluster(o, if read_env { get } else { &|_: &str| None })?;
+    // one worker id names this server in the cluster, in metrics and in audit lines
+    if let Some(c) = &mut s.cluster {
+      let id = c.worker_id.get_or_insert_with(|| format!("{}-{}", crate::server::metrics::hostname(), std::process::id()));
+      s.obs.worker_id = id.clone();
+    } else if o.get("workerId").is_none_or(Value::is_null) {
+      if let Some(id) = get("WORKER_ID").filter(|_| read_env).filter(|v| !v.trim().is_empty()) {
+        check_name(&id, "the worker id (workerId / WORKER_ID)")?;
+        s.obs.worker_id = id;
+      }
+    }
 
     // keys: the option, the file, the environment; each key once
     let mut keys: Vec<(String, ApiKey)> = Vec::new();
@@ -545,8 +560,14 @@ mod tests {
     assert_eq!((c.redis_url.as_str(), c.worker_id.as_deref(), c.advertise_url.as_deref()), ("redis://h:1/", Some("a"), Some("http://10.0.0.1:8003")));
     assert!(!format!("{c:?}").contains(K2));
     assert!(ServerOptions::from_json(Some(&json!({ "readEnv": false })), &env, &no_file).unwrap().cluster.is_none());
+    // one worker id: the cluster's is also the metrics' and the audit's; alone, workerId labels them
+    assert_eq!(parse(json!({ "redisUrl": "redis://h:1/", "workerId": "w7" })).unwrap().obs.worker_id, "w7");
+    let alone = ServerOptions::from_json(Some(&json!({ "readEnv": false, "workerId": "solo" })), &env, &no_file).unwrap();
+    assert_eq!((alone.cluster.is_none(), alone.obs.worker_id.as_str()), (true, "solo"));
+    let defaulted = parse(json!({ "redisUrl": "redis://h:1/" })).unwrap();
+    assert_eq!(Some(defaulted.obs.worker_id.as_str()), defaulted.cluster.as_ref().unwrap().worker_id.as_deref());
     for (v, want) in [
-      (json!({ "workerId": "a" }), "needs redisUrl"),
+      (json!({ "advertiseUrl": "http://h:1" }), "needs redisUrl"),
       (json!({ "redisUrl": "http://h" }), "must start with redis://"),
       (json!({ "redisUrl": "redis://h", "workerId": "a:b" }), "the worker id"),
       (json!({ "redisUrl": "redis://h", "advertiseUrl": "h:1" }), "must be an http(s) URL"),

@@ -14,11 +14,15 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::core::error::SandboxError;
 use crate::core::logs::{iso, now_ms};
+use crate::core::types::ExecResult;
+use crate::server::audit::{self, Exited};
 use crate::server::body::{self, read_object};
 use crate::server::environments::template_for;
 use crate::server::error::ApiError;
 use crate::server::execute::{self, Outcome, Tests, MAX_COMMANDS, MAX_FILES};
+use crate::server::metrics::Api;
 use crate::server::state::{AppState, Entry};
 use crate::server::{Caller, SandboxId};
 
@@ -150,6 +154,7 @@ async fn execute(State(state): S, Caller(tenant): Caller, SandboxId(id): Sandbox
   let req = execute::Request { files, commands, timeout, stop_on_error };
   let max_output = state.opts.max_output_bytes;
   let cancel = state.cancel.subscribe();
+  let st = state.clone();
   let outcome = state
     .work(async move {
       let _permit = permit;
@@ -157,7 +162,13 @@ async fn execute(State(state): S, Caller(tenant): Caller, SandboxId(id): Sandbox
       entry.running.fetch_add(1, Ordering::SeqCst);
       let running = Running(entry.clone());
       let n = req.commands.len() as u64;
-      let r = execute::run(&running.0.sandbox, req, max_output, cancel).await;
+      let (st, e) = (st, running.0.clone());
+      let no_env = Default::default();
+      let observe = move |command: &str, r: Result<&ExecResult, &SandboxError>| {
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()];
+        audit::command(&st, Api::Seed, &e.tenant.name, &e.sandbox, argv, &no_env, None, false, r.map(Exited::from).map_err(|e| e.code_str()));
+      };
+      let r = execute::run(&running.0.sandbox, req, max_output, cancel, &observe).await;
       if let Ok(o) = &r {
         let ran = o.results.iter().filter(|c| c.result.is_some()).count() as u64;
         running.0.commands.fetch_add(ran.min(n), Ordering::SeqCst);

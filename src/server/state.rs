@@ -18,8 +18,10 @@ use tokio::sync::watch;
 use crate::core::error::ErrorCode;
 use crate::core::manager::Manager;
 use crate::core::sandbox::AnySandbox;
+use crate::server::audit::Audit;
 use crate::server::auth::{Keys, Tenant};
 use crate::server::error::{ApiError, Redactor};
+use crate::server::metrics::Metrics;
 use crate::server::options::ServerOptions;
 use crate::server::quota::Permit;
 
@@ -119,11 +121,20 @@ pub struct AppState {
   pub v1: crate::server::v1::V1State,
   /// distributed mode: this server as a worker (set by `listen`)
   pub worker: std::sync::OnceLock<Arc<crate::server::cluster::Worker>>,
+  pub metrics: Metrics,
+  pub audit: Audit,
   me: Weak<AppState>,
 }
 
 impl AppState {
+  /// A state without an audit file (its metrics labelled with `opts.obs.worker_id`).
   pub fn new(manager: Arc<Manager>, opts: ServerOptions, redactor: Redactor) -> Arc<Self> {
+    let metrics = Metrics::new(&opts.obs.worker_id);
+    let audit = Audit::open(None, &opts.obs.worker_id, metrics.audit_dropped.clone()).expect("no file to open");
+    Self::observed(manager, opts, redactor, metrics, audit)
+  }
+
+  pub fn observed(manager: Arc<Manager>, opts: ServerOptions, redactor: Redactor, metrics: Metrics, audit: Audit) -> Arc<Self> {
     let keys = Keys::new(&opts.keys, opts.limits);
     Arc::new_cyclic(|me| Self {
       manager,
@@ -137,6 +148,8 @@ impl AppState {
       started: Instant::now(),
       v1: Default::default(),
       worker: std::sync::OnceLock::new(),
+      metrics,
+      audit,
       me: me.clone(),
     })
   }

@@ -288,3 +288,40 @@ async fn v1_routes_are_routed_and_tenant_scoped() {
   let (status, body, _) = call(&s, "POST", &format!("/v1/sandboxes/{id}/processes"), Some(K1), Some(r#"{"command":""}"#)).await;
   assert_eq!((status.as_u16(), code(&body)), (400, "INVALID_ARGUMENT"));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_and_take_their_own_token() {
+  const M: &str = "m-0123456789abcdef";
+  let s = state_with(json!({ "readEnv": false, "apiKeys": [K1], "metricsToken": M, "workerId": "w-9" }));
+  for id in ["sb-a", "sb-b"] {
+    let (status, _, _) = call(&s, "GET", &format!("/sandbox/{id}/status"), Some(K1), None).await;
+    assert_eq!(status, 404);
+  }
+  let (status, _, _) = call(&s, "GET", "/v1/sandboxes/sb-c", Some(K1), None).await;
+  assert_eq!(status, 404);
+  call(&s, "GET", "/nope", Some(K1), None).await;
+  for key in [None, Some(K1)] {
+    let (status, body, _) = call(&s, "GET", "/metrics", key, None).await;
+    assert_eq!((status.as_u16(), code(&body)), (401, "UNAUTHORIZED"), "{key:?}");
+  }
+  let (status, body, headers) = call(&s, "GET", "/metrics", Some(M), None).await;
+  assert_eq!(status, 200);
+  assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/openmetrics-text"));
+  let text = body.as_str().unwrap();
+  let has = |line: &str| text.lines().any(|l| l == line);
+  assert!(has(r#"agentic_sandbox_http_requests_total{worker="w-9",method="GET",route="/sandbox/{id}/status",status="404"} 2"#), "{text}");
+  assert!(has(r#"agentic_sandbox_http_requests_total{worker="w-9",method="GET",route="/v1/sandboxes/{id}",status="404"} 1"#), "{text}");
+  assert!(has(r#"agentic_sandbox_http_requests_total{worker="w-9",method="GET",route="unmatched",status="404"} 1"#), "{text}");
+  assert!(has(r#"agentic_sandbox_errors_total{worker="w-9",code="SANDBOX_NOT_FOUND"} 3"#), "{text}");
+  assert!(has(r#"agentic_sandbox_errors_total{worker="w-9",code="UNAUTHORIZED"} 2"#), "{text}");
+  assert!(!text.contains("sb-a") && !text.contains(K1) && !text.contains(M));
+  // a keyless server (loopback only) serves it like every route; metricsPublic to anyone
+  let open = state_with(json!({ "readEnv": false }));
+  assert_eq!(call(&open, "GET", "/metrics", None, None).await.0, 200);
+  let public = state_with(json!({ "readEnv": false, "apiKeys": [K1], "metricsPublic": true }));
+  assert_eq!(call(&public, "GET", "/metrics", None, None).await.0, 200);
+  let closed = state_with(json!({ "readEnv": false, "apiKeys": [K1] }));
+  let (status, body, _) = call(&closed, "GET", "/metrics", Some(K1), None).await;
+  assert_eq!(status, 401);
+  assert!(body["error"]["message"].as_str().unwrap().contains("SANDBOX_METRICS_TOKEN"), "{body}");
+}

@@ -33,9 +33,11 @@ use crate::core::logs::iso;
 use crate::core::process::{OutStream, OutputSink, Spawned};
 use crate::core::types::{ExecOptions, FileOp};
 use crate::providers::remote::wire::{self, Event, Exit};
+use crate::server::audit::{self, Exited};
 use crate::server::auth::Tenant;
 use crate::server::body::{self, read_object, Object};
 use crate::server::error::ApiError;
+use crate::server::metrics::Api;
 use crate::server::state::{AppState, Entry};
 use crate::server::{Caller, SandboxId};
 
@@ -496,7 +498,18 @@ async fn spawn(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId
   entry.executions.fetch_add(1, Ordering::SeqCst);
   // a background process does not keep the sandbox busy
   let busy = (!background).then(|| running_guard(&entry));
-  let p = entry.sandbox.spawn(&command, &args, &opts, background, open_stdin, Some(sink)).await?;
+  let argv: Vec<String> = std::iter::once(command.clone()).chain(args.iter().cloned()).collect();
+  let (who, sb, env, workdir) = (tenant.name.clone(), entry.sandbox.clone(), opts.env.clone(), opts.workdir.clone());
+  let audited = move |st: &AppState, ran: Result<Exited, &str>| {
+    audit::command(st, Api::V1, &who, &sb, argv, &env, workdir.as_deref(), background, ran);
+  };
+  let p = match entry.sandbox.spawn(&command, &args, &opts, background, open_stdin, Some(sink)).await {
+    Ok(p) => p,
+    Err(e) => {
+      audited(&state, Err(e.code_str()));
+      return Err(e.into());
+    }
+  };
   let handle = format!("p-{}", state.v1.next.fetch_add(1, Ordering::SeqCst) + 1);
   state.v1.procs.lock().unwrap().insert(handle.clone(), Proc { sandbox: id.clone(), spawned: p.clone() });
   let _ = tx.send(Bytes::from(wire::encode(&Event::Started { pid: p.pid, handle: handle.clone() })));
@@ -516,6 +529,7 @@ async fn spawn(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId
         waiter.wait().await
       }
     };
+    audited(&st, r.as_ref().map(Exited::from).map_err(|e| e.code_str()));
     let ev = match r {
       Ok(out) => Event::Exit(Exit {
         exit_code: out.exit_code,
@@ -525,7 +539,11 @@ async fn spawn(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId
         duration_ms: out.duration.as_secs_f64() * 1000.0,
         max_rss_kb: out.max_rss_kb,
       }),
-      Err(e) => Event::Error { code: e.code_str().to_string(), message: st.redactor.redact(&e.message) },
+      Err(e) => {
+        // the stream's status (200) is sent already: counted here
+        st.metrics.error(e.code_str());
+        Event::Error { code: e.code_str().to_string(), message: st.redactor.redact(&e.message) }
+      }
     };
     let _ = tx.send(Bytes::from(wire::encode(&ev)));
     st.v1.procs.lock().unwrap().remove(&handle);
@@ -630,7 +648,9 @@ async fn read_file(State(state): S, Caller(tenant): Caller, SandboxId(id): Sandb
     None => (StatusCode::UNPROCESSABLE_ENTITY, "FILE_ERROR"),
   };
   let body = json!({ "error": { "code": code, "message": op.error.unwrap_or_default() }, "path": op.path });
-  Ok((status, Json(body)).into_response())
+  let mut res = (status, Json(body)).into_response();
+  res.extensions_mut().insert(crate::server::metrics::ErrorTag(code.to_string()));
+  Ok(res)
 }
 
 async fn delete_file(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId, uri: Uri) -> R {
