@@ -221,9 +221,14 @@ describe('two workers on one Redis', () => {
     expect(down.body.error.code).toBe('PROVIDER_UNAVAILABLE')
     expect(down.body.error.message).toContain('Redis')
     await startRedis()
-    // the restarted Redis is empty: the heartbeats register both workers and their sandboxes again
-    const onB = [...owner].find(([, o]) => o === 'wb')![0]
-    const back = await waitFor(async () => (await call('GET', `${a.url}/sandbox/${onB}/status`)).status === 200, 30_000, 250)
+    // the restarted Redis is empty: the next heartbeat of each worker registers it again with its
+    // sandboxes (until then, what a worker holds is not found through the others: README)
+    const back = await waitFor(async () => {
+      for (const id of [...owner.keys(), session.id]) {
+        for (const w of [a, b]) if ((await call('GET', `${w.url}/sandbox/${id}/status`)).status !== 200) return false
+      }
+      return true
+    }, 30_000, 250)
     expect(back).toBe(true)
     const s = await call('POST', `${b.url}/v1/sessions`, open)
     expect(s.body.sandboxId).toBe(session.id)
