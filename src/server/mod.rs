@@ -240,6 +240,13 @@ impl Server {
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let app = router(self.state.clone());
+    // TCP_NODELAY: a /v1 process stream is several small writes (started, output, exit); with
+    // Nagle's algorithm each waits for the client's delayed ACK (~40 ms per remote execute)
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+      if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+      }
+    });
     let task = tokio::spawn(async move {
       axum::serve(listener, app)
         .with_graceful_shutdown(async move {
