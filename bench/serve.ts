@@ -105,6 +105,8 @@ type Throughput = {
 const latency: Latency[] = []
 const throughput: Throughput[] = []
 const notes: string[] = []
+/** the execution engine each path's sandboxes ran on (the guest daemon, or one docker exec per call) */
+const engines: Record<string, string> = {}
 let failed = false
 
 // ------------------------------------------------------------------ processes and cleanup
@@ -485,6 +487,7 @@ try {
   const local = new SandboxManager({ image: IMAGE, networkMode: 'none' } as any)
   managers.push(local)
   const [one] = await sandboxes(local, 1)
+  engines.inProcess = one.execEngine
   await roundTrip("execute('echo', ['hi']), in-process", 'inprocess', sandboxExec(one, false))
   await roundTrip("execute('sh', ['-c', 'echo hi']), in-process", 'inprocess-sh', sandboxExec(one, true))
   await local.destroyAll()
@@ -514,6 +517,7 @@ try {
   managers.push(remote)
   const [r1] = await sandboxes(remote, 1)
   if (r1.provider !== 'remote') throw new Error(`expected a remote sandbox, got provider ${r1.provider}`)
+  engines.server = r1.execEngine
   await roundTrip("remote mode execute('echo', ['hi'])", 'remote', sandboxExec(r1, false), 'inprocess')
   await remote.destroyAll()
   sbs = await sandboxes(remote, opts.sandboxes)
@@ -533,7 +537,7 @@ try {
 // ------------------------------------------------------------------ the report
 
 const fmt = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(1))
-console.log(`\nround trip, one call at a time: n = ${opts.n} after ${opts.warmup} warm-up calls; image ${IMAGE}; ${machine.cpus} CPUs; ${machine.addon.build} build`)
+console.log(`\nround trip, one call at a time: n = ${opts.n} after ${opts.warmup} warm-up calls; image ${IMAGE}; ${machine.cpus} CPUs; ${machine.addon.build} build; engines: ${JSON.stringify(engines)}`)
 console.log('| call | p50 ms | p95 ms | ratio of p50 to in-process | added p50 ms |')
 console.log('|---|---|---|---|---|')
 for (const r of latency) {
@@ -555,7 +559,7 @@ for (const n of notes) console.log(`note: ${n}`)
 
 fs.writeFileSync(
   opts.json,
-  JSON.stringify({ machine, options: { ...opts, image: IMAGE, json: undefined }, latency, throughput, notes, failed }, null, 2) + '\n',
+  JSON.stringify({ machine, options: { ...opts, image: IMAGE, json: undefined }, engines, latency, throughput, notes, failed }, null, 2) + '\n',
 )
 log(`wrote ${path.relative(process.cwd(), opts.json) || opts.json}`)
 process.exit(failed ? 1 : 0)
