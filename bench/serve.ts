@@ -471,6 +471,9 @@ const machine = {
   memoryGB: +(os.totalmem() / 2 ** 30).toFixed(1),
   kernel: os.release(),
   node: process.version,
+  /** 1/5/15-minute load averages before the run; another build or test run on the machine skews every row */
+  loadBefore: os.loadavg().map((x) => +x.toFixed(2)),
+  loadAfter: [] as number[],
   docker: (() => {
     try {
       return docker(['version', '--format', '{{.Server.Version}}'])
@@ -480,7 +483,8 @@ const machine = {
   })(),
   addon: { commit: git(['rev-parse', '--short', 'HEAD']), dirty: (git(['status', '--porcelain', '--', 'src', 'guest']) ?? '') !== '', build: addonBuild() },
 }
-log(`${machine.cpus} CPUs, Node ${machine.node}, Docker ${machine.docker}, addon ${machine.addon.commit} (${machine.addon.build} build), image ${IMAGE}`)
+log(`${machine.cpus} CPUs, Node ${machine.node}, Docker ${machine.docker}, addon ${machine.addon.commit} (${machine.addon.build} build), image ${IMAGE}, load ${machine.loadBefore.join(' ')}`)
+if (machine.loadBefore[0] > machine.cpus / 2) log(`the machine is busy (load ${machine.loadBefore[0]} on ${machine.cpus} CPUs): expect skewed numbers`)
 
 try {
   // in-process: the library in this process
@@ -536,8 +540,10 @@ try {
 
 // ------------------------------------------------------------------ the report
 
+machine.loadAfter = os.loadavg().map((x) => +x.toFixed(2))
+
 const fmt = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(1))
-console.log(`\nround trip, one call at a time: n = ${opts.n} after ${opts.warmup} warm-up calls; image ${IMAGE}; ${machine.cpus} CPUs; ${machine.addon.build} build; engines: ${JSON.stringify(engines)}`)
+console.log(`\nround trip, one call at a time: n = ${opts.n} after ${opts.warmup} warm-up calls; image ${IMAGE}; ${machine.cpus} CPUs; ${machine.addon.build} build; engines: ${JSON.stringify(engines)}; load before ${machine.loadBefore[0]}, after ${machine.loadAfter[0]}`)
 console.log('| call | p50 ms | p95 ms | ratio of p50 to in-process | added p50 ms |')
 console.log('|---|---|---|---|---|')
 for (const r of latency) {
