@@ -533,7 +533,8 @@ try {
   else notes.push('two workers: not measured in this run (--workers 2 with REDIS_URL measures them)')
 } catch (e: any) {
   failed = true
-  console.error(e?.code ? `${e.code}: ${e.message}` : e)
+  // after Ctrl-C the calls in flight fail because the cleanup stopped the server: not news
+  if (!interrupted) console.error(e?.code ? `${e.code}: ${e.message}` : e)
 } finally {
   await cleanup()
 }
