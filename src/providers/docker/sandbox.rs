@@ -9,6 +9,7 @@
 //! a deadline (see the constants below); `stop()`, `destroy()` and `reset()` end within
 //! [`LIFECYCLE_BUDGET`] whatever runs inside the sandbox.
 
+pub mod gateway;
 pub mod subnet;
 mod user;
 mod watchdog;
@@ -121,6 +122,8 @@ struct Resources {
   volume: Option<String>,
   guest_volume: Option<String>,
   network: Option<String>,
+  /// the egress gateway's container (sandboxes with `network` rules)
+  gateway: Option<String>,
 }
 
 /// How the guest daemon reaches the container.
@@ -232,6 +235,10 @@ pub struct DockerSandbox {
   /// one watchdog restart at a time: replacing a live watchdog closes its stdin, and a watchdog
   /// exec that sees end of input stops the image's command
   watchdog_restart: tokio::sync::Mutex<()>,
+  /// the egress gateway of a sandbox with `network` rules, once started
+  egress: Mutex<Option<Arc<gateway::Gateway>>>,
+  /// where network decisions go (the sandbox's log)
+  network_log: Mutex<Option<crate::core::provider::NetworkLog>>,
 }
 
 fn new_id() -> String {
@@ -322,6 +329,8 @@ impl DockerSandbox {
       plan: Mutex::new(Plan::default()),
       watchdog: Mutex::new(None),
       watchdog_restart: tokio::sync::Mutex::new(()),
+      egress: Mutex::new(None),
+      network_log: Mutex::new(None),
     }
   }
 
@@ -355,6 +364,7 @@ impl DockerSandbox {
       volume: r.volume.clone(),
       guest_volume: r.guest_volume.clone(),
       network: r.network.clone(),
+      gateway: r.gateway.clone(),
     }
   }
 
@@ -545,14 +555,23 @@ impl DockerSandbox {
     .await?;
     self.check_destroyed()?;
 
-    let network_mode = match cfg.network_mode {
-      NetworkMode::None => "none".to_string(),
-      NetworkMode::Bridge => "bridge".to_string(),
-      NetworkMode::Isolated => {
+    // with network rules the sandbox gets its own internal network whatever networkMode says
+    // ('none' and rules together are refused by the config): the gateway is its only way out
+    let mut gateway_ip = None;
+    let network_mode = match (cfg.network_mode, &cfg.network) {
+      (NetworkMode::None, _) => "none".to_string(),
+      (NetworkMode::Bridge, None) => "bridge".to_string(),
+      (NetworkMode::Isolated, _) | (NetworkMode::Bridge, Some(_)) => {
         let name = format!("agentic-sandbox-{}-net", self.id);
         self.res.lock().unwrap().network = Some(name.clone());
         self.sync_registry();
-        self.create_isolated_network(&docker, &name, &labels).await?;
+        let sub = self.create_isolated_network(&docker, &name, &labels).await?;
+        if cfg.network.is_some() {
+          gateway_ip = Some(
+            gateway::address_in(&sub)
+              .ok_or_else(|| SandboxError::provider(format!("no address for the egress gateway in subnet {sub}")))?,
+          );
+        }
         name
       }
     };
@@ -584,6 +603,12 @@ impl DockerSandbox {
       }
       None => {}
     }
+    if let (Some(ip), Some(policy)) = (gateway_ip, &cfg.network) {
+      let gw = self.start_gateway(&docker, &image, &network_mode, ip, policy, guest_plan.as_ref().map(|(_, d)| *d), &labels).await?;
+      *self.egress.lock().unwrap() = Some(Arc::new(gw));
+      env.extend(gateway::proxy_env(ip));
+      self.check_destroyed()?;
+    }
     let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
     let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
     let host_config = HostConfig {
@@ -599,6 +624,10 @@ impl DockerSandbox {
       security_opt: Some(cfg.docker.security_opt.clone()),
       tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
       network_mode: Some(network_mode),
+      // names through the gateway's resolver, which answers only what the rules allow
+      dns: gateway_ip.map(|ip| vec![ip.to_string()]),
+      extra_hosts: (!cfg.docker.extra_hosts.is_empty())
+        .then(|| cfg.docker.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect()),
       mounts: Some(mounts),
       log_config: no_logs(),
       runtime: cfg.docker.runtime.clone(),
@@ -721,7 +750,7 @@ impl DockerSandbox {
   /// address on the host side, and a /28 of `docker.isolatedSubnetPool`, tried from a random
   /// place on and moving on while Docker reports the subnet taken (other sandboxes and processes
   /// allocate from the same pool).
-  async fn create_isolated_network(&self, docker: &Docker, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+  async fn create_isolated_network(&self, docker: &Docker, name: &str, labels: &HashMap<String, String>) -> Result<String> {
     let pool_text = &self.config.docker.isolated_subnet_pool;
     let pool = subnet::Pool::parse(pool_text).map_err(|e| SandboxError::invalid_config(format!("docker.isolatedSubnetPool {e}")))?;
     let start = rand::random::<u32>() % pool.count();
@@ -738,7 +767,7 @@ impl DockerSandbox {
         options: Some(HashMap::from([("com.docker.network.bridge.inhibit_ipv4".to_string(), "true".to_string())])),
         ipam: Some(Ipam {
           driver: Some("default".into()),
-          config: Some(vec![IpamConfig { subnet: Some(sub), ..Default::default() }]),
+          config: Some(vec![IpamConfig { subnet: Some(sub.clone()), ..Default::default() }]),
           ..Default::default()
         }),
         labels: Some(labels.clone()),
@@ -746,7 +775,7 @@ impl DockerSandbox {
       };
       match tokio::time::timeout(DOCKER_CALL_TIMEOUT, docker.create_network(req)).await {
         Err(_) => return Err(late("creating the isolated network", DOCKER_CALL_TIMEOUT)),
-        Ok(Ok(_)) => return Ok(()),
+        Ok(Ok(_)) => return Ok(sub),
         Ok(Err(e)) if subnet::is_taken(&e.to_string()) => last = e.to_string(),
         Ok(Err(e)) => return Err(SandboxError::provider(format!("could not create the isolated network: {e}"))),
       }
@@ -758,6 +787,145 @@ impl DockerSandbox {
         subnet::SUBNET_PREFIX
       ),
     ))
+  }
+
+  /// Create, attach and start the egress gateway on the sandbox's network at `ip` (and on
+  /// `docker.egressNetwork` for its way out), then hand it the first rules (see gateway.rs).
+  /// Runs the sandbox's own image (present by now) with the guest binary mounted the way the
+  /// sandbox's guest is (or would be), in its `gateway` mode.
+  #[allow(clippy::too_many_arguments)]
+  async fn start_gateway(
+    &self,
+    docker: &Docker,
+    image: &bollard::models::ImageInspect,
+    network: &str,
+    ip: std::net::Ipv4Addr,
+    policy: &crate::core::config::NetworkPolicy,
+    delivery: Option<Delivery>,
+    labels: &HashMap<String, String>,
+  ) -> Result<gateway::Gateway> {
+    let cfg = &self.config;
+    let no_binary = || {
+      SandboxError::invalid_config(
+        "network rules need the egress gateway, which is the guest binary (agentic-sandbox-guest) in its gateway mode, and it was not found next to the addon (set AGENTIC_SANDBOX_GUEST) or does not match the image's platform",
+      )
+    };
+    let path = guest::binary_path().ok_or_else(no_binary)?;
+    let guest_arch = guest::elf_arch(&path).unwrap_or(host_arch());
+    if image.os.as_deref().unwrap_or("linux") != "linux" || image.architecture.as_deref().unwrap_or(guest_arch) != guest_arch {
+      return Err(no_binary());
+    }
+    let delivery = delivery.unwrap_or_else(|| {
+      let host = cfg.docker.socket_path.clone().or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_default();
+      if host.is_empty() || host.starts_with('/') || host.starts_with("unix://") { Delivery::Bind } else { Delivery::Upload }
+    });
+    let mount = match delivery {
+      Delivery::Bind => Mount {
+        target: Some(GUEST_PATH.into()),
+        source: Some(path.to_string_lossy().into_owned()),
+        typ: Some(MountTypeEnum::BIND),
+        read_only: Some(true),
+        ..Default::default()
+      },
+      Delivery::Upload => {
+        let existing = self.res.lock().unwrap().guest_volume.clone();
+        let name = match existing {
+          Some(n) => n,
+          None => self.fill_guest_volume(docker, &path, labels).await?,
+        };
+        Mount { target: Some(GUEST_DIR.into()), source: Some(name), typ: Some(MountTypeEnum::VOLUME), read_only: Some(true), ..Default::default() }
+      }
+    };
+    let name = format!("{}-egress", self.id);
+    self.res.lock().unwrap().gateway = Some(name.clone());
+    self.sync_registry();
+    let body = ContainerCreateBody {
+      image: Some(cfg.image.clone()),
+      entrypoint: Some(vec![GUEST_PATH.to_string(), "gateway".into(), "--listen".into(), ip.to_string()]),
+      cmd: Some(Vec::new()),
+      user: Some("65534:65534".into()),
+      open_stdin: Some(true),
+      stdin_once: Some(true),
+      attach_stdin: Some(true),
+      attach_stdout: Some(true),
+      attach_stderr: Some(true),
+      tty: Some(false),
+      env: Some(Vec::new()),
+      labels: Some(labels.clone()),
+      networking_config: Some(bollard::models::NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+          network.to_string(),
+          bollard::models::EndpointSettings {
+            ipam_config: Some(bollard::models::EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+            ..Default::default()
+          },
+        )])),
+      }),
+      host_config: Some(HostConfig {
+        network_mode: Some(network.to_string()),
+        memory: Some(64 * 1024 * 1024),
+        memory_swap: Some(64 * 1024 * 1024),
+        nano_cpus: Some(500_000_000),
+        pids_limit: Some(600),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        // port 53 as nobody; and no forwarding, so a route through the gateway leads nowhere
+        sysctls: Some(HashMap::from([
+          ("net.ipv4.ip_unprivileged_port_start".to_string(), "0".to_string()),
+          ("net.ipv4.ip_forward".to_string(), "0".to_string()),
+        ])),
+        mounts: Some(vec![mount]),
+        log_config: no_logs(),
+        init: Some(false),
+        ..Default::default()
+      }),
+      ..Default::default()
+    };
+    let created = call(
+      "creating the egress gateway",
+      DOCKER_START_TIMEOUT,
+      docker.create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body),
+      provider_err("could not create the egress gateway container"),
+    )
+    .await?;
+    self.check_destroyed()?;
+    call(
+      "connecting the egress gateway to its way out",
+      DOCKER_CALL_TIMEOUT,
+      docker.connect_network(
+        &cfg.docker.egress_network,
+        bollard::models::NetworkConnectRequest { container: Some(created.id.clone()), endpoint_config: None },
+      ),
+      |e| match status_of(&e) {
+        Some(404) => SandboxError::invalid_config(format!(
+          "docker.egressNetwork {:?} does not exist on the engine: {e}",
+          cfg.docker.egress_network
+        )),
+        _ => SandboxError::provider(format!("could not connect the egress gateway to {}: {e}", cfg.docker.egress_network)),
+      },
+    )
+    .await?;
+    let attached = call(
+      "attaching to the egress gateway",
+      DOCKER_CALL_TIMEOUT,
+      docker.attach_container(
+        &created.id,
+        Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
+      ),
+      provider_err("could not attach to the egress gateway"),
+    )
+    .await?;
+    call(
+      "starting the egress gateway",
+      DOCKER_START_TIMEOUT,
+      docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>),
+      provider_err("could not start the egress gateway"),
+    )
+    .await?;
+    let host_addrs = gateway_host_addresses(docker, &cfg.docker.egress_network).await;
+    let log = self.network_log.lock().unwrap().clone();
+    gateway::Gateway::connect(ip, created.id, attached.output, attached.input, policy.clone(), &cfg.docker.extra_hosts, host_addrs, log).await
   }
 
   /// Upload delivery: put the guest binary into this sandbox's own volume through a loader
@@ -1152,6 +1320,7 @@ impl DockerSandbox {
   async fn release_resources(&self) -> Result<()> {
     self.guest.lock().unwrap().take();
     self.watchdog.lock().unwrap().take();
+    self.egress.lock().unwrap().take();
     let owned = self.owned();
     let docker = self.res.lock().unwrap().docker.clone();
     if let Some(docker) = docker {
@@ -1170,6 +1339,7 @@ impl DockerSandbox {
     self.set_state(State::Destroyed);
     self.guest.lock().unwrap().take();
     self.watchdog.lock().unwrap().take();
+    self.egress.lock().unwrap().take();
     let owned = self.owned();
     let Some(docker) = self.res.lock().unwrap().docker.clone() else { return Ok(()) };
     let mut removal = tokio::spawn({
@@ -1208,6 +1378,7 @@ impl DockerSandbox {
     r.volume = None;
     r.guest_volume = None;
     r.network = None;
+    r.gateway = None;
     drop(r);
     if sync {
       self.sync_registry();
@@ -1771,6 +1942,30 @@ impl crate::core::provider::Provider for DockerSandbox {
   async fn reset(&self) -> Result<()> {
     DockerSandbox::reset(self).await
   }
+  async fn update_network(&self, policy: crate::core::config::NetworkPolicy) -> Result<()> {
+    self.running()?;
+    let gw = self.egress.lock().unwrap().clone();
+    match gw {
+      Some(gw) => gw.apply(&policy).await,
+      None => Err(SandboxError::invalid_config(format!(
+        "sandbox {} was created without network rules, so it has no egress gateway to update; create it with network: {{ allowOut, denyOut }} (network: {{}} allows everything but the fixed deny set)",
+        self.id
+      ))),
+    }
+  }
+  fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
+    let gw = self.egress.lock().unwrap().clone();
+    match gw {
+      Some(gw) => Some(gw.status()),
+      None => self.config.network.clone().map(|policy| crate::core::provider::NetworkStatus { policy, ..Default::default() }),
+    }
+  }
+  fn set_network_log(&self, log: crate::core::provider::NetworkLog) {
+    if let Some(gw) = self.egress.lock().unwrap().as_ref() {
+      gw.set_log(log.clone());
+    }
+    *self.network_log.lock().unwrap() = Some(log);
+  }
 }
 
 #[cfg(test)]
@@ -1870,4 +2065,48 @@ mod tests {
     assert!(!rd.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
   }
+}
+
+/// The engine host's own addresses, for the gateway's deny set: the egress network's gateway
+/// (the host's side of its bridge) and, since the engine usually runs on this machine, this
+/// machine's interface addresses (on a remote engine they are merely extra denials).
+async fn gateway_host_addresses(docker: &Docker, egress_network: &str) -> Vec<std::net::Ipv4Addr> {
+  let mut out = local_ipv4_addresses();
+  if let Ok(Ok(n)) = tokio::time::timeout(
+    DOCKER_CALL_TIMEOUT,
+    docker.inspect_network(egress_network, None::<bollard::query_parameters::InspectNetworkOptions>),
+  )
+  .await
+  {
+    for c in n.ipam.and_then(|i| i.config).unwrap_or_default() {
+      if let Some(ip) = c.gateway.and_then(|g| g.parse().ok()) {
+        out.push(ip);
+      }
+    }
+  }
+  out.sort();
+  out.dedup();
+  out
+}
+
+fn local_ipv4_addresses() -> Vec<std::net::Ipv4Addr> {
+  let mut out = Vec::new();
+  let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+  // SAFETY: getifaddrs fills `head` with a list we only read and then free with freeifaddrs
+  unsafe {
+    if libc::getifaddrs(&mut head) != 0 {
+      return out;
+    }
+    let mut p = head;
+    while !p.is_null() {
+      let a = (*p).ifa_addr;
+      if !a.is_null() && (*a).sa_family as i32 == libc::AF_INET {
+        let sin = &*(a as *const libc::sockaddr_in);
+        out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+      }
+      p = (*p).ifa_next;
+    }
+    libc::freeifaddrs(head);
+  }
+  out
 }
