@@ -207,8 +207,8 @@ fn describe_json(e: &Entry) -> Value {
 /// Keys the server decides alone: a tenant asking for them is refused.
 const SERVER_ONLY: [&str; 7] = ["provider", "docker", "e2b", "remote", "fallbackProviders", "templates", "autoCleanup"];
 /// Keys a tenant may give; others are dropped.
-const TENANT_KEYS: [&str; 11] =
-  ["image", "template", "limits", "networkMode", "env", "workdir", "gpu", "metadata", "name", "installPackages", "startupScript"];
+const TENANT_KEYS: [&str; 12] =
+  ["image", "template", "limits", "networkMode", "network", "env", "workdir", "gpu", "metadata", "name", "installPackages", "startupScript"];
 
 fn strictness(m: NetworkMode) -> u8 {
   match m {
@@ -287,15 +287,39 @@ pub fn sanitize(given: &Value, server: &Value) -> Result<Value, ApiError> {
     cap(m, "maxWorkspaceSizeMB", sl.max_workspace_size_mb);
     m.remove("networkMbps");
   }
+  // egress rules open a sandbox as far as they allow: only where the server's own sandboxes have
+  // Docker's bridge and no rules of the server's (which a tenant cannot replace)
+  if out.contains_key("network") {
+    if srv.network.is_some() {
+      return Err(ApiError::coded(
+        ErrorCode::PermissionDenied,
+        "network: the sandbox service has its own egress rules, which a client cannot replace; leave network out",
+      ));
+    }
+    if srv.network_mode != NetworkMode::Bridge {
+      return Err(ApiError::coded(
+        ErrorCode::PermissionDenied,
+        format!(
+          "network: this sandbox service's sandboxes have networkMode '{}', and egress rules would open them; leave network out, or ask the operator for networkMode 'bridge'",
+          srv.network_mode.as_str()
+        ),
+      ));
+    }
+  }
   if let Some(v) = out.get("networkMode") {
     let asked = match v.as_str() {
       Some("none") => NetworkMode::None,
       Some("isolated") => NetworkMode::Isolated,
       Some("bridge") => NetworkMode::Bridge,
-      _ => return Err(ApiError::coded(ErrorCode::InvalidConfig, format!("networkMode must be 'none', 'isolated' or 'bridge', got {v}"))),
+      // behind the gateway with the tenant's rules (or none: nothing out); on a server without
+      // bridge egress, the server's mode
+      Some("restricted") if srv.network_mode == NetworkMode::Bridge && srv.network.is_none() => NetworkMode::Bridge,
+      Some("restricted") => srv.network_mode,
+      _ => return Err(ApiError::coded(ErrorCode::InvalidConfig, format!("networkMode must be 'none', 'isolated', 'bridge' or 'restricted', got {v}"))),
     };
     let mode = if strictness(asked) <= strictness(srv.network_mode) { asked } else { srv.network_mode };
-    out.insert("networkMode".into(), json!(mode.as_str()));
+    let keep_restricted = v.as_str() == Some("restricted") && mode == NetworkMode::Bridge;
+    out.insert("networkMode".into(), json!(if keep_restricted { "restricted" } else { mode.as_str() }));
   }
   if out.get("gpu").and_then(Value::as_bool) == Some(true) && !srv.gpu {
     return Err(ApiError::coded(ErrorCode::PermissionDenied, "gpu: this sandbox service gives no GPU"));
@@ -840,6 +864,14 @@ mod tests {
     assert_eq!(v["env"]["A"], "1");
     assert!(v.get("unknown").is_none());
     assert_eq!(sanitize(&json!({ "networkMode": "none" }), &s).unwrap()["networkMode"], "none");
+    // egress rules would open an isolated service's sandboxes; on a bridge service they narrow them
+    assert_eq!(sanitize(&json!({ "network": { "allowOut": ["npm"] } }), &s).unwrap_err().code, "PERMISSION_DENIED");
+    assert_eq!(sanitize(&json!({ "networkMode": "restricted" }), &s).unwrap()["networkMode"], "isolated");
+    let bridge = config::merge(&s, &json!({ "networkMode": "bridge" }));
+    let v = sanitize(&json!({ "network": { "allowOut": ["npm"], "denyOut": ["0.0.0.0/0"] }, "networkMode": "restricted" }), &bridge).unwrap();
+    assert_eq!((v["network"]["allowOut"][0].as_str(), v["networkMode"].as_str()), (Some("npm"), Some("restricted")));
+    let ruled = config::merge(&bridge, &json!({ "network": { "denyOut": ["10.0.0.0/8"] } }));
+    assert_eq!(sanitize(&json!({ "network": {} }), &ruled).unwrap_err().code, "PERMISSION_DENIED");
     // a template's image is offered; the template resolves on the server
     assert!(sanitize(&json!({ "image": "agentic-sandbox/devtools:1" }), &s).is_ok());
     assert!(sanitize(&json!({ "template": "python" }), &s).is_ok());

@@ -100,6 +100,9 @@ pub fn wire_config(c: &SandboxConfig) -> Value {
     "workdir": c.workdir,
     "gpu": c.gpu,
   });
+  if let Some(n) = &c.network {
+    v["network"] = n.to_json();
+  }
   match &c.template {
     Some(t) => v["template"] = json!(t),
     None => v["image"] = json!(c.image),
