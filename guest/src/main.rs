@@ -80,7 +80,7 @@
 mod protocol;
 #[allow(dead_code)]
 mod egress;
-
+mod gateway;
 mod process;
 mod reaper;
 mod shim;
@@ -211,6 +211,9 @@ fn drop_signal_handlers() {
 
 fn main() {
   let args: Vec<OsString> = std::env::args_os().collect();
+  if args.get(1).map(|a| a == "gateway").unwrap_or(false) {
+    gateway::main(args);
+  }
   if args.get(1).map(|a| a == shim::MARKER).unwrap_or(false) {
     shim::main(args);
   }
