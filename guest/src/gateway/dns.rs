@@ -361,6 +361,9 @@ fn answer(policy: &Policy, m: &[u8], resolve: impl Fn(&Policy, &str) -> Result<V
   let Some(name) = std::str::from_utf8(&q.name).ok().and_then(normalize_name) else {
     return (reply(NXDOMAIN, &[]), Some(ev.denied("invalid name", "not a valid domain name")));
   };
+  if let Some(d) = policy.deny_name(&name) {
+    return (reply(NXDOMAIN, &[]), Some(ev.denied(&d.rule, "denied by policy")));
+  }
   let addrs = match resolve(policy, &name) {
     Ok(a) => a,
     Err(ResolveError::NotFound) => return (reply(NXDOMAIN, &[]), Some(ev.denied("resolve", "no such name"))),

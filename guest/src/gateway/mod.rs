@@ -22,6 +22,12 @@
 //! and queries that start after it; established connections are not cut (a CONNECT tunnel
 //! that was allowed stays open until either side closes it).
 //!
+//! Names are looked up by the gateway, so a lookup is itself traffic: a name the policy denies
+//! whatever it resolves to (`Policy::deny_name`: deny by default, only domain entries allowed)
+//! is refused without a lookup. With `allowOut` address entries any name may resolve to one of
+//! them, so names are then looked up before the decision, and the lookups of denied names do
+//! reach the gateway's nameserver.
+//!
 //! Threads, no async runtime: one accept loop per TCP port, one thread per client connection
 //! (at most `MAX_CONNS`, with small stacks) plus one for the second direction of a splice, one
 //! UDP loop with a thread per query (at most `MAX_DNS_INFLIGHT`). Everything a client sends is
@@ -412,7 +418,12 @@ impl Refusal {
 fn open(policy: &Policy, t: &Target, port: u16) -> Result<Opened, Refusal> {
   let addrs = match t {
     Target::Ip(ip) => vec![*ip],
-    Target::Name(n) => dns::resolve(policy, n).map_err(|e| Refusal::Resolve(e.to_string()))?,
+    Target::Name(n) => {
+      if let Some(d) = policy.deny_name(n) {
+        return Err(Refusal::Denied { ip: None, rule: d.rule });
+      }
+      dns::resolve(policy, n).map_err(|e| Refusal::Resolve(e.to_string()))?
+    }
   };
   let mut first = None;
   for ip in &addrs {
@@ -479,6 +490,8 @@ fn start_down(client: &TcpStream, up: &TcpStream) -> Option<std::thread::JoinHan
 /// Send `first` upstream, then copy client -> upstream here until it ends, and wait for the
 /// other direction (started by `start_down`).
 fn finish_splice(client: TcpStream, mut up: TcpStream, first: &[u8], down: std::thread::JoinHandle<()>) {
+  // reading the first bytes set a deadline on the socket; the tunnel itself has none
+  let _ = client.set_read_timeout(None);
   if first.is_empty() || up.write_all(first).is_ok() {
     copy(client, up);
   } else {
