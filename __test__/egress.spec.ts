@@ -267,6 +267,22 @@ describe('egress policy (Docker)', () => {
     }
   })
 
+  it('a thread session takes the same network config', async () => {
+    const cfg = {
+      image: DEBIAN,
+      network: { allowOut: ['api.test'], denyOut: ['0.0.0.0/0'] },
+      docker: { egressNetwork: NET, extraHosts: { 'api.test': ipA, 'other.test': ipB } },
+    }
+    const session = await manager.getOrCreateSession({ userId: 'u1', threadId: 'egress', config: cfg })
+    try {
+      await session.writeFile('/workspace/client.py', fs.readFileSync(path.join(__dirname, 'egress', 'client.py'), 'utf8'))
+      expect((await probe(session, 'http', 'http://api.test:8080/')).status).toBe(200)
+      expect((await probe(session, 'http', 'http://other.test:8080/')).status).toBe(403)
+    } finally {
+      await session.destroy()
+    }
+  })
+
   it('bad rules are INVALID_CONFIG naming the entry; updateNetwork needs a sandbox with rules', async () => {
     for (const [network, bad] of [
       [{ allowOut: ['http://example.com'] }, 'http://example.com'],

@@ -1,7 +1,8 @@
 # A test host for __test__/egress.spec.ts and bench/egress.ts, run in a container the test creates
 # on its own network: HTTP on 8080, HTTPS on 8443 (the test's certificate), and two raw TCP
-# greeters on 9000 and 9001. GET /big?mb=N streams N MiB of zeros (for the throughput bench).
+# greeters on 9000 and 9001 (HTTPS only when /srv has server.crt and server.key). GET /big?mb=N streams N MiB of zeros (for the throughput bench).
 import http.server
+import os
 import socket
 import socketserver
 import ssl
@@ -71,9 +72,10 @@ class TlsServer(Server):
 
 for p in (9000, 9001):
     threading.Thread(target=greeter, args=(p,), daemon=True).start()
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain('/srv/server.crt', '/srv/server.key')
-tls = TlsServer(('0.0.0.0', 8443), Handler, ctx)
-threading.Thread(target=tls.serve_forever, daemon=True).start()
+if os.path.exists('/srv/server.crt'):  # the test's certificate; the bench has none
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain('/srv/server.crt', '/srv/server.key')
+    tls = TlsServer(('0.0.0.0', 8443), Handler, ctx)
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
 print('ready', flush=True)
 Server(('0.0.0.0', 8080), Handler).serve_forever()

@@ -59,6 +59,7 @@ pub fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)>
     ("POST", "/sandboxes/{id}/start", post(start)),
     ("POST", "/sandboxes/{id}/stop", post(stop)),
     ("POST", "/sandboxes/{id}/reset", post(reset)),
+    ("PUT", "/sandboxes/{id}/network", put(update_network)),
     ("POST", "/sandboxes/{id}/processes", post(spawn)),
     ("GET", "/sandboxes/{id}/processes", get(processes)),
     ("DELETE", "/sandboxes/{id}/processes", delete(kill_all)),
@@ -196,6 +197,13 @@ fn describe_json(e: &Entry) -> Value {
     "workdir": c.workdir,
     "limits": config::limits_to_json(&c.limits),
     "networkMode": c.network_mode.as_str(),
+    "network": e.sandbox.network_status().map(|n| json!({
+      "allowOut": n.policy.allow_out,
+      "denyOut": n.policy.deny_out,
+      "gateway": n.gateway,
+      "allowed": n.allowed,
+      "denied": n.denied,
+    })),
     "createdAt": iso(e.created_ms),
     "expiresAt": iso(e.expires_ms()),
   })
@@ -407,6 +415,29 @@ async fn stop(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId)
 
 async fn reset(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId) -> R {
   lifecycle(state, tenant, id, "reset").await
+}
+
+/// `PUT /v1/sandboxes/{id}/network` `{ allowOut?, denyOut? }` (E2B's update: omitted lists are
+/// cleared) → the sandbox described. The same rule as at create: only on a service whose
+/// sandboxes have bridge egress and no rules of the operator's.
+async fn update_network(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId, headers: HeaderMap, body: Body) -> R {
+  let e = state.entry(&tenant, &id)?;
+  let o = read_object(&headers, body, tenant.limits.max_body_bytes).await?;
+  sanitize(&json!({ "network": Value::Object(o.clone()) }), state.manager.defaults())?;
+  let list = |k: &str| -> Result<Vec<String>, ApiError> {
+    match o.get(k) {
+      None | Some(Value::Null) => Ok(Vec::new()),
+      Some(Value::Array(a)) => a
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::coded(ErrorCode::InvalidConfig, format!("{k} must be an array of strings"))))
+        .collect(),
+      Some(_) => Err(ApiError::coded(ErrorCode::InvalidConfig, format!("{k} must be an array of strings"))),
+    }
+  };
+  let policy = config::NetworkPolicy { allow_out: list("allowOut")?, deny_out: list("denyOut")? };
+  let sb = e.sandbox.clone();
+  state.work(async move { sb.update_network(policy).await.map_err(ApiError::from) }).await?;
+  Ok(Json(describe_json(&e)).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -139,6 +139,7 @@ mod tests {
       expires_at_ms: None,
       metadata: None,
       session: None,
+      network: None,
     }
   }
 
