@@ -78,6 +78,9 @@
 #[path = "../../src/providers/docker/protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
+#[allow(dead_code)]
+mod egress;
+
 mod process;
 mod reaper;
 mod shim;
