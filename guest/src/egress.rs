@@ -352,6 +352,24 @@ impl Policy {
     Decision { allow: true, rule: "default".to_string() }
   }
 
+  /// A denial of `name` whatever it resolves to, if the policy gives one: no `allowOut` domain
+  /// entry matches it, there are no `allowOut` address entries, and a port-less `denyOut`
+  /// entry matches the name or every address (`0.0.0.0/0`). The gateway checks this before it
+  /// resolves a name, so that a sandbox under a deny-by-default policy of domains cannot use
+  /// the lookups of names it may not reach to send data to a nameserver. Never contradicts
+  /// `decide`: `Some` only when every address would be denied.
+  pub fn deny_name(&self, name: &str) -> Option<Decision> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    let any_ip = u32::MAX; // in no deny-set range that an allowOut entry could matter for here
+    if self.allow.iter().any(|e| matches!(e.host, Host::Net { .. }) || host_matches(&e.host, Some(&name), any_ip)) {
+      return None;
+    }
+    let e = self.deny.iter().find(|e| {
+      e.port.is_none() && (matches!(e.host, Host::Net { prefix: 0, .. }) || matches!(e.host, Host::Domain { .. }) && host_matches(&e.host, Some(&name), 0))
+    })?;
+    Some(Decision { allow: false, rule: format!("denyOut {}", e.text) })
+  }
+
   /// The `extraHosts` address of `name`, if it has one.
   pub fn resolve_static(&self, name: &str) -> Option<Ipv4Addr> {
     self.extra_hosts.get(&normalize_name(name)?).copied()
@@ -560,5 +578,20 @@ mod tests {
     let bad = PolicyWire { deny_out: vec!["a_b".into()], ..Default::default() };
     assert!(Policy::compile(&bad).unwrap_err().starts_with("denyOut: "));
     assert!(!Policy::deny_all().decide(Some("example.com"), ip("1.2.3.4"), 443).allow);
+  }
+
+  #[test]
+  fn names_denied_before_resolution() {
+    assert_eq!(Policy::deny_all().deny_name("x.example.com").unwrap().rule, "denyOut 0.0.0.0/0");
+    let p = pol(&["registries"], &["0.0.0.0/0"]);
+    assert!(p.deny_name("pypi.org").is_none());
+    assert!(p.deny_name("secret.attacker.test").is_some());
+    let p = pol(&[], &["evil.test", "*.evil.test:443"]);
+    assert_eq!(p.deny_name("EVIL.test.").unwrap().rule, "denyOut evil.test");
+    assert!(p.deny_name("a.evil.test").is_none()); // only port 443 is denied
+    assert!(p.deny_name("good.test").is_none());
+    // an address entry could allow any name that resolves to it
+    let p = pol(&["10.1.2.3"], &["0.0.0.0/0"]);
+    assert!(p.deny_name("db.internal").is_none());
   }
 }
