@@ -1247,8 +1247,9 @@ pub const E2B_KEYS: [&str; 6] = ["apiKey", "templateId", "region", "domain", "ap
 /// What is reported: unknown top-level keys; `network` (not read yet: `networkMode` chooses the
 /// network); `autoCleanup: false` (a manager always destroys its sandboxes at `destroyAll()` and
 /// at exit); `limits.networkMbps` (enforced by no provider); with provider `e2b` and no Docker
-/// fallback, `image`, `gpu`, `networkMode`, `limits.{memoryMB,cpuCores,diskMB,pidsLimit}` and
-/// every `docker` option (the E2B template decides them); the `e2b` object when E2B is neither
+/// fallback, `image`, `gpu`, `limits.{memoryMB,cpuCores,diskMB,pidsLimit}` and every `docker`
+/// option (the E2B template decides them), and `networkMode: 'isolated'` without `network` rules
+/// (E2B has no such network: the sandbox gets E2B's, with internet access); the `e2b` object when E2B is neither
 /// the provider nor a fallback; `e2b.region` (E2B takes none) and unknown `e2b` keys when E2B is
 /// used; unknown `docker` keys; `fallbackProviders` entries naming the provider itself; in a
 /// `createSandbox` config, `debug` / `verbose` (logging is process-wide) and
@@ -1290,8 +1291,14 @@ pub fn warnings(cfg: &SandboxConfig, given: &Value, sandbox_layer: Option<&Value
         ));
       }
     }
-    if set(g, "networkMode") {
-      out.push("networkMode has no effect with provider 'e2b': an E2B sandbox has the network E2B gives it".to_string());
+    // 'none' maps to E2B's allow_internet_access: false and 'bridge' is what E2B gives anyway;
+    // 'isolated' (a private network with no route out on Docker) has no E2B counterpart: without
+    // `network` rules the sandbox keeps E2B's default network, with internet access
+    if g.get("networkMode").and_then(Value::as_str) == Some("isolated") && cfg.network.is_none() {
+      out.push(
+        "networkMode 'isolated' has no effect with provider 'e2b': an E2B sandbox gets E2B's network, with internet access; use networkMode 'none' for no network, or network { allowOut, denyOut } rules (denyOut: ['0.0.0.0/0'] blocks everything allowOut does not name)"
+          .to_string(),
+      );
     }
     if set(g, "gpu") {
       out.push("gpu has no effect with provider 'e2b': the E2B template decides the hardware".to_string());
@@ -1912,11 +1919,21 @@ mod tests {
     assert_eq!(warned(seed_rc.clone(), None), vec!["e2b has no effect: the provider is 'docker' and fallbackProviders does not name 'e2b'"]);
     // ... and switched to E2B
     let w = warned(merge(&seed_rc, &json!({ "provider": "e2b" })), None);
-    for key in ["limits.memoryMB", "limits.cpuCores", "limits.diskMB", "networkMode", "image", "docker.socketPath", "docker.readOnlyRoot (or security.readOnlyRoot)", "e2b.region"] {
+    for key in ["limits.memoryMB", "limits.cpuCores", "limits.diskMB", "networkMode 'isolated'", "image", "docker.socketPath", "docker.readOnlyRoot (or security.readOnlyRoot)", "e2b.region"] {
       assert!(w.iter().any(|x| x.starts_with(&format!("{key} has no effect"))), "{key}: {w:#?}");
     }
     assert!(!w.iter().any(|x| x.contains("timeoutSeconds has")), "{w:#?}");
     assert_eq!(w.len(), 8, "{w:#?}");
+    // E2B maps 'none' (no internet) and network rules; 'bridge' is E2B's own network
+    let e2b = json!({ "provider": "e2b", "e2b": { "apiKey": "e2b_00" } });
+    for extra in [
+      json!({ "networkMode": "none" }),
+      json!({ "networkMode": "bridge" }),
+      json!({ "networkMode": "restricted" }),
+      json!({ "networkMode": "isolated", "network": { "allowOut": ["npm"], "denyOut": ["0.0.0.0/0"] } }),
+    ] {
+      assert!(warned(merge(&e2b, &extra), None).is_empty(), "{extra}");
+    }
     // with a Docker fallback, the Docker settings count
     let w = warned(merge(&seed_rc, &json!({ "provider": "e2b", "fallbackProviders": ["docker", "e2b"] })), None);
     assert_eq!(w.len(), 2, "{w:#?}");
