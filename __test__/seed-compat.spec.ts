@@ -256,11 +256,11 @@ describe('manager.warnings', () => {
   const e2b = { apiKey: 'e2b_0123456789abcdef', templateId: 'base', region: 'us-east-1', apiUrl: 'http://127.0.0.1:9' }
 
   it('E2B: limits, networkMode and docker options have no effect and say so', async () => {
-    const m = managerWith({}, { provider: 'e2b', e2b, limits: { memoryMB: 1024, cpuCores: 2, timeoutSeconds: 60 }, networkMode: 'none', docker: { user: '1000' } })
+    const m = managerWith({}, { provider: 'e2b', e2b, limits: { memoryMB: 1024, cpuCores: 2, timeoutSeconds: 60 }, networkMode: 'isolated', docker: { user: '1000' } })
     try {
       // (the suite also runs with SANDBOX_EXEC_ENGINE=exec, which rightly warns about docker.execEngine too)
       const w: string[] = m.warnings.filter((x: string) => !x.startsWith('docker.execEngine'))
-      for (const key of ['limits.memoryMB', 'limits.cpuCores', 'networkMode', 'docker.user', 'e2b.region']) {
+      for (const key of ['limits.memoryMB', 'limits.cpuCores', "networkMode 'isolated'", 'docker.user', 'e2b.region']) {
         expect(w.some((x) => x.startsWith(`${key} has no effect`)), `${key} in ${JSON.stringify(w)}`).toBe(true)
       }
       expect(w.some((x) => x.includes('timeoutSeconds has')), 'timeoutSeconds is E2B lifetime').toBe(false)
