@@ -1045,6 +1045,10 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     )));
   }
   let workdir = crate::core::paths::normalize(&workdir);
+  if workdir == "/" {
+    // '/w/..' and the like: the check above saw the text, this one the directory it names
+    return Err(SandboxError::invalid_config(format!("workdir must name a directory other than '/', got {:?}", get(o, "workdir"))));
+  }
 
   let gpu = get(o, "gpu").map(|v| want_bool(v, "gpu")).transpose()?.unwrap_or(false);
   let metadata = get(o, "metadata").cloned();
@@ -1498,6 +1502,7 @@ mod tests {
       (json!({"env": {"A": 1}}), "env.A"),
       (json!({"limits": {"memory": 5}}), "limits.memory"),
       (json!({"workdir": "rel/dir"}), "workdir"),
+      (json!({"workdir": "/w/../.."}), "workdir"),
       (json!({"docker": {"capDrop": "ALL"}}), "docker.capDrop"),
       (json!({"limits": {"pidsLimit": 2.5}}), "limits.pidsLimit"),
       (json!({"gpu": "yes"}), "gpu"),
