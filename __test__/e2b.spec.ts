@@ -503,6 +503,25 @@ describe('E2B provider (against the local fake E2B)', () => {
       await Promise.all([sb.destroy(), other.destroy()])
     })
 
+    it('updateNetwork is PUT /sandboxes/{id}/network; getStatus().network shows the rules sent', async () => {
+      const sb = await started({ network: { allowOut: ['npm'], denyOut: ['0.0.0.0/0'] } })
+      const mark = fake.requests.length
+      await sb.updateNetwork({ allowOut: ['pypi'], denyOut: ['0.0.0.0/0'] })
+      const put = since(mark, (r) => r.method === 'PUT')
+      expect(put).toHaveLength(1)
+      expect(put[0].path).toMatch(/^\/sandboxes\/[^/]+\/network$/)
+      expect(put[0].body).toEqual({ allowOut: ['pypi.org', 'files.pythonhosted.org'], denyOut: ['0.0.0.0/0'] })
+      expect((await detail(put[0].path.split('/')[2])).network).toEqual({ allowOut: ['pypi.org', 'files.pythonhosted.org'], denyOut: ['0.0.0.0/0'] })
+      expect((await sb.getStatus()).network).toMatchObject({ allowOut: ['pypi'], denyOut: ['0.0.0.0/0'], allowed: 0, denied: 0 })
+      expect((await sb.getStatus()).network.gateway).toBeFalsy()
+      const m2 = fake.requests.length
+      await expectCode(sb.updateNetwork({ allowOut: ['example.com:443'] }), 'INVALID_CONFIG')
+      expect(since(m2, (r) => r.method === 'PUT')).toEqual([])
+      await sb.stop()
+      await expectCode(sb.updateNetwork({ allowOut: ['pypi'] }), 'SANDBOX_NOT_RUNNING')
+      await sb.destroy()
+    })
+
     it('a port, or a domain in denyOut (also as a preset), is INVALID_CONFIG at start() naming the entry; nothing is sent', async () => {
       const mark = fake.requests.length
       const cases: Array<[Record<string, any>, RegExp]> = [

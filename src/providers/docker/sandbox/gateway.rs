@@ -253,17 +253,14 @@ async fn read_loop(shared: Arc<Shared>, mut output: OutputStream) {
   for (_, tx) in shared.acks.lock().unwrap().drain() {
     let _ = tx.send(Err(why.clone()));
   }
+  notice(&shared, false, "gateway stopped", format!("the egress gateway stopped ({why}): the sandbox has no way out now"));
+}
+
+/// A log entry about the gateway itself (not a connection's decision).
+fn notice(shared: &Shared, allow: bool, rule: &str, reason: String) {
   let log = shared.log.lock().unwrap().clone();
   if let Some(log) = log {
-    log(NetworkEvent {
-      proto: "gateway".into(),
-      dest: "-".into(),
-      ip: None,
-      port: 0,
-      allow: false,
-      rule: "gateway stopped".into(),
-      reason: Some(format!("the egress gateway stopped ({why}): the sandbox has no way out now")),
-    });
+    log(NetworkEvent { proto: "gateway".into(), dest: "-".into(), ip: None, port: 0, allow, rule: rule.into(), reason: Some(reason) });
   }
 }
 
@@ -294,18 +291,7 @@ fn handle_line(shared: &Shared, line: &[u8]) {
       log(event);
     }
   } else if let Some(n) = v.get("dropped").and_then(Value::as_u64) {
-    let log = shared.log.lock().unwrap().clone();
-    if let Some(log) = log {
-      log(NetworkEvent {
-        proto: "gateway".into(),
-        dest: "-".into(),
-        ip: None,
-        port: 0,
-        allow: true,
-        rule: "log".into(),
-        reason: Some(format!("{n} decisions were not logged (too many at once); the counters lack them too")),
-      });
-    }
+    notice(shared, true, "log", format!("{n} decisions were not logged (too many at once); the counters lack them too"));
   }
 }
 
