@@ -907,6 +907,12 @@ fn network_log(logs: &Arc<LogBuffer>) -> crate::core::provider::NetworkLog {
   let logs = Arc::downgrade(logs);
   Arc::new(move |e: crate::core::provider::NetworkEvent| {
     let Some(logs) = logs.upgrade() else { return };
+    if e.proto == "gateway" {
+      // about the gateway itself: it stopped, or decisions went unlogged
+      let level = if e.allow { Level::Warn } else { Level::Error };
+      logs.push(level, Source::Network, e.reason.unwrap_or(e.rule));
+      return;
+    }
     let to = match &e.ip {
       Some(ip) if *ip != e.dest => format!("{}:{} ({ip})", e.dest, e.port),
       _ => format!("{}:{}", e.dest, e.port),
