@@ -1783,6 +1783,13 @@ impl DockerSandbox {
         ),
       ));
     }
+    // the next user gets the configured egress rules, not the ones this user set with updateNetwork
+    let gw = self.egress.lock().unwrap().clone();
+    if let (Some(gw), Some(policy)) = (gw, &self.config.network) {
+      if gw.status().policy != *policy {
+        gw.apply(policy).await?;
+      }
+    }
     match tokio::time::timeout(LIFECYCLE_BUDGET, self.reset_inner()).await {
       Ok(r) => r,
       Err(_) => Err(late(&format!("reset() of sandbox {}", self.id), LIFECYCLE_BUDGET)),
