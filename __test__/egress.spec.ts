@@ -283,6 +283,30 @@ describe('egress policy (Docker)', () => {
     }
   })
 
+  it("a pool's release brings back the configured rules after a user changed them", async () => {
+    const pool = await manager.createPool(
+      {
+        image: DEBIAN,
+        network: { allowOut: ['api.test'], denyOut: ['0.0.0.0/0'] },
+        docker: { egressNetwork: NET, extraHosts: { 'api.test': ipA, 'other.test': ipB } },
+      },
+      { min: 1, max: 1 },
+    )
+    try {
+      const first = await pool.acquire()
+      await first.updateNetwork({ allowOut: ['other.test'], denyOut: ['0.0.0.0/0'] })
+      await pool.release(first)
+      const second = await pool.acquire()
+      expect(second.id).toBe(first.id)
+      expect((await second.getStatus()).network.allowOut).toEqual(['api.test'])
+      await second.writeFile('/workspace/client.py', fs.readFileSync(path.join(__dirname, 'egress', 'client.py'), 'utf8'))
+      expect((await probe(second, 'http', 'http://other.test:8080/')).status).toBe(403)
+      await pool.release(second)
+    } finally {
+      await pool.destroy()
+    }
+  })
+
   it('bad rules are INVALID_CONFIG naming the entry; updateNetwork needs a sandbox with rules', async () => {
     for (const [network, bad] of [
       [{ allowOut: ['http://example.com'] }, 'http://example.com'],
