@@ -101,8 +101,8 @@ beforeAll(async () => {
   fs.chmodSync(dir, 0o755)
   fs.copyFileSync(path.join(__dirname, 'egress', 'server.py'), path.join(dir, 'server.py'))
   makeCertificates(dir)
-  docker(['network', 'create', '--subnet', SUBNET, NET])
-  netGateway = docker(['network', 'inspect', NET, '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}'])
+  netGateway = '198.18.47.1'
+  docker(['network', 'create', '--subnet', SUBNET, '--gateway', netGateway, NET])
   ipA = startHost(HOST_A, 'A')
   ipB = startHost(HOST_B, 'B')
   await waitFor(() => docker(['logs', HOST_A]).includes('ready') && docker(['logs', HOST_B]).includes('ready'), 20_000)
@@ -188,9 +188,14 @@ describe('egress policy (Docker)', () => {
 
   it('DNS from inside answers only what the rules allow', async () => {
     expect(await probe(sb, 'dns', 'api.test', gw)).toEqual({ rcode: 0, ips: [ipA] })
-    const denied = await probe(sb, 'dns', 'other.test', gw)
+    // wild.test resolves to host A, which no rule allows under that name
+    const denied = await probe(sb, 'dns', 'wild.test', gw)
     expect(denied.ips).toEqual([])
     expect(denied.rcode).toBe(3) // NXDOMAIN
+    // other.test resolves to host B, whose port 9000 is allowed: the address is answered, the
+    // connection is decided per port
+    expect(await probe(sb, 'dns', 'other.test', gw)).toEqual({ rcode: 0, ips: [ipB] })
+    expect((await networkLogs(sb)).some((l: any) => /dns wild\.test/.test(l.message) && l.level === 'warn')).toBe(true)
   })
 
   it('updateNetwork replaces the rules of the running sandbox, without a restart', async () => {

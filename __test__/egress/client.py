@@ -55,7 +55,13 @@ if mode == 'sni':
     try:
         t = ctx.wrap_socket(s, server_hostname=sni)
         t.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        out(connect=status, body=t.recv(4096).decode(errors='replace'))
+        body = b''
+        while len(body) < 65536:
+            d = t.recv(4096)
+            if not d:
+                break
+            body += d
+        out(connect=status, body=body.decode(errors='replace'))
     except Exception as e:
         out(connect=status, error=repr(e))
 

@@ -923,7 +923,7 @@ impl DockerSandbox {
       provider_err("could not start the egress gateway"),
     )
     .await?;
-    let host_addrs = gateway_host_addresses(docker, &cfg.docker.egress_network).await;
+    let host_addrs = gateway_host_addresses(docker, &created.id, &cfg.docker.egress_network).await;
     let log = self.network_log.lock().unwrap().clone();
     gateway::Gateway::connect(ip, created.id, attached.output, attached.input, policy.clone(), &cfg.docker.extra_hosts, host_addrs, log).await
   }
@@ -2077,17 +2077,22 @@ mod tests {
 /// The engine host's own addresses, for the gateway's deny set: the egress network's gateway
 /// (the host's side of its bridge) and, since the engine usually runs on this machine, this
 /// machine's interface addresses (on a remote engine they are merely extra denials).
-async fn gateway_host_addresses(docker: &Docker, egress_network: &str) -> Vec<std::net::Ipv4Addr> {
+/// The gateway container's endpoint on that network names it (the network's IPAM config may not,
+/// when the network was created with a subnet but no explicit gateway).
+async fn gateway_host_addresses(docker: &Docker, gateway_container: &str, egress_network: &str) -> Vec<std::net::Ipv4Addr> {
   let mut out = local_ipv4_addresses();
-  if let Ok(Ok(n)) = tokio::time::timeout(
+  if let Ok(Ok(c)) = tokio::time::timeout(
     DOCKER_CALL_TIMEOUT,
-    docker.inspect_network(egress_network, None::<bollard::query_parameters::InspectNetworkOptions>),
+    docker.inspect_container(gateway_container, None::<bollard::query_parameters::InspectContainerOptions>),
   )
   .await
   {
-    for c in n.ipam.and_then(|i| i.config).unwrap_or_default() {
-      if let Some(ip) = c.gateway.and_then(|g| g.parse().ok()) {
-        out.push(ip);
+    let networks = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    for (name, ep) in networks {
+      if name == egress_network || ep.network_id.as_deref() == Some(egress_network) {
+        if let Some(ip) = ep.gateway.and_then(|g| g.parse().ok()) {
+          out.push(ip);
+        }
       }
     }
   }
