@@ -288,7 +288,6 @@ describe('manager.warnings', () => {
   it('keys that are ignored on Docker', async () => {
     const m = managerWith({}, {
       image: BUSYBOX,
-      network: 'none',
       colour: 'blue',
       autoCleanup: false,
       limits: { networkMbps: 100 },
@@ -301,7 +300,6 @@ describe('manager.warnings', () => {
       const w: string[] = m.warnings
       for (const start of [
         'colour is not a known config key',
-        'network has no effect',
         'autoCleanup: false has no effect',
         'limits.networkMbps has no effect',
         'docker.capdrop is not a known Docker option',
@@ -309,7 +307,7 @@ describe('manager.warnings', () => {
       ]) {
         expect(w.some((x) => x.startsWith(start)), `${start} in ${JSON.stringify(w)}`).toBe(true)
       }
-      expect(w).toHaveLength(6) // debug / verbose work in a manager's config
+      expect(w).toHaveLength(5) // debug / verbose work in a manager's config
       await m.createSandbox({ debug: true, docker: { reaperIntervalSeconds: 5 } })
       expect(m.warnings.slice(6)).toEqual([
         'debug in a createSandbox config has no effect: logging is process-wide; set debug in new SandboxManager(config) or .sandboxrc.json, or call logger.setLevel()',
