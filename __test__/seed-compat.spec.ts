@@ -309,13 +309,13 @@ describe('manager.warnings', () => {
       }
       expect(w).toHaveLength(5) // debug / verbose work in a manager's config
       await m.createSandbox({ debug: true, docker: { reaperIntervalSeconds: 5 } })
-      expect(m.warnings.slice(6)).toEqual([
+      expect(m.warnings.slice(5)).toEqual([
         'debug in a createSandbox config has no effect: logging is process-wide; set debug in new SandboxManager(config) or .sandboxrc.json, or call logger.setLevel()',
         'docker.reaperIntervalSeconds in a createSandbox config has no effect: the reaper\'s interval is process-wide per engine; set it in new SandboxManager(config), .sandboxrc.json or SANDBOX_REAPER_INTERVAL_SECONDS',
       ])
       // a config that fails validation adds nothing
       await expectCode(m.createSandbox({ colour: 'red', limits: { memoryMB: -1 } }), 'INVALID_CONFIG')
-      expect(m.warnings).toHaveLength(8)
+      expect(m.warnings).toHaveLength(7)
     } finally {
       await m.destroyAll()
     }
