@@ -603,138 +603,152 @@ impl DockerSandbox {
       }
       None => {}
     }
-    if let (Some(ip), Some(policy)) = (gateway_ip, &cfg.network) {
-      let gw = self.start_gateway(&docker, &image, &network_mode, ip, policy, guest_plan.as_ref().map(|(_, d)| *d), &labels).await?;
-      *self.egress.lock().unwrap() = Some(Arc::new(gw));
+    let (gw_labels, gw_network) = (labels.clone(), network_mode.clone());
+    let gateway = async {
+      if let (Some(ip), Some(policy)) = (gateway_ip, &cfg.network) {
+        let gw = self.start_gateway(&docker, &image, &gw_network, ip, policy, guest_plan.as_ref().map(|(_, d)| *d), &gw_labels).await?;
+        *self.egress.lock().unwrap() = Some(Arc::new(gw));
+      }
+      Ok::<(), SandboxError>(())
+    };
+    if let Some(ip) = gateway_ip {
       env.extend(gateway::proxy_env(ip));
-      self.check_destroyed()?;
     }
-    let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
-    let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
-    let host_config = HostConfig {
-      memory: Some(mem),
-      memory_swap: Some(mem),
-      nano_cpus: Some((cfg.limits.cpu_cores * 1e9) as i64),
-      pids_limit: Some(cfg.limits.pids_limit),
-      // the guest as the container's command is PID 1 itself (it reaps orphans and cannot be
-      // signalled from inside); the exec engine's loop and an image's own command get Docker's init
-      init: Some(!guest_is_command),
-      readonly_rootfs: Some(cfg.docker.read_only_root),
-      cap_drop: Some(cfg.docker.cap_drop.clone()),
-      security_opt: Some(cfg.docker.security_opt.clone()),
-      tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
-      network_mode: Some(network_mode),
-      // names through the gateway's resolver, which answers only what the rules allow
-      dns: gateway_ip.map(|ip| vec![ip.to_string()]),
-      extra_hosts: (!cfg.docker.extra_hosts.is_empty())
-        .then(|| cfg.docker.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect()),
-      mounts: Some(mounts),
-      log_config: no_logs(),
-      runtime: cfg.docker.runtime.clone(),
-      device_requests: cfg.gpu.then(|| {
-        vec![DeviceRequest {
-          driver: Some(String::new()),
-          count: Some(-1),
-          capabilities: Some(vec![vec!["gpu".to_string()]]),
-          ..Default::default()
-        }]
-      }),
-      ..Default::default()
-    };
-    let entrypoint = if keep_command {
-      None
-    } else if guest_is_command {
-      Some(vec![GUEST_PATH.to_string()])
-    } else {
-      Some(vec!["/bin/sh".to_string(), "-c".to_string(), watchdog::STDIN_LOOP.to_string()])
-    };
-    // the container's stdin is the owner watchdog (see watchdog.rs), except for an image's own command
-    let attach = !keep_command;
-    let body = ContainerCreateBody {
-      image: Some(cfg.image.clone()),
-      entrypoint,
-      cmd: (!keep_command).then(Vec::new),
-      open_stdin: attach.then_some(true),
-      // when the owner goes away the engine closes stdin for good: the guest or the loop ends
-      stdin_once: attach.then_some(true),
-      attach_stdin: attach.then_some(true),
-      attach_stdout: attach.then_some(true),
-      attach_stderr: attach.then_some(true),
-      tty: Some(false),
-      env: Some(env),
-      working_dir: Some(cfg.workdir.clone()),
-      user: container_user,
-      labels: Some(labels),
-      host_config: Some(host_config),
-      ..Default::default()
-    };
-    self.res.lock().unwrap().container = Some(self.id.clone());
-    self.sync_registry();
-    let created = call(
-      "creating the container",
-      DOCKER_START_TIMEOUT,
-      docker.create_container(Some(CreateContainerOptions { name: Some(self.id.clone()), ..Default::default() }), body),
-      |e| match status_of(&e) {
-        Some(404) => SandboxError::new(ErrorCode::ImageNotFound, format!("image {} not found: {e}", cfg.image)),
-        Some(400) => SandboxError::invalid_config(format!("Docker rejected the sandbox configuration: {e}")),
-        _ => SandboxError::provider(format!("could not create the container: {e}")),
-      },
-    )
-    .await?;
-    self.res.lock().unwrap().container = Some(created.id.clone());
-    self.sync_registry();
-    self.check_destroyed()?;
-    let attached = if attach {
-      Some(
-        call(
-          "attaching to the container",
-          DOCKER_CALL_TIMEOUT,
-          docker.attach_container(
-            &created.id,
-            Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
-          ),
-          provider_err("could not attach to the container"),
-        )
-        .await?,
+    // the gateway starts alongside the sandbox's container (the sandbox has no way out before
+    // its gateway applies the rules; a gateway that fails fails the start)
+    let sandbox = async {
+      let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
+      let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
+      let host_config = HostConfig {
+        memory: Some(mem),
+        memory_swap: Some(mem),
+        nano_cpus: Some((cfg.limits.cpu_cores * 1e9) as i64),
+        pids_limit: Some(cfg.limits.pids_limit),
+        // the guest as the container's command is PID 1 itself (it reaps orphans and cannot be
+        // signalled from inside); the exec engine's loop and an image's own command get Docker's init
+        init: Some(!guest_is_command),
+        readonly_rootfs: Some(cfg.docker.read_only_root),
+        cap_drop: Some(cfg.docker.cap_drop.clone()),
+        security_opt: Some(cfg.docker.security_opt.clone()),
+        tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
+        network_mode: Some(network_mode),
+        // names through the gateway's resolver, which answers only what the rules allow
+        dns: gateway_ip.map(|ip| vec![ip.to_string()]),
+        extra_hosts: (!cfg.docker.extra_hosts.is_empty())
+          .then(|| cfg.docker.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect()),
+        mounts: Some(mounts),
+        log_config: no_logs(),
+        runtime: cfg.docker.runtime.clone(),
+        device_requests: cfg.gpu.then(|| {
+          vec![DeviceRequest {
+            driver: Some(String::new()),
+            count: Some(-1),
+            capabilities: Some(vec![vec!["gpu".to_string()]]),
+            ..Default::default()
+          }]
+        }),
+        ..Default::default()
+      };
+      let entrypoint = if keep_command {
+        None
+      } else if guest_is_command {
+        Some(vec![GUEST_PATH.to_string()])
+      } else {
+        Some(vec!["/bin/sh".to_string(), "-c".to_string(), watchdog::STDIN_LOOP.to_string()])
+      };
+      // the container's stdin is the owner watchdog (see watchdog.rs), except for an image's own command
+      let attach = !keep_command;
+      let body = ContainerCreateBody {
+        image: Some(cfg.image.clone()),
+        entrypoint,
+        cmd: (!keep_command).then(Vec::new),
+        open_stdin: attach.then_some(true),
+        // when the owner goes away the engine closes stdin for good: the guest or the loop ends
+        stdin_once: attach.then_some(true),
+        attach_stdin: attach.then_some(true),
+        attach_stdout: attach.then_some(true),
+        attach_stderr: attach.then_some(true),
+        tty: Some(false),
+        env: Some(env),
+        working_dir: Some(cfg.workdir.clone()),
+        user: container_user,
+        labels: Some(labels),
+        host_config: Some(host_config),
+        ..Default::default()
+      };
+      self.res.lock().unwrap().container = Some(self.id.clone());
+      self.sync_registry();
+      let created = call(
+        "creating the container",
+        DOCKER_START_TIMEOUT,
+        docker.create_container(Some(CreateContainerOptions { name: Some(self.id.clone()), ..Default::default() }), body),
+        |e| match status_of(&e) {
+          Some(404) => SandboxError::new(ErrorCode::ImageNotFound, format!("image {} not found: {e}", cfg.image)),
+          Some(400) => SandboxError::invalid_config(format!("Docker rejected the sandbox configuration: {e}")),
+          _ => SandboxError::provider(format!("could not create the container: {e}")),
+        },
       )
-    } else {
-      None
-    };
-    call(
-      "starting the container",
-      DOCKER_START_TIMEOUT,
-      docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>),
-      |e| {
-        let msg = e.to_string();
-        if msg.contains("NVIDIA") || msg.contains("could not select device driver") {
-          SandboxError::new(
-            ErrorCode::InsufficientResources,
-            format!("gpu: true needs the NVIDIA container runtime on the Docker host ({msg})"),
+      .await?;
+      self.res.lock().unwrap().container = Some(created.id.clone());
+      self.sync_registry();
+      self.check_destroyed()?;
+      let attached = if attach {
+        Some(
+          call(
+            "attaching to the container",
+            DOCKER_CALL_TIMEOUT,
+            docker.attach_container(
+              &created.id,
+              Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
+            ),
+            provider_err("could not attach to the container"),
           )
-        } else if msg.contains("Minimum memory limit") || msg.contains("CPUs") {
-          SandboxError::new(ErrorCode::InsufficientResources, format!("the engine refused the limits: {msg}"))
-        } else if msg.contains("runtime") && status_of(&e) == Some(400) {
-          SandboxError::invalid_config(format!("Docker rejected docker.runtime: {msg}"))
-        } else {
-          SandboxError::provider(format!("could not start the container: {msg}"))
+          .await?,
+        )
+      } else {
+        None
+      };
+      call(
+        "starting the container",
+        DOCKER_START_TIMEOUT,
+        docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>),
+        |e| {
+          let msg = e.to_string();
+          if msg.contains("NVIDIA") || msg.contains("could not select device driver") {
+            SandboxError::new(
+              ErrorCode::InsufficientResources,
+              format!("gpu: true needs the NVIDIA container runtime on the Docker host ({msg})"),
+            )
+          } else if msg.contains("Minimum memory limit") || msg.contains("CPUs") {
+            SandboxError::new(ErrorCode::InsufficientResources, format!("the engine refused the limits: {msg}"))
+          } else if msg.contains("runtime") && status_of(&e) == Some(400) {
+            SandboxError::invalid_config(format!("Docker rejected docker.runtime: {msg}"))
+          } else {
+            SandboxError::provider(format!("could not start the container: {msg}"))
+          }
+        },
+      )
+      .await?;
+      match attached {
+        Some(a) if guest_is_command => {
+          let conn = GuestConn::connect(a.output, a.input, self.id.clone()).await?;
+          self.set_guest(conn, false);
         }
-      },
-    )
-    .await?;
-    match attached {
-      Some(a) if guest_is_command => {
-        let conn = GuestConn::connect(a.output, a.input, self.id.clone()).await?;
-        self.set_guest(conn, false);
-      }
-      Some(a) => *self.watchdog.lock().unwrap() = Some(Watchdog::hold(a.output, a.input)),
-      None => {
-        self.start_exec_watchdog(&docker, &created.id).await?;
-        if guest_plan.is_some() {
-          let conn = self.attach_guest_by_exec(&docker, &created.id).await?;
-          self.set_guest(conn, true);
+        Some(a) => *self.watchdog.lock().unwrap() = Some(Watchdog::hold(a.output, a.input)),
+        None => {
+          self.start_exec_watchdog(&docker, &created.id).await?;
+          if guest_plan.is_some() {
+            let conn = self.attach_guest_by_exec(&docker, &created.id).await?;
+            self.set_guest(conn, true);
+          }
         }
       }
-    }
+      Ok::<(), SandboxError>(())
+    };
+    let (gw, sb) = tokio::join!(gateway, sandbox);
+    sb?;
+    gw?;
+    self.check_destroyed()?;
     tracing::debug!(sandbox = %self.id, engine = self.engine_name(), user = %who.user, "started");
     Ok(())
   }
