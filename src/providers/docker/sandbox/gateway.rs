@@ -111,6 +111,7 @@ impl Drop for Gateway {
 impl Gateway {
   /// Take over an attached, started gateway container: wait for its ready line, then send the
   /// first policy and wait for it to be applied.
+  #[allow(clippy::too_many_arguments)]
   pub async fn connect(
     ip: Ipv4Addr,
     container: String,
@@ -317,6 +318,55 @@ fn parse_event(e: &Value) -> Option<NetworkEvent> {
     rule: s("rule").unwrap_or_default(),
     reason: s("reason"),
   })
+}
+
+/// The engine host's own addresses, for the gateway's deny set: the egress network's gateway
+/// (the host's side of its bridge) and, since the engine usually runs on this machine, this
+/// machine's interface addresses (on a remote engine they are merely extra denials).
+/// The gateway container's endpoint on that network names it (the network's IPAM config may not,
+/// when the network was created with a subnet but no explicit gateway).
+pub async fn host_addresses(docker: &bollard::Docker, gateway_container: &str, egress_network: &str, deadline: Duration) -> Vec<Ipv4Addr> {
+  let mut out = local_ipv4_addresses();
+  if let Ok(Ok(c)) = tokio::time::timeout(
+    deadline,
+    docker.inspect_container(gateway_container, None::<bollard::query_parameters::InspectContainerOptions>),
+  )
+  .await
+  {
+    let networks = c.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    for (name, ep) in networks {
+      if name == egress_network || ep.network_id.as_deref() == Some(egress_network) {
+        if let Some(ip) = ep.gateway.and_then(|g| g.parse().ok()) {
+          out.push(ip);
+        }
+      }
+    }
+  }
+  out.sort();
+  out.dedup();
+  out
+}
+
+fn local_ipv4_addresses() -> Vec<Ipv4Addr> {
+  let mut out = Vec::new();
+  let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+  // SAFETY: getifaddrs fills `head` with a list we only read and then free with freeifaddrs
+  unsafe {
+    if libc::getifaddrs(&mut head) != 0 {
+      return out;
+    }
+    let mut p = head;
+    while !p.is_null() {
+      let a = (*p).ifa_addr;
+      if !a.is_null() && (*a).sa_family as i32 == libc::AF_INET {
+        let sin = &*(a as *const libc::sockaddr_in);
+        out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+      }
+      p = (*p).ifa_next;
+    }
+    libc::freeifaddrs(head);
+  }
+  out
 }
 
 #[cfg(test)]
