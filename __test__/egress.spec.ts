@@ -9,7 +9,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SandboxManager } from '../index.js'
+import { SandboxManager, SandboxServer } from '../index.js'
 import { DEBIAN, docker, dockerLabelledIds, expectCode, hostIPv4s, sandboxLabel, waitFor } from './helpers.js'
 
 const NET = 'agentic-sandbox-egress-test'
@@ -334,6 +334,35 @@ describe('egress policy (Docker)', () => {
       expect((await plain.getStatus()).network).toBeFalsy()
     } finally {
       await plain.destroy()
+    }
+  })
+
+  it('remote mode: the rules travel with the config, updateNetwork is PUT /v1/sandboxes/{id}/network; an isolated service refuses them', async () => {
+    const key = 'k'.repeat(32)
+    const docker = { egressNetwork: NET, extraHosts: { 'api.test': ipA, 'other.test': ipB } }
+    const bridgeServer = new SandboxServer({ port: 0, readEnv: false, apiKeys: [{ key, name: 't' }], config: { image: DEBIAN, networkMode: 'bridge', docker } })
+    const isolatedServer = new SandboxServer({ port: 0, readEnv: false, apiKeys: [{ key, name: 't' }], config: { image: DEBIAN, docker } })
+    const remote = new SandboxManager({ provider: 'remote', remote: { url: (await bridgeServer.listen()).url, apiKey: key }, image: DEBIAN })
+    const refused = new SandboxManager({ provider: 'remote', remote: { url: (await isolatedServer.listen()).url, apiKey: key }, image: DEBIAN })
+    try {
+      const r = await remote.createSandbox({ network: { allowOut: ['api.test'], denyOut: ['0.0.0.0/0'] } })
+      await r.start()
+      await r.writeFile('/workspace/client.py', fs.readFileSync(path.join(__dirname, 'egress', 'client.py'), 'utf8'))
+      expect((await probe(r, 'http', 'http://api.test:8080/')).status).toBe(200)
+      expect((await probe(r, 'http', 'http://other.test:8080/')).status).toBe(403)
+      await r.updateNetwork({ allowOut: ['other.test'], denyOut: ['0.0.0.0/0'] })
+      expect((await probe(r, 'http', 'http://other.test:8080/')).status).toBe(200)
+      const st = await r.getStatus()
+      expect(st.network).toMatchObject({ allowOut: ['other.test'], denyOut: ['0.0.0.0/0'] })
+      expect(st.network.gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/)
+      await expectCode(r.updateNetwork({ allowOut: ['bad entry'] }), 'INVALID_CONFIG')
+      const denied = await refused.createSandbox({ network: { allowOut: ['api.test'] } })
+      await expectCode(denied.start(), 'PERMISSION_DENIED')
+    } finally {
+      await remote.destroyAll()
+      await refused.destroyAll()
+      await bridgeServer.close()
+      await isolatedServer.close()
     }
   })
 
