@@ -86,6 +86,13 @@ export declare class Sandbox {
   streamLogs(callback: (entry: LogEntry) => void): LogStream
   /** State, template, uptime, resource use against the limits, execution counters and activity. */
   getStatus(): Promise<SandboxStatus>
+  /**
+   * Replace the egress rules of the running sandbox (E2B's `updateNetwork`): new connections
+   * follow them at once, open ones are not cut. Omitted lists are cleared. Needs a sandbox
+   * created with `network` rules (or networkMode 'restricted'); bad entries reject with
+   * INVALID_CONFIG and change nothing.
+   */
+  updateNetwork(rules: NetworkRules): Promise<void>
   /** Copies a host file into the workspace (seed 003). `remoteName` defaults to the file's name. */
   uploadFile(localPath: string, remoteName?: string): Promise<UploadResult>
   /** Copies a workspace file to the host; resolves with the absolute host path written. */
@@ -527,6 +534,16 @@ export interface DockerOptions {
    * engine, taken from a manager's configuration.
    */
   reaperIntervalSeconds?: number
+  /**
+   * Names mapped to IPv4 addresses, in the sandbox's /etc/hosts and in its egress gateway's
+   * resolver alike (README "Network"), e.g. `{ 'db.internal': '172.30.0.5' }`.
+   */
+  extraHosts?: Record<string, string>
+  /**
+   * The Docker network the egress gateway of a sandbox with `network` rules reaches the outside
+   * through. @default 'bridge'
+   */
+  egressNetwork?: string
   /** The user guide's spelling of the top-level `image` (which wins when both are given). */
   image?: string
 }
@@ -658,7 +675,7 @@ export interface LogEntry {
   /** ISO 8601 (left out with includeTimestamps: false) */
   timestamp?: string
   level: 'error' | 'warn' | 'info' | 'debug'
-  source: 'system' | 'execution' | 'stdout' | 'stderr'
+  source: 'system' | 'execution' | 'stdout' | 'stderr' | 'network'
   message: string
 }
 
@@ -674,6 +691,26 @@ export interface ModelOptions {
   /** retries on 429, 5xx and connection errors (default 3) */
   maxRetries?: number
   requestTimeoutSeconds?: number
+}
+
+/** Egress rules (README "Network"), E2B's shape. */
+export interface NetworkRules {
+  allowOut?: Array<string>
+  denyOut?: Array<string>
+}
+
+export interface NetworkStatus {
+  allowOut: Array<string>
+  denyOut: Array<string>
+  /**
+   * The gateway's address on the sandbox's network: HTTP(S) proxy on port 3128, SOCKS5 on 1080,
+   * DNS on 53 (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY point there); none on E2B.
+   */
+  gateway?: string
+  /** connections and DNS answers allowed since the start */
+  allowed: number
+  /** connections and DNS queries denied since the start */
+  denied: number
 }
 
 export interface ParallelOptions {
@@ -887,8 +924,19 @@ export interface SandboxConfig {
   /**
    * 'none': no network at all; 'isolated' (default): a private internal network with no route out
    * and no access to the host; 'bridge': Docker's default bridge with normal egress.
+   * 'restricted': behind the egress gateway, with the rules of `network` (no rules: nothing out).
    */
-  networkMode?: 'none' | 'isolated' | 'bridge'
+  networkMode?: 'none' | 'isolated' | 'bridge' | 'restricted'
+  /**
+   * Egress rules, enforced outside the sandbox by a gateway (README "Network"): entries are
+   * domains (`*.` wildcards), IPv4 addresses and CIDRs, each optionally with `:port`, or presets
+   * ('npm', 'pypi', 'github', 'crates', 'go', 'debian', 'registries'). An allowOut entry wins
+   * over denyOut; what neither names is allowed, except the fixed deny set (private, loopback,
+   * link-local incl. 169.254.169.254, multicast, the engine host), which only an allowOut entry
+   * naming such an address lifts. Allow only some hosts: `{ allowOut: [...], denyOut: ['0.0.0.0/0'] }`.
+   * Seed 000's `{ policy: 'restricted', allowedHosts }` is the same allow list.
+   */
+  network?: NetworkRules | { policy?: 'restricted' | 'open'; allowedHosts?: string[] }
   env?: Record<string, string>
   /** Working directory and workspace mount point; default '/workspace'. */
   workdir?: string
@@ -1116,6 +1164,8 @@ export interface SandboxStatus {
   expiresAt?: string
   metadata?: Record<string, any>
   session?: SessionStatus
+  /** The egress rules in force and the gateway's counters (sandboxes with `network` rules). */
+  network?: NetworkStatus
 }
 
 export interface SandboxSummary {

@@ -237,6 +237,39 @@ describe('fake E2B via the official e2b SDK', () => {
     await other.kill()
   })
 
+  it('network: Sandbox.create({ network, allowInternetAccess }), getInfo() and updateNetwork() (stored, not enforced)', async () => {
+    const net = await create({ network: { allowOut: ['registry.npmjs.org', '*.github.com', '1.2.3.4'], denyOut: ['0.0.0.0/0'] } })
+    const create_ = fake.requests.filter((r) => r.method === 'POST' && r.path === '/v2/sandboxes' && r.status === 201).at(-1)!
+    expect(create_.body.network).toEqual({ allowOut: ['registry.npmjs.org', '*.github.com', '1.2.3.4'], denyOut: ['0.0.0.0/0'] })
+    let info = await net.getInfo()
+    expect(info.network).toMatchObject({ allowOut: ['registry.npmjs.org', '*.github.com', '1.2.3.4'], denyOut: ['0.0.0.0/0'] })
+    expect(info.allowInternetAccess).toBeUndefined() // null on the wire: not given
+
+    // the whole config is replaced: what the update leaves out is cleared
+    await net.updateNetwork({ allowOut: ['pypi.org'] })
+    const put = fake.requests.filter((r) => r.method === 'PUT').at(-1)!
+    expect([put.path, put.status, put.body]).toEqual([`/sandboxes/${net.sandboxId}/network`, 204, { allowOut: ['pypi.org'] }])
+    info = await net.getInfo()
+    expect(info.network?.allowOut).toEqual(['pypi.org'])
+    expect(info.network?.denyOut).toBeUndefined()
+    expect(fake.sandboxes().find((s) => s.id === net.sandboxId)).toMatchObject({ network: { allowOut: ['pypi.org'] }, allowInternetAccess: null })
+    await net.updateNetwork({ allowInternetAccess: false })
+    expect(await net.getInfo()).toMatchObject({ allowInternetAccess: false, network: undefined })
+
+    // E2B's validation: domains only in allowOut, no ports, lists of strings; 404 for an unknown sandbox
+    for (const bad of [{ denyOut: ['evil.example'] }, { allowOut: ['example.com:443'] }, { allowOut: 'pypi.org' as any }]) {
+      const err = await rejection(net.updateNetwork(bad))
+      expect(err, JSON.stringify(bad)).toBeInstanceOf(SandboxError)
+      expect(err.message, JSON.stringify(bad)).toMatch(/^400: /)
+    }
+    expect((await rejection(Sandbox.updateNetwork('nosuchsandbox0000000', { allowOut: ['pypi.org'] }, conn())))).toBeInstanceOf(SandboxNotFoundError)
+    expect(await rejection(create({ network: { denyOut: ['*.evil.example'] } }))).toBeInstanceOf(SandboxError)
+
+    const none = await create({ allowInternetAccess: false })
+    expect(await none.getInfo()).toMatchObject({ allowInternetAccess: false, network: undefined })
+    await Promise.all([net.kill(), none.kill()])
+  })
+
   it('getMetrics reports the container usage', async () => {
     const metrics = await sbx.getMetrics()
     expect(metrics.length).toBeGreaterThanOrEqual(1)

@@ -462,6 +462,84 @@ describe('E2B provider (against the local fake E2B)', () => {
     })
   })
 
+  describe('network', () => {
+    // src/providers/e2b/network.rs: networkMode 'none' -> allow_internet_access: false; network rules -> E2B's
+    // network { allowOut, denyOut } with presets expanded; what E2B cannot express is INVALID_CONFIG at start().
+    // (The fake stores and reports the rules; its containers have no network, so nothing is enforced here.)
+    const detail = async (id: string) => (await fetch(`${fake.apiUrl}/sandboxes/${id}`, { headers: { 'X-API-Key': KEY } })).json()
+
+    it('network rules go to the create request, presets expanded, and E2B reports them back', async () => {
+      const mark = fake.requests.length
+      const sb = await started({ network: { allowOut: ['npm', 'API.example.com', '*.github.com'], denyOut: ['0.0.0.0/0'] } })
+      const create = since(mark, (r) => r.method === 'POST' && CREATE.test(r.path))
+      expect(summary(create)).toEqual(['api POST /v2/sandboxes 201'])
+      expect(create[0].body.network).toEqual({ allowOut: ['registry.npmjs.org', 'registry.yarnpkg.com', 'api.example.com', '*.github.com'], denyOut: ['0.0.0.0/0'] })
+      expect(create[0].body).not.toHaveProperty('allow_internet_access')
+      const remote = remoteOf(mark)
+      expect(await detail(remote)).toMatchObject({
+        network: { allowOut: ['registry.npmjs.org', 'registry.yarnpkg.com', 'api.example.com', '*.github.com'], denyOut: ['0.0.0.0/0'] },
+        allowInternetAccess: null,
+      })
+      // seed 000's restricted policy: allowedHosts allowed, everything else denied
+      const mk2 = fake.requests.length
+      const restricted = await started({ network: { policy: 'restricted', allowedHosts: ['pypi'] } })
+      expect(since(mk2, (r) => r.method === 'POST' && CREATE.test(r.path))[0].body.network).toEqual({ allowOut: ['pypi.org', 'files.pythonhosted.org'], denyOut: ['0.0.0.0/0'] })
+      await Promise.all([sb.destroy(), restricted.destroy()])
+    })
+
+    it("networkMode 'none' sends allow_internet_access: false; the default sends neither field", async () => {
+      const mark = fake.requests.length
+      const sb = await started({ networkMode: 'none' })
+      const create = since(mark, (r) => r.method === 'POST' && CREATE.test(r.path))
+      expect(create[0].body).toMatchObject({ allow_internet_access: false })
+      expect(create[0].body).not.toHaveProperty('network')
+      expect(await detail(remoteOf(mark))).toMatchObject({ allowInternetAccess: false })
+      expect((await detail(remoteOf(mark))).network).toBeUndefined()
+      const mk2 = fake.requests.length
+      const other = await started()
+      const plain = since(mk2, (r) => r.method === 'POST' && CREATE.test(r.path))[0].body
+      expect(plain).not.toHaveProperty('network')
+      expect(plain).not.toHaveProperty('allow_internet_access')
+      await Promise.all([sb.destroy(), other.destroy()])
+    })
+
+    it('updateNetwork is PUT /sandboxes/{id}/network; getStatus().network shows the rules sent', async () => {
+      const sb = await started({ network: { allowOut: ['npm'], denyOut: ['0.0.0.0/0'] } })
+      const mark = fake.requests.length
+      await sb.updateNetwork({ allowOut: ['pypi'], denyOut: ['0.0.0.0/0'] })
+      const put = since(mark, (r) => r.method === 'PUT')
+      expect(put).toHaveLength(1)
+      expect(put[0].path).toMatch(/^\/sandboxes\/[^/]+\/network$/)
+      expect(put[0].body).toEqual({ allowOut: ['pypi.org', 'files.pythonhosted.org'], denyOut: ['0.0.0.0/0'] })
+      expect((await detail(put[0].path.split('/')[2])).network).toEqual({ allowOut: ['pypi.org', 'files.pythonhosted.org'], denyOut: ['0.0.0.0/0'] })
+      expect((await sb.getStatus()).network).toMatchObject({ allowOut: ['pypi'], denyOut: ['0.0.0.0/0'], allowed: 0, denied: 0 })
+      expect((await sb.getStatus()).network.gateway).toBeFalsy()
+      const m2 = fake.requests.length
+      await expectCode(sb.updateNetwork({ allowOut: ['example.com:443'] }), 'INVALID_CONFIG')
+      expect(since(m2, (r) => r.method === 'PUT')).toEqual([])
+      await sb.stop()
+      await expectCode(sb.updateNetwork({ allowOut: ['pypi'] }), 'SANDBOX_NOT_RUNNING')
+      await sb.destroy()
+    })
+
+    it('a port, or a domain in denyOut (also as a preset), is INVALID_CONFIG at start() naming the entry; nothing is sent', async () => {
+      const mark = fake.requests.length
+      const cases: Array<[Record<string, any>, RegExp]> = [
+        [{ allowOut: ['example.com:443'] }, /network\.allowOut: entry "example\.com:443" names a port.*every port of example\.com/],
+        [{ denyOut: ['10.0.0.1:5432'] }, /network\.denyOut: entry "10\.0\.0\.1:5432" names a port/],
+        [{ denyOut: ['evil.example'] }, /network\.denyOut: entry "evil\.example" is a domain.*only IPv4 addresses and CIDRs/],
+        [{ allowOut: ['npm'], denyOut: ['github'] }, /network\.denyOut: preset "github" is a list of domains/],
+      ]
+      for (const [network, message] of cases) {
+        const sb = await manager().createSandbox({ network })
+        const err = await expectCode(sb.start(), 'INVALID_CONFIG')
+        expect(err.message).toMatch(message)
+        expect(sb.state).toBe('created')
+      }
+      expect(since(mark)).toEqual([])
+    })
+  })
+
   describe('lifetime', () => {
     // What src/providers/e2b/sandbox.rs promises: E2B kills a sandbox `limits.timeoutSeconds` after the last lifetime
     // update. While the sandbox is used, after every call (and on every output or keepalive event of a

@@ -256,11 +256,11 @@ describe('manager.warnings', () => {
   const e2b = { apiKey: 'e2b_0123456789abcdef', templateId: 'base', region: 'us-east-1', apiUrl: 'http://127.0.0.1:9' }
 
   it('E2B: limits, networkMode and docker options have no effect and say so', async () => {
-    const m = managerWith({}, { provider: 'e2b', e2b, limits: { memoryMB: 1024, cpuCores: 2, timeoutSeconds: 60 }, networkMode: 'none', docker: { user: '1000' } })
+    const m = managerWith({}, { provider: 'e2b', e2b, limits: { memoryMB: 1024, cpuCores: 2, timeoutSeconds: 60 }, networkMode: 'isolated', docker: { user: '1000' } })
     try {
       // (the suite also runs with SANDBOX_EXEC_ENGINE=exec, which rightly warns about docker.execEngine too)
       const w: string[] = m.warnings.filter((x: string) => !x.startsWith('docker.execEngine'))
-      for (const key of ['limits.memoryMB', 'limits.cpuCores', 'networkMode', 'docker.user', 'e2b.region']) {
+      for (const key of ['limits.memoryMB', 'limits.cpuCores', "networkMode 'isolated'", 'docker.user', 'e2b.region']) {
         expect(w.some((x) => x.startsWith(`${key} has no effect`)), `${key} in ${JSON.stringify(w)}`).toBe(true)
       }
       expect(w.some((x) => x.includes('timeoutSeconds has')), 'timeoutSeconds is E2B lifetime').toBe(false)
@@ -288,7 +288,6 @@ describe('manager.warnings', () => {
   it('keys that are ignored on Docker', async () => {
     const m = managerWith({}, {
       image: BUSYBOX,
-      network: 'none',
       colour: 'blue',
       autoCleanup: false,
       limits: { networkMbps: 100 },
@@ -301,7 +300,6 @@ describe('manager.warnings', () => {
       const w: string[] = m.warnings
       for (const start of [
         'colour is not a known config key',
-        'network has no effect',
         'autoCleanup: false has no effect',
         'limits.networkMbps has no effect',
         'docker.capdrop is not a known Docker option',
@@ -309,15 +307,15 @@ describe('manager.warnings', () => {
       ]) {
         expect(w.some((x) => x.startsWith(start)), `${start} in ${JSON.stringify(w)}`).toBe(true)
       }
-      expect(w).toHaveLength(6) // debug / verbose work in a manager's config
+      expect(w).toHaveLength(5) // debug / verbose work in a manager's config
       await m.createSandbox({ debug: true, docker: { reaperIntervalSeconds: 5 } })
-      expect(m.warnings.slice(6)).toEqual([
+      expect(m.warnings.slice(5)).toEqual([
         'debug in a createSandbox config has no effect: logging is process-wide; set debug in new SandboxManager(config) or .sandboxrc.json, or call logger.setLevel()',
         'docker.reaperIntervalSeconds in a createSandbox config has no effect: the reaper\'s interval is process-wide per engine; set it in new SandboxManager(config), .sandboxrc.json or SANDBOX_REAPER_INTERVAL_SECONDS',
       ])
       // a config that fails validation adds nothing
       await expectCode(m.createSandbox({ colour: 'red', limits: { memoryMB: -1 } }), 'INVALID_CONFIG')
-      expect(m.warnings).toHaveLength(8)
+      expect(m.warnings).toHaveLength(7)
     } finally {
       await m.destroyAll()
     }

@@ -21,12 +21,9 @@ import { auditLog, exec, FederationHub, generateTempAPIKey, revokeAPIKey, sleep 
 async function snippet_faq_3631() {
 const config: SandboxConfig = {
   networkMode: 'bridge',  // or 'restricted'
-  // DIFFERENCE: there is no `network` key (no per-host allowlist; 'restricted' is not a
-  //   networkMode): SandboxConfig does not type it and the library ignores it with a warning.
-  //   'bridge' gives normal egress to every host
-  // network: {
-    // allowedHosts: ['api.example.com']  // Whitelist specific hosts
-  // }
+  network: {
+    allowedHosts: ['api.example.com']  // Whitelist specific hosts
+  }
 };
 }
 

@@ -53,17 +53,14 @@ sandboxConfig.networkMode = 'none';  // No network by default
 
 // seed 000 lines 2689–2696: Security Hardening › Security Checklist › Network Security
 async function snippet_security_2689(sandboxConfig: SandboxConfig) {
-// DIFFERENCE: there is no `network` key (no per-host allowlist): it is ignored with a warning in
-//   manager.warnings, and SandboxConfig does not type it. The network is networkMode's: 'none',
-//   'isolated' (no route out) or 'bridge' (normal egress)
-// sandboxConfig.network = {
-  // policy: 'restricted',
-  // allowedHosts: [
-    // 'api.anthropic.com',
-    // 'api.openai.com',
-    // 'github.com'
-  // ]
-// };
+sandboxConfig.network = {
+  policy: 'restricted',
+  allowedHosts: [
+    'api.anthropic.com',
+    'api.openai.com',
+    'github.com'
+  ]
+};
 }
 
 // seed 000 lines 2701–2704: Security Hardening › Security Checklist › Network Security

@@ -19,8 +19,16 @@
  * URL and is routed by `E2b-Sandbox-Id`/`E2b-Sandbox-Port` (or a `<port>-<id>.<domain>` Host);
  * an unknown, killed or paused sandbox gets the edge's 502.
  *
+ * Network settings are accepted, validated and stored like E2B does, but NOT enforced: create's
+ * `allow_internet_access` and `network: { allowOut, denyOut }`, and `PUT /sandboxes/{id}/network`
+ * (which replaces them; 404 for an unknown sandbox, 409 for a paused one), are reported back by
+ * `GET /sandboxes/{id}` (`allowInternetAccess`, `network`) and `sandboxes()`, while every container
+ * has no network at all (`--network none`). Validation as E2B's: lists of strings; entries are
+ * IPv4 addresses or CIDRs, or, in `allowOut` only, domains with an optional leading `*.` (400
+ * otherwise, e.g. for a domain in `denyOut` or an entry with a port).
+ *
  * Not implemented: PTY (`pty` in Start answers `unimplemented`), WatchDir and the watcher RPCs
- * (`unimplemented`), snapshots, fork, network updates, logs (always empty), Range requests on
+ * (`unimplemented`), snapshots, fork, logs (always empty), Range requests on
  * `/files`, the binary (proto) Connect codec, Connect compression. envd's `/bin/bash` is mapped to
  * `/bin/sh` when the image has no bash. A process counts as killed by a signal (exitCode -1,
  * "signal: killed") only when the fake sent that signal; a process that dies of a signal on its own
@@ -125,6 +133,16 @@ export interface FakeSandboxInfo {
   endAt: number;
   /** Pids (inside the container) of processes started through envd that still run. */
   processes: number[];
+  /** `allow_internet_access` of the create or the last network update (null: not given). Not enforced. */
+  allowInternetAccess: boolean | null;
+  /** The egress lists of the create or the last network update, as sent. Not enforced. */
+  network?: FakeNetwork;
+}
+
+/** E2B's egress lists (`network` on create and in `PUT /sandboxes/{id}/network`). */
+export interface FakeNetwork {
+  allowOut?: string[];
+  denyOut?: string[];
 }
 
 export interface FakeE2b {
@@ -243,6 +261,7 @@ interface Sandbox {
   accessToken?: string;
   autoPause: boolean;
   allowInternetAccess: boolean | null;
+  network?: FakeNetwork;
   state: 'running' | 'paused';
   startedAt: Date;
   endAt: number;
@@ -332,6 +351,7 @@ class Fake {
           id: sb.id, container: sb.container, state: sb.state, templateID: sb.alias, metadata: { ...sb.metadata },
           envVars: { ...sb.envVars }, secure: sb.secure, envdAccessToken: sb.accessToken, autoPause: sb.autoPause,
           startedAt: sb.startedAt.getTime(), endAt: sb.endAt, processes: [...sb.procs.keys()],
+          allowInternetAccess: sb.allowInternetAccess, network: copyNetwork(sb.network),
         })),
       close: () => this.close(),
     };
@@ -478,6 +498,8 @@ class Fake {
         return this.resume(res, sb, id, body);
       case 'GET metrics':
         return this.metricsRoute(res, sb, id, url);
+      case 'PUT network':
+        return this.updateNetwork(res, sb, id, body);
       case 'GET logs':
       case 'GET v2/logs':
         return sb ? sendJson(res, 200, { logs: [], logEntries: [] }) : sandboxNotFound(res, id);
@@ -515,6 +537,15 @@ class Fake {
         return apiError(res, 400, `validation error: ${field} must be an object of strings`);
       }
     }
+    if (body.allow_internet_access !== undefined && body.allow_internet_access !== null && typeof body.allow_internet_access !== 'boolean') {
+      return apiError(res, 400, 'validation error: allow_internet_access must be a boolean');
+    }
+    let network: FakeNetwork | undefined;
+    if (body.network !== undefined && body.network !== null) {
+      const checked = checkNetwork(body.network);
+      if (typeof checked === 'string') return apiError(res, 400, checked);
+      network = checked;
+    }
     const id = randomId(20);
     let container: string;
     let users: Map<string, UserInfo>;
@@ -531,6 +562,7 @@ class Fake {
       secure, accessToken: secure ? crypto.randomBytes(16).toString('hex') : undefined,
       autoPause: body.autoPause === true,
       allowInternetAccess: typeof body.allow_internet_access === 'boolean' ? body.allow_internet_access : null,
+      network,
       state: 'running', startedAt: new Date(), endAt: 0, users,
       procs: new Map(), exited: new Map(), streams: new Set(), metrics: [], fileMetadata: new Map(),
     };
@@ -604,6 +636,22 @@ class Fake {
     if (r.code !== 0) throw new Error(`docker unpause failed: ${r.stderr.trim()}`);
     sb.state = 'running';
     this.arm(sb, seconds);
+  }
+
+  /** `PUT /sandboxes/{id}/network`: replaces the whole egress config (what the body leaves out is cleared). */
+  private updateNetwork(res: http.ServerResponse, sb: Sandbox | undefined, id: string, body: Json) {
+    if (!sb) return sandboxNotFound(res, id);
+    const { allow_internet_access: internet, ...lists } = body;
+    if (internet !== undefined && internet !== null && typeof internet !== 'boolean') {
+      return apiError(res, 400, 'validation error: allow_internet_access must be a boolean');
+    }
+    const checked = checkNetwork(lists);
+    if (typeof checked === 'string') return apiError(res, 400, checked);
+    // the real API cannot reach a paused sandbox's VM (the status is documented, the message is ours)
+    if (sb.state !== 'running') return apiError(res, 409, `Sandbox "${id}" is not running (state: ${sb.state})`);
+    sb.network = Object.keys(checked).length ? checked : undefined;
+    sb.allowInternetAccess = typeof internet === 'boolean' ? internet : null;
+    noContent(res);
   }
 
   private setTimeoutRoute(res: http.ServerResponse, sb: Sandbox | undefined, id: string, body: Json) {
@@ -709,6 +757,7 @@ class Fake {
       ...this.listedJson(sb),
       ...(sb.accessToken ? { envdAccessToken: sb.accessToken } : {}),
       domain: null, allowInternetAccess: sb.allowInternetAccess,
+      ...(sb.network ? { network: copyNetwork(sb.network) } : {}),
       lifecycle: { autoResume: false, onTimeout: sb.autoPause ? 'pause' : 'kill' },
     };
   }
@@ -1923,6 +1972,38 @@ function randomId(n: number) {
 function templateIdOf(name: string) {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   return Array.from(crypto.createHash('sha256').update(name).digest().subarray(0, 20), (b) => alphabet[b % alphabet.length]).join('');
+}
+
+const IPV4 = String.raw`(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`;
+const IP_OR_CIDR = new RegExp(String.raw`^${IPV4}(?:/(?:3[0-2]|[12]?\d))?$`);
+const DOMAIN = /^(?:\*\.)?(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$/i;
+
+/**
+ * E2B's egress lists, validated: `{ allowOut?, denyOut? }` of strings; addresses and CIDRs in both,
+ * domains (optionally `*.`) only in allowOut; no ports. Other SandboxNetworkConfig fields
+ * (allowPublicTraffic, rules, egressProxy, ...) are accepted and dropped. The error message otherwise.
+ */
+function checkNetwork(v: unknown): FakeNetwork | string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'validation error: network must be an object';
+  const out: FakeNetwork = {};
+  for (const field of ['allowOut', 'denyOut'] as const) {
+    const list = (v as Json)[field];
+    if (list === undefined || list === null) continue;
+    if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) return `validation error: network.${field} must be an array of strings`;
+    for (const entry of list as string[]) {
+      if (IP_OR_CIDR.test(entry)) continue;
+      if (field === 'allowOut' && DOMAIN.test(entry)) continue;
+      if (field === 'denyOut' && DOMAIN.test(entry)) return `invalid denied CIDR ${entry}: domains are only supported in allowOut`;
+      return `invalid ${field === 'allowOut' ? 'allowed' : 'denied'} entry ${JSON.stringify(entry)}: expected an IP address or CIDR${field === 'allowOut' ? ' or a domain' : ''}`;
+    }
+    out[field] = [...list];
+  }
+  return out;
+}
+
+function copyNetwork(n: FakeNetwork | undefined): FakeNetwork | undefined {
+  if (!n) return undefined;
+  return { ...(n.allowOut ? { allowOut: [...n.allowOut] } : {}), ...(n.denyOut ? { denyOut: [...n.denyOut] } : {}) };
 }
 
 function stringArray(v: unknown, field: string): string[] {

@@ -13,6 +13,12 @@
 //! When stdin ends (the addon went away) every process it started is killed and the guest exits;
 //! as the container's command that also stops the container.
 //!
+//! The same binary has a second mode, `agentic-sandbox-guest gateway --listen <ip> ...`
+//! (`gateway/`): it runs in a separate container between a sandbox on an internal network and
+//! the outside, as the sandbox's HTTP proxy, SOCKS5 proxy and DNS server, and enforces the
+//! egress policy (`egress.rs`, shared with the addon) that the host sends on its stdin,
+//! reporting every decision on its stdout. It shares none of the daemon's setup below.
+//!
 //! Everything inside a sandbox is hostile, the guest included as a target:
 //!
 //! # The channel
@@ -78,6 +84,9 @@
 #[path = "../../src/providers/docker/protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
+#[allow(dead_code)]
+mod egress;
+mod gateway;
 mod process;
 mod reaper;
 mod shim;
@@ -208,6 +217,9 @@ fn drop_signal_handlers() {
 
 fn main() {
   let args: Vec<OsString> = std::env::args_os().collect();
+  if args.get(1).map(|a| a == "gateway").unwrap_or(false) {
+    gateway::main(args);
+  }
   if args.get(1).map(|a| a == shim::MARKER).unwrap_or(false) {
     shim::main(args);
   }

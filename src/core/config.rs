@@ -188,6 +188,29 @@ pub struct DockerOptions {
   /// env `SANDBOX_REAPER_INTERVAL_SECONDS`; zero: never after the first connect; `None`: 30 s).
   /// Process-wide per engine: a manager's setting applies from its construction on.
   pub reaper_interval: Option<std::time::Duration>,
+  /// `docker.extraHosts`: names mapped to IPv4 addresses in the sandbox's /etc/hosts and in the
+  /// egress gateway's resolver alike (README "Network").
+  pub extra_hosts: BTreeMap<String, String>,
+  /// `docker.egressNetwork`: the Docker network the egress gateway of a sandbox with `network`
+  /// rules reaches the outside through (default `bridge`, Docker's default network).
+  pub egress_network: String,
+}
+
+/// `network`: a sandbox's egress rules (README "Network"), E2B's shape. Entries are domains
+/// (`*.` wildcards), IPv4 addresses and CIDRs, each optionally with `:port`, or preset names
+/// (`npm`, `pypi`, `github`, …); validated at config time, kept as given. An entry of `allow_out`
+/// wins over `deny_out`; what neither names is allowed, except the fixed deny set.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NetworkPolicy {
+  pub allow_out: Vec<String>,
+  pub deny_out: Vec<String>,
+}
+
+impl NetworkPolicy {
+  /// The JSON shape users write (`{ allowOut, denyOut }`).
+  pub fn to_json(&self) -> Value {
+    serde_json::json!({ "allowOut": self.allow_out, "denyOut": self.deny_out })
+  }
 }
 
 /// Default of `docker.isolatedSubnetPool`: 4096 isolated networks of 16 addresses each.
@@ -206,6 +229,9 @@ pub struct SandboxConfig {
   pub image: String,
   pub limits: ResourceLimits,
   pub network_mode: NetworkMode,
+  /// `network`: egress rules enforced by a gateway outside the sandbox; `None`: `network_mode`
+  /// alone decides
+  pub network: Option<NetworkPolicy>,
   pub env: BTreeMap<String, String>,
   pub workdir: String,
   pub gpu: bool,
@@ -739,7 +765,8 @@ pub fn manager_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, ctor: Op
   Ok(ManagerLayers { merged, given, warnings })
 }
 
-const TOP_KEYS: [&str; 19] = [
+const TOP_KEYS: [&str; 20] = [
+  "network",
   "name",
   "template",
   "templates",
@@ -761,8 +788,8 @@ const TOP_KEYS: [&str; 19] = [
   "fallbackProviders",
 ];
 // keys some seed examples pass that `resolve` does not read: `debug` / `verbose` are read by the
-// manager (`log_level`), `network` has no effect yet; `warnings` reports what has no effect
-const IGNORED_KEYS: [&str; 3] = ["debug", "verbose", "network"];
+// manager (`log_level`); `warnings` reports what has no effect
+const IGNORED_KEYS: [&str; 2] = ["debug", "verbose"];
 
 fn type_name(v: &Value) -> String {
   match v {
@@ -817,6 +844,83 @@ const LIMIT_KEYS: [&str; 9] = [
   "maxWorkspaceSizeMB",
 ];
 
+/// `network`: E2B's `{ allowOut?, denyOut? }`, or seed 000's `{ policy: 'restricted', allowedHosts }`
+/// (an allow list: `allowedHosts` allowed, everything else denied; `policy: 'open'` with
+/// `allowedHosts` only documents them). Every entry is checked now, naming the bad one.
+fn parse_network(v: &Value) -> Result<NetworkPolicy> {
+  let m = match v {
+    Value::Object(m) => m,
+    other => {
+      return Err(SandboxError::invalid_config(format!(
+        "network must be an object {{ allowOut?: string[], denyOut?: string[] }}, got {}",
+        type_name(other)
+      )))
+    }
+  };
+  for k in m.keys() {
+    if !["allowOut", "denyOut", "policy", "allowedHosts"].contains(&k.as_str()) {
+      return Err(SandboxError::invalid_config(format!("network.{k} is not known (known: allowOut, denyOut; seed 000's policy, allowedHosts)")));
+    }
+  }
+  let list = |k: &str| get(m, k).map(|v| want_str_list(v, &format!("network.{k}"))).transpose();
+  let (allow, deny, hosts) = (list("allowOut")?, list("denyOut")?, list("allowedHosts")?);
+  let policy = get(m, "policy").map(|v| want_str(v, "network.policy")).transpose()?;
+  let p = if policy.is_some() || hosts.is_some() {
+    if allow.is_some() || deny.is_some() {
+      return Err(SandboxError::invalid_config(
+        "network: give either allowOut/denyOut or seed 000's policy/allowedHosts, not both",
+      ));
+    }
+    match policy.as_deref() {
+      None | Some("restricted") => NetworkPolicy { allow_out: hosts.unwrap_or_default(), deny_out: vec!["0.0.0.0/0".into()] },
+      Some("open") => NetworkPolicy { allow_out: hosts.unwrap_or_default(), deny_out: Vec::new() },
+      Some(other) => {
+        return Err(SandboxError::invalid_config(format!(
+          "network.policy must be 'restricted' (only allowedHosts) or 'open', got {other:?}"
+        )))
+      }
+    }
+  } else {
+    NetworkPolicy { allow_out: allow.unwrap_or_default(), deny_out: deny.unwrap_or_default() }
+  };
+  check_network(&p)?;
+  Ok(p)
+}
+
+/// Every entry of a policy parses (presets expanded); the error names the list and the entry.
+pub fn check_network(p: &NetworkPolicy) -> Result<()> {
+  for (field, list) in [("network.allowOut", &p.allow_out), ("network.denyOut", &p.deny_out)] {
+    crate::core::egress::expand(list).map_err(|e| SandboxError::invalid_config(format!("{field}: {e}")))?;
+  }
+  Ok(())
+}
+
+fn parse_extra_hosts(v: &Value) -> Result<BTreeMap<String, String>> {
+  let Value::Object(m) = v else {
+    return Err(SandboxError::invalid_config(format!(
+      "docker.extraHosts must be an object {{ name: ipv4 }}, got {}",
+      type_name(v)
+    )));
+  };
+  let mut out = BTreeMap::new();
+  for (name, ip) in m {
+    let ip = want_str(ip, &format!("docker.extraHosts.{name}"))?;
+    if ip.parse::<std::net::Ipv4Addr>().is_err() {
+      return Err(SandboxError::invalid_config(format!("docker.extraHosts.{name} must be an IPv4 address, got {ip:?}")));
+    }
+    match crate::core::egress::parse_entry(name) {
+      Ok(e) if matches!(e.host, crate::core::egress::Host::Domain { wildcard: false, .. }) && e.port.is_none() => {}
+      _ => {
+        return Err(SandboxError::invalid_config(format!(
+          "docker.extraHosts: {name:?} is not a host name (letters, digits, '-' and '.', no port or wildcard)"
+        )))
+      }
+    }
+    out.insert(name.to_ascii_lowercase(), ip);
+  }
+  Ok(out)
+}
+
 /// Validate a merged layer into a typed config. Messages name the offending field.
 pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   let o = v
@@ -831,16 +935,28 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     None => ProviderKind::Docker,
     Some(name) => ProviderKind::parse(name, "provider")?,
   };
-  let network_mode = match get(o, "networkMode").map(|v| want_str(v, "networkMode")).transpose()?.as_deref() {
-    None | Some("isolated") => NetworkMode::Isolated,
+  let mode_given = get(o, "networkMode").map(|v| want_str(v, "networkMode")).transpose()?;
+  let network_mode = match mode_given.as_deref() {
+    // 'restricted' (seed 000): behind the egress gateway, on the sandbox's own internal network
+    None | Some("isolated") | Some("restricted") => NetworkMode::Isolated,
     Some("none") => NetworkMode::None,
     Some("bridge") => NetworkMode::Bridge,
     Some(other) => {
       return Err(SandboxError::invalid_config(format!(
-        "networkMode must be 'none', 'isolated' or 'bridge', got {other:?}"
+        "networkMode must be 'none', 'isolated', 'bridge' or 'restricted', got {other:?}"
       )))
     }
   };
+  let mut network = get(o, "network").map(parse_network).transpose()?;
+  if mode_given.as_deref() == Some("restricted") && network.is_none() {
+    // restricted without rules: nothing goes out (rules can be added with updateNetwork)
+    network = Some(NetworkPolicy { allow_out: Vec::new(), deny_out: vec!["0.0.0.0/0".into()] });
+  }
+  if network.is_some() && network_mode == NetworkMode::None {
+    return Err(SandboxError::invalid_config(
+      "network rules need a network, but networkMode is 'none'; drop networkMode (the rules put the sandbox behind the egress gateway) or drop network",
+    ));
+  }
   let template = get(o, "template").map(|v| want_str(v, "template")).transpose()?;
   let tpl = template.as_deref().map(|t| crate::core::templates::lookup(t, get(o, "templates"))).transpose()?;
   let image = match (get(o, "image"), &tpl) {
@@ -929,6 +1045,10 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     )));
   }
   let workdir = crate::core::paths::normalize(&workdir);
+  if workdir == "/" {
+    // '/w/..' and the like: the check above saw the text, this one the directory it names
+    return Err(SandboxError::invalid_config(format!("workdir must name a directory other than '/', got {:?}", get(o, "workdir"))));
+  }
 
   let gpu = get(o, "gpu").map(|v| want_bool(v, "gpu")).transpose()?.unwrap_or(false);
   let metadata = get(o, "metadata").cloned();
@@ -1003,6 +1123,19 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
         }
       },
     },
+    extra_hosts: get(d, "extraHosts").map(parse_extra_hosts).transpose()?.unwrap_or_default(),
+    egress_network: match get(d, "egressNetwork") {
+      None => "bridge".to_string(),
+      Some(v) => {
+        let n = want_str(v, "docker.egressNetwork")?;
+        if n.is_empty() || n == "none" || n == "host" || n.starts_with("container:") {
+          return Err(SandboxError::invalid_config(format!(
+            "docker.egressNetwork must name a Docker network the egress gateway can reach the outside through (default 'bridge'), got {n:?}"
+          )));
+        }
+        n
+      }
+    },
   };
   for t in &docker.tmpfs {
     if !t.starts_with('/') {
@@ -1032,7 +1165,8 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   let name = get(o, "name").map(|v| want_str(v, "name")).transpose()?;
   let install_packages = get(o, "installPackages").map(|v| want_str_list(v, "installPackages")).transpose()?.unwrap_or_default();
   let package_manager = tpl.as_ref().and_then(|t| t.package_manager);
-  check_install(&install_packages, template.as_deref(), package_manager, &provider, network_mode).map_err(SandboxError::invalid_config)?;
+  check_install(&install_packages, template.as_deref(), package_manager, &provider, network_mode, network.is_some())
+    .map_err(SandboxError::invalid_config)?;
   let startup_script = get(o, "startupScript").map(|v| want_str(v, "startupScript")).transpose()?.filter(|s| !s.trim().is_empty());
   let command_policy = match get(o, "commandPolicy") {
     None => None,
@@ -1069,6 +1203,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     image,
     limits,
     network_mode,
+    network,
     env,
     workdir,
     gpu,
@@ -1087,7 +1222,9 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
 }
 
 /// The keys of the `docker` object.
-pub const DOCKER_KEYS: [&str; 12] = [
+pub const DOCKER_KEYS: [&str; 14] = [
+  "extraHosts",
+  "egressNetwork",
   "socketPath",
   "registryAuth",
   "readOnlyRoot",
@@ -1114,8 +1251,9 @@ pub const E2B_KEYS: [&str; 6] = ["apiKey", "templateId", "region", "domain", "ap
 /// What is reported: unknown top-level keys; `network` (not read yet: `networkMode` chooses the
 /// network); `autoCleanup: false` (a manager always destroys its sandboxes at `destroyAll()` and
 /// at exit); `limits.networkMbps` (enforced by no provider); with provider `e2b` and no Docker
-/// fallback, `image`, `gpu`, `networkMode`, `limits.{memoryMB,cpuCores,diskMB,pidsLimit}` and
-/// every `docker` option (the E2B template decides them); the `e2b` object when E2B is neither
+/// fallback, `image`, `gpu`, `limits.{memoryMB,cpuCores,diskMB,pidsLimit}` and every `docker`
+/// option (the E2B template decides them), and `networkMode: 'isolated'` without `network` rules
+/// (E2B has no such network: the sandbox gets E2B's, with internet access); the `e2b` object when E2B is neither
 /// the provider nor a fallback; `e2b.region` (E2B takes none) and unknown `e2b` keys when E2B is
 /// used; unknown `docker` keys; `fallbackProviders` entries naming the provider itself; in a
 /// `createSandbox` config, `debug` / `verbose` (logging is process-wide) and
@@ -1139,9 +1277,6 @@ pub fn warnings(cfg: &SandboxConfig, given: &Value, sandbox_layer: Option<&Value
       out.push(format!("{k} is not a known config key, so it has no effect (known: {})", TOP_KEYS.join(", ")));
     }
   }
-  if set(g, "network") {
-    out.push("network has no effect: the sandbox's network is chosen with networkMode ('none', 'isolated' or 'bridge')".to_string());
-  }
   if g.get("autoCleanup") == Some(&Value::Bool(false)) {
     out.push(
       "autoCleanup: false has no effect: a manager destroys its sandboxes at destroyAll() and when the process exits; to keep an agent's sandbox after its run, pass autoCleanup: false to SandboxedAgentExecutor.execute"
@@ -1160,8 +1295,14 @@ pub fn warnings(cfg: &SandboxConfig, given: &Value, sandbox_layer: Option<&Value
         ));
       }
     }
-    if set(g, "networkMode") {
-      out.push("networkMode has no effect with provider 'e2b': an E2B sandbox has the network E2B gives it".to_string());
+    // 'none' maps to E2B's allow_internet_access: false and 'bridge' is what E2B gives anyway;
+    // 'isolated' (a private network with no route out on Docker) has no E2B counterpart: without
+    // `network` rules the sandbox keeps E2B's default network, with internet access
+    if g.get("networkMode").and_then(Value::as_str) == Some("isolated") && cfg.network.is_none() {
+      out.push(
+        "networkMode 'isolated' has no effect with provider 'e2b': an E2B sandbox gets E2B's network, with internet access; use networkMode 'none' for no network, or network { allowOut, denyOut } rules (denyOut: ['0.0.0.0/0'] blocks everything allowOut does not name)"
+          .to_string(),
+      );
     }
     if set(g, "gpu") {
       out.push("gpu has no effect with provider 'e2b': the E2B template decides the hardware".to_string());
@@ -1272,6 +1413,7 @@ pub fn check_install(
   package_manager: Option<PackageManager>,
   provider: &ProviderKind,
   network_mode: NetworkMode,
+  has_network_rules: bool,
 ) -> std::result::Result<(), String> {
   for (i, p) in packages.iter().enumerate() {
     if p.trim().is_empty() || p.starts_with('-') || p.chars().any(|c| c.is_whitespace() || c == '\0') {
@@ -1297,9 +1439,10 @@ pub fn check_install(
     }
     Some(_) => {}
   }
-  if *provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge {
+  // with network rules the egress gateway decides (the registries must be allowed, e.g. the 'registries' preset)
+  if *provider == ProviderKind::Docker && network_mode != NetworkMode::Bridge && !has_network_rules {
     return Err(format!(
-      "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge' (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
+      "installPackages downloads packages, so the sandbox needs network access, but networkMode is '{}'; set networkMode: 'bridge', or network: {{ allowOut: ['registries'], denyOut: ['0.0.0.0/0'] }} (and point pip/npm at your index with env PIP_INDEX_URL / npm_config_registry if needed), or bake the packages into the image",
       network_mode.as_str()
     ));
   }
@@ -1359,6 +1502,7 @@ mod tests {
       (json!({"env": {"A": 1}}), "env.A"),
       (json!({"limits": {"memory": 5}}), "limits.memory"),
       (json!({"workdir": "rel/dir"}), "workdir"),
+      (json!({"workdir": "/w/../.."}), "workdir"),
       (json!({"docker": {"capDrop": "ALL"}}), "docker.capDrop"),
       (json!({"limits": {"pidsLimit": 2.5}}), "limits.pidsLimit"),
       (json!({"gpu": "yes"}), "gpu"),
@@ -1780,19 +1924,29 @@ mod tests {
     assert_eq!(warned(seed_rc.clone(), None), vec!["e2b has no effect: the provider is 'docker' and fallbackProviders does not name 'e2b'"]);
     // ... and switched to E2B
     let w = warned(merge(&seed_rc, &json!({ "provider": "e2b" })), None);
-    for key in ["limits.memoryMB", "limits.cpuCores", "limits.diskMB", "networkMode", "image", "docker.socketPath", "docker.readOnlyRoot (or security.readOnlyRoot)", "e2b.region"] {
+    for key in ["limits.memoryMB", "limits.cpuCores", "limits.diskMB", "networkMode 'isolated'", "image", "docker.socketPath", "docker.readOnlyRoot (or security.readOnlyRoot)", "e2b.region"] {
       assert!(w.iter().any(|x| x.starts_with(&format!("{key} has no effect"))), "{key}: {w:#?}");
     }
     assert!(!w.iter().any(|x| x.contains("timeoutSeconds has")), "{w:#?}");
     assert_eq!(w.len(), 8, "{w:#?}");
+    // E2B maps 'none' (no internet) and network rules; 'bridge' is E2B's own network
+    let e2b = json!({ "provider": "e2b", "e2b": { "apiKey": "e2b_00" } });
+    for extra in [
+      json!({ "networkMode": "none" }),
+      json!({ "networkMode": "bridge" }),
+      json!({ "networkMode": "restricted" }),
+      json!({ "networkMode": "isolated", "network": { "allowOut": ["npm"], "denyOut": ["0.0.0.0/0"] } }),
+    ] {
+      assert!(warned(merge(&e2b, &extra), None).is_empty(), "{extra}");
+    }
     // with a Docker fallback, the Docker settings count
     let w = warned(merge(&seed_rc, &json!({ "provider": "e2b", "fallbackProviders": ["docker", "e2b"] })), None);
     assert_eq!(w.len(), 2, "{w:#?}");
     assert!(w[0].starts_with("e2b.region") && w[1].starts_with("fallbackProviders entry 'e2b'"), "{w:#?}");
 
-    let w = warned(json!({ "debug": true, "verbose": true, "network": "none", "autoCleanup": false, "colour": "blue", "limits": { "networkMbps": 10 }, "docker": { "capdrop": ["ALL"] } }), None);
-    assert_eq!(w.len(), 5, "{w:#?}");
-    for start in ["colour is not a known config key", "network has no effect", "autoCleanup: false has no effect", "limits.networkMbps has no effect", "docker.capdrop is not a known Docker option"] {
+    let w = warned(json!({ "debug": true, "verbose": true, "autoCleanup": false, "colour": "blue", "limits": { "networkMbps": 10 }, "docker": { "capdrop": ["ALL"] } }), None);
+    assert_eq!(w.len(), 4, "{w:#?}");
+    for start in ["colour is not a known config key", "autoCleanup: false has no effect", "limits.networkMbps has no effect", "docker.capdrop is not a known Docker option"] {
       assert!(w.iter().any(|x| x.starts_with(start)), "{start}: {w:#?}");
     }
     let w = warned(json!({ "provider": "e2b", "e2b": { "apiKey": "e2b_00", "template": "base" } }), None);

@@ -38,6 +38,8 @@ pub enum Source {
   Execution,
   Stdout,
   Stderr,
+  /// the egress gateway's decisions (README "Network")
+  Network,
 }
 
 impl Source {
@@ -47,6 +49,7 @@ impl Source {
       Source::Execution => "execution",
       Source::Stdout => "stdout",
       Source::Stderr => "stderr",
+      Source::Network => "network",
     }
   }
 }

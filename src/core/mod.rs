@@ -3,6 +3,7 @@
 //! bookkeeping, background processes), the manager and pools.
 
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod logging;
 pub mod logs;

@@ -27,6 +27,36 @@ pub struct PullProgress {
 
 pub type ProgressFn = Arc<dyn Fn(PullProgress) + Send + Sync>;
 
+/// One decision of a sandbox's egress gateway (README "Network"): a connection (or a DNS
+/// query) the sandbox made, allowed or denied, and the rule that decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkEvent {
+  /// `http`, `connect`, `socks` or `dns`
+  pub proto: String,
+  /// the destination as the sandbox named it (a host name or an address)
+  pub dest: String,
+  /// the address it resolved to (when it got that far)
+  pub ip: Option<String>,
+  pub port: u16,
+  pub allow: bool,
+  pub rule: String,
+  /// why a connection failed or was refused
+  pub reason: Option<String>,
+}
+
+/// Where a provider reports its network decisions (the sandbox's log).
+pub type NetworkLog = Arc<dyn Fn(NetworkEvent) + Send + Sync>;
+
+/// The egress policy a sandbox runs with and its counters (`getStatus().network`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NetworkStatus {
+  pub policy: crate::core::config::NetworkPolicy,
+  /// where the sandbox's HTTP(S) proxy, SOCKS5 endpoint and resolver are (`ip`)
+  pub gateway: Option<String>,
+  pub allowed: u64,
+  pub denied: u64,
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
   /// Stable for the sandbox's life.
@@ -83,6 +113,21 @@ pub trait Provider: Send + Sync + 'static {
   /// Back to a clean state for the next user of a pool: processes killed, workspace and
   /// temporary directories emptied.
   async fn reset(&self) -> Result<()>;
+
+  /// Replaces the egress rules of the running sandbox (`network` of the config): takes effect
+  /// for new connections. Providers without an egress policy refuse it.
+  async fn update_network(&self, _policy: crate::core::config::NetworkPolicy) -> Result<()> {
+    Err(crate::core::error::SandboxError::invalid_config(format!(
+      "updateNetwork is not supported by this sandbox's provider ({})",
+      self.engine_name()
+    )))
+  }
+  /// The egress policy and its counters, for a sandbox created with `network` rules.
+  fn network_status(&self) -> Option<NetworkStatus> {
+    None
+  }
+  /// Where to report network decisions; set by the sandbox before `start`.
+  fn set_network_log(&self, _log: NetworkLog) {}
 }
 
 /// Makes not-yet-started provider sandboxes. `id`, when given, is the id the sandbox must keep

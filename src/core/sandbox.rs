@@ -71,7 +71,7 @@ pub struct AnySandbox {
   factory: Arc<dyn ProviderFactory>,
   /// pids of background processes started through `spawn` (for `listProcesses`)
   background: Mutex<HashSet<u32>>,
-  pub logs: LogBuffer,
+  pub logs: Arc<LogBuffer>,
   activity: Mutex<Activity>,
   policy: Option<CommandPolicy>,
   /// serialises quota checks with their writes, so two writes cannot both pass the same check
@@ -157,8 +157,9 @@ impl AnySandbox {
       total_duration_ms: 0.0,
       session: None,
     };
-    let logs = LogBuffer::default();
+    let logs = Arc::new(LogBuffer::default());
     logs.info(Source::System, format!("Sandbox {id} created ({} provider, image {})", config.provider.as_str(), config.image));
+    backend.set_network_log(network_log(&logs));
     Ok(Self {
       id,
       backend: RwLock::new(backend),
@@ -249,7 +250,9 @@ impl AnySandbox {
     }
     let config = self.config();
     let same_id = Some(self.id.as_str()).filter(|id| id.starts_with(config.provider.as_str()));
-    *self.backend.write().unwrap() = self.factory.create(&config, same_id)?;
+    let backend = self.factory.create(&config, same_id)?;
+    backend.set_network_log(network_log(&self.logs));
+    *self.backend.write().unwrap() = backend;
     self.logs.info(Source::System, "Session expired earlier; recreating its sandbox (the workspace starts empty)");
     self.start(None).await?;
     if let Some(s) = self.activity.lock().unwrap().session.as_mut() {
@@ -319,6 +322,25 @@ impl AnySandbox {
 
   pub fn config(&self) -> SandboxConfig {
     self.backend().config().clone()
+  }
+
+  /// Replaces the egress rules of the running sandbox (README "Network"); the entries are
+  /// checked first, so a bad one changes nothing.
+  pub async fn update_network(&self, policy: crate::core::config::NetworkPolicy) -> Result<()> {
+    crate::core::config::check_network(&policy)?;
+    let _busy = self.enter().await?;
+    let backend = self.backend();
+    backend.update_network(policy.clone()).await?;
+    self.logs.info(
+      Source::System,
+      format!("Network rules replaced: allowOut {:?}, denyOut {:?}", policy.allow_out, policy.deny_out),
+    );
+    Ok(())
+  }
+
+  /// The egress policy and counters (`None` without `network` rules).
+  pub fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
+    self.backend().network_status()
   }
 
   /// The limits alone (the file API reads them on every write; `config()` clones everything).
@@ -438,6 +460,7 @@ impl AnySandbox {
           continue;
         }
       };
+      backend.set_network_log(network_log(&self.logs));
       *self.backend.write().unwrap() = backend;
       match self.start_backend(progress.clone()).await {
         Ok(()) => return Ok(()),
@@ -876,4 +899,26 @@ pub fn human(d: Duration) -> String {
   } else {
     format!("{} s", (s * 100.0).round() / 100.0)
   }
+}
+
+/// Network decisions as log entries (`source: 'network'`): allowed ones at info, denied and
+/// failed ones at warn.
+fn network_log(logs: &Arc<LogBuffer>) -> crate::core::provider::NetworkLog {
+  let logs = Arc::downgrade(logs);
+  Arc::new(move |e: crate::core::provider::NetworkEvent| {
+    let Some(logs) = logs.upgrade() else { return };
+    if e.proto == "gateway" {
+      // about the gateway itself: it stopped, or decisions went unlogged
+      let level = if e.allow { Level::Warn } else { Level::Error };
+      logs.push(level, Source::Network, e.reason.unwrap_or(e.rule));
+      return;
+    }
+    let to = match &e.ip {
+      Some(ip) if *ip != e.dest => format!("{}:{} ({ip})", e.dest, e.port),
+      _ => format!("{}:{}", e.dest, e.port),
+    };
+    let (level, verb) = if e.allow { (Level::Info, "allowed") } else { (Level::Warn, "denied") };
+    let why = e.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    logs.push(level, Source::Network, format!("{} {to} {verb} by {}{why}", e.proto, e.rule));
+  })
 }

@@ -188,6 +188,12 @@ pub struct DockerOptions {
   /// the sweep at the first connect; env SANDBOX_REAPER_INTERVAL_SECONDS). Process-wide per
   /// engine, taken from a manager's configuration.
   pub reaper_interval_seconds: Option<f64>,
+  /// Names mapped to IPv4 addresses, in the sandbox's /etc/hosts and in its egress gateway's
+  /// resolver alike (README "Network"), e.g. `{ 'db.internal': '172.30.0.5' }`.
+  pub extra_hosts: Option<HashMap<String, String>>,
+  /// The Docker network the egress gateway of a sandbox with `network` rules reaches the outside
+  /// through. @default 'bridge'
+  pub egress_network: Option<String>,
   /// The user guide's spelling of the top-level `image` (which wins when both are given).
   pub image: Option<String>,
 }
@@ -204,8 +210,18 @@ pub struct SandboxConfig {
   pub limits: Option<ResourceLimits>,
   /// 'none': no network at all; 'isolated' (default): a private internal network with no route out
   /// and no access to the host; 'bridge': Docker's default bridge with normal egress.
-  #[napi(ts_type = "'none' | 'isolated' | 'bridge'")]
+  /// 'restricted': behind the egress gateway, with the rules of `network` (no rules: nothing out).
+  #[napi(ts_type = "'none' | 'isolated' | 'bridge' | 'restricted'")]
   pub network_mode: Option<String>,
+  /// Egress rules, enforced outside the sandbox by a gateway (README "Network"): entries are
+  /// domains (`*.` wildcards), IPv4 addresses and CIDRs, each optionally with `:port`, or presets
+  /// ('npm', 'pypi', 'github', 'crates', 'go', 'debian', 'registries'). An allowOut entry wins
+  /// over denyOut; what neither names is allowed, except the fixed deny set (private, loopback,
+  /// link-local incl. 169.254.169.254, multicast, the engine host), which only an allowOut entry
+  /// naming such an address lifts. Allow only some hosts: `{ allowOut: [...], denyOut: ['0.0.0.0/0'] }`.
+  /// Seed 000's `{ policy: 'restricted', allowedHosts }` is the same allow list.
+  #[napi(ts_type = "NetworkRules | { policy?: 'restricted' | 'open'; allowedHosts?: string[] }")]
+  pub network: Option<Value>,
   pub env: Option<HashMap<String, String>>,
   /// Working directory and workspace mount point; default '/workspace'.
   pub workdir: Option<String>,

@@ -259,6 +259,29 @@ pub struct SandboxStatus {
   #[napi(ts_type = "Record<string, any>")]
   pub metadata: Option<Value>,
   pub session: Option<SessionStatus>,
+  /// The egress rules in force and the gateway's counters (sandboxes with `network` rules).
+  pub network: Option<NetworkStatus>,
+}
+
+/// Egress rules (README "Network"), E2B's shape.
+#[napi(object)]
+#[derive(Default)]
+pub struct NetworkRules {
+  pub allow_out: Option<Vec<String>>,
+  pub deny_out: Option<Vec<String>>,
+}
+
+#[napi(object)]
+pub struct NetworkStatus {
+  pub allow_out: Vec<String>,
+  pub deny_out: Vec<String>,
+  /// The gateway's address on the sandbox's network: HTTP(S) proxy on port 3128, SOCKS5 on 1080,
+  /// DNS on 53 (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY point there); none on E2B.
+  pub gateway: Option<String>,
+  /// connections and DNS answers allowed since the start
+  pub allowed: f64,
+  /// connections and DNS queries denied since the start
+  pub denied: f64,
 }
 
 // ------------------------------------------------------------------ logs
@@ -269,7 +292,7 @@ pub struct LogEntry {
   pub timestamp: Option<String>,
   #[napi(ts_type = "'error' | 'warn' | 'info' | 'debug'")]
   pub level: String,
-  #[napi(ts_type = "'system' | 'execution' | 'stdout' | 'stderr'")]
+  #[napi(ts_type = "'system' | 'execution' | 'stdout' | 'stderr' | 'network'")]
   pub source: String,
   pub message: String,
 }
@@ -715,7 +738,31 @@ impl Sandbox {
         expires_at: s.expires_at_ms.map(iso),
         metadata: s.metadata,
         session: s.session.as_ref().map(session_js),
+        network: s.network.map(|n| NetworkStatus {
+          allow_out: n.policy.allow_out,
+          deny_out: n.policy.deny_out,
+          gateway: n.gateway,
+          allowed: n.allowed as f64,
+          denied: n.denied as f64,
+        }),
       })
+    })
+  }
+
+  /// Replace the egress rules of the running sandbox (E2B's `updateNetwork`): new connections
+  /// follow them at once, open ones are not cut. Omitted lists are cleared. Needs a sandbox
+  /// created with `network` rules (or networkMode 'restricted'); bad entries reject with
+  /// INVALID_CONFIG and change nothing.
+  #[napi(ts_args_type = "rules: NetworkRules", ts_return_type = "Promise<void>")]
+  pub fn update_network<'env>(&self, env: &'env Env, rules: NetworkRules) -> Result<PromiseRaw<'env, ()>> {
+    let inner = self.inner.clone();
+    promise(env, async move {
+      inner
+        .update_network(crate::core::config::NetworkPolicy {
+          allow_out: rules.allow_out.unwrap_or_default(),
+          deny_out: rules.deny_out.unwrap_or_default(),
+        })
+        .await
     })
   }
 

@@ -221,6 +221,8 @@ impl JsSandbox {
       "image": c.image,
       "limits": crate::core::config::limits_to_json(&c.limits),
       "networkMode": c.network_mode.as_str(),
+      // a JavaScript provider that cannot enforce egress rules must refuse a config with them
+      "network": c.network.as_ref().map(|n| n.to_json()),
       "env": c.env,
       "workdir": c.workdir,
       "metadata": c.metadata,

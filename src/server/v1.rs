@@ -59,6 +59,7 @@ pub fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<AppState>>)>
     ("POST", "/sandboxes/{id}/start", post(start)),
     ("POST", "/sandboxes/{id}/stop", post(stop)),
     ("POST", "/sandboxes/{id}/reset", post(reset)),
+    ("PUT", "/sandboxes/{id}/network", put(update_network)),
     ("POST", "/sandboxes/{id}/processes", post(spawn)),
     ("GET", "/sandboxes/{id}/processes", get(processes)),
     ("DELETE", "/sandboxes/{id}/processes", delete(kill_all)),
@@ -196,6 +197,13 @@ fn describe_json(e: &Entry) -> Value {
     "workdir": c.workdir,
     "limits": config::limits_to_json(&c.limits),
     "networkMode": c.network_mode.as_str(),
+    "network": e.sandbox.network_status().map(|n| json!({
+      "allowOut": n.policy.allow_out,
+      "denyOut": n.policy.deny_out,
+      "gateway": n.gateway,
+      "allowed": n.allowed,
+      "denied": n.denied,
+    })),
     "createdAt": iso(e.created_ms),
     "expiresAt": iso(e.expires_ms()),
   })
@@ -207,8 +215,8 @@ fn describe_json(e: &Entry) -> Value {
 /// Keys the server decides alone: a tenant asking for them is refused.
 const SERVER_ONLY: [&str; 7] = ["provider", "docker", "e2b", "remote", "fallbackProviders", "templates", "autoCleanup"];
 /// Keys a tenant may give; others are dropped.
-const TENANT_KEYS: [&str; 11] =
-  ["image", "template", "limits", "networkMode", "env", "workdir", "gpu", "metadata", "name", "installPackages", "startupScript"];
+const TENANT_KEYS: [&str; 12] =
+  ["image", "template", "limits", "networkMode", "network", "env", "workdir", "gpu", "metadata", "name", "installPackages", "startupScript"];
 
 fn strictness(m: NetworkMode) -> u8 {
   match m {
@@ -287,15 +295,39 @@ pub fn sanitize(given: &Value, server: &Value) -> Result<Value, ApiError> {
     cap(m, "maxWorkspaceSizeMB", sl.max_workspace_size_mb);
     m.remove("networkMbps");
   }
+  // egress rules open a sandbox as far as they allow: only where the server's own sandboxes have
+  // Docker's bridge and no rules of the server's (which a tenant cannot replace)
+  if out.contains_key("network") {
+    if srv.network.is_some() {
+      return Err(ApiError::coded(
+        ErrorCode::PermissionDenied,
+        "network: the sandbox service has its own egress rules, which a client cannot replace; leave network out",
+      ));
+    }
+    if srv.network_mode != NetworkMode::Bridge {
+      return Err(ApiError::coded(
+        ErrorCode::PermissionDenied,
+        format!(
+          "network: this sandbox service's sandboxes have networkMode '{}', and egress rules would open them; leave network out, or ask the operator for networkMode 'bridge'",
+          srv.network_mode.as_str()
+        ),
+      ));
+    }
+  }
   if let Some(v) = out.get("networkMode") {
     let asked = match v.as_str() {
       Some("none") => NetworkMode::None,
       Some("isolated") => NetworkMode::Isolated,
       Some("bridge") => NetworkMode::Bridge,
-      _ => return Err(ApiError::coded(ErrorCode::InvalidConfig, format!("networkMode must be 'none', 'isolated' or 'bridge', got {v}"))),
+      // behind the gateway with the tenant's rules (or none: nothing out); on a server without
+      // bridge egress, the server's mode
+      Some("restricted") if srv.network_mode == NetworkMode::Bridge && srv.network.is_none() => NetworkMode::Bridge,
+      Some("restricted") => srv.network_mode,
+      _ => return Err(ApiError::coded(ErrorCode::InvalidConfig, format!("networkMode must be 'none', 'isolated', 'bridge' or 'restricted', got {v}"))),
     };
     let mode = if strictness(asked) <= strictness(srv.network_mode) { asked } else { srv.network_mode };
-    out.insert("networkMode".into(), json!(mode.as_str()));
+    let keep_restricted = v.as_str() == Some("restricted") && mode == NetworkMode::Bridge;
+    out.insert("networkMode".into(), json!(if keep_restricted { "restricted" } else { mode.as_str() }));
   }
   if out.get("gpu").and_then(Value::as_bool) == Some(true) && !srv.gpu {
     return Err(ApiError::coded(ErrorCode::PermissionDenied, "gpu: this sandbox service gives no GPU"));
@@ -383,6 +415,29 @@ async fn stop(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId)
 
 async fn reset(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId) -> R {
   lifecycle(state, tenant, id, "reset").await
+}
+
+/// `PUT /v1/sandboxes/{id}/network` `{ allowOut?, denyOut? }` (E2B's update: omitted lists are
+/// cleared) → the sandbox described. The same rule as at create: only on a service whose
+/// sandboxes have bridge egress and no rules of the operator's.
+async fn update_network(State(state): S, Caller(tenant): Caller, SandboxId(id): SandboxId, headers: HeaderMap, body: Body) -> R {
+  let e = state.entry(&tenant, &id)?;
+  let o = read_object(&headers, body, tenant.limits.max_body_bytes).await?;
+  sanitize(&json!({ "network": Value::Object(o.clone()) }), state.manager.defaults())?;
+  let list = |k: &str| -> Result<Vec<String>, ApiError> {
+    match o.get(k) {
+      None | Some(Value::Null) => Ok(Vec::new()),
+      Some(Value::Array(a)) => a
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::coded(ErrorCode::InvalidConfig, format!("{k} must be an array of strings"))))
+        .collect(),
+      Some(_) => Err(ApiError::coded(ErrorCode::InvalidConfig, format!("{k} must be an array of strings"))),
+    }
+  };
+  let policy = config::NetworkPolicy { allow_out: list("allowOut")?, deny_out: list("denyOut")? };
+  let sb = e.sandbox.clone();
+  state.work(async move { sb.update_network(policy).await.map_err(ApiError::from) }).await?;
+  Ok(Json(describe_json(&e)).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -840,6 +895,14 @@ mod tests {
     assert_eq!(v["env"]["A"], "1");
     assert!(v.get("unknown").is_none());
     assert_eq!(sanitize(&json!({ "networkMode": "none" }), &s).unwrap()["networkMode"], "none");
+    // egress rules would open an isolated service's sandboxes; on a bridge service they narrow them
+    assert_eq!(sanitize(&json!({ "network": { "allowOut": ["npm"] } }), &s).unwrap_err().code, "PERMISSION_DENIED");
+    assert_eq!(sanitize(&json!({ "networkMode": "restricted" }), &s).unwrap()["networkMode"], "isolated");
+    let bridge = config::merge(&s, &json!({ "networkMode": "bridge" }));
+    let v = sanitize(&json!({ "network": { "allowOut": ["npm"], "denyOut": ["0.0.0.0/0"] }, "networkMode": "restricted" }), &bridge).unwrap();
+    assert_eq!((v["network"]["allowOut"][0].as_str(), v["networkMode"].as_str()), (Some("npm"), Some("restricted")));
+    let ruled = config::merge(&bridge, &json!({ "network": { "denyOut": ["10.0.0.0/8"] } }));
+    assert_eq!(sanitize(&json!({ "network": {} }), &ruled).unwrap_err().code, "PERMISSION_DENIED");
     // a template's image is offered; the template resolves on the server
     assert!(sanitize(&json!({ "image": "agentic-sandbox/devtools:1" }), &s).is_ok());
     assert!(sanitize(&json!({ "template": "python" }), &s).is_ok());

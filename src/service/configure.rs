@@ -79,7 +79,7 @@ fn check(sb: &AnySandbox, o: &ConfigureOptions) -> Result<()> {
     }
   }
   let config = sb.config();
-  check_install(&o.install_packages, config.template.as_deref(), config.package_manager, &config.provider, config.network_mode)
+  check_install(&o.install_packages, config.template.as_deref(), config.package_manager, &config.provider, config.network_mode, config.network.is_some())
     .map_err(SandboxError::invalid_argument)?;
   for (i, c) in o.run_commands.iter().enumerate() {
     if c.trim().is_empty() {

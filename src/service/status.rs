@@ -29,6 +29,8 @@ pub struct Status {
   pub expires_at_ms: Option<f64>,
   pub metadata: Option<serde_json::Value>,
   pub session: Option<SessionInfo>,
+  /// the egress rules and counters of a sandbox with `network` rules
+  pub network: Option<crate::core::provider::NetworkStatus>,
 }
 
 pub async fn status(sb: &AnySandbox) -> Status {
@@ -64,6 +66,7 @@ pub async fn status(sb: &AnySandbox) -> Status {
     // secrets in metadata (`apiKey`, `*token*`, ...) are not handed back
     metadata: config.metadata.as_ref().map(crate::core::config::redacted),
     session: a.session.clone(),
+    network: sb.network_status(),
   }
 }
 
@@ -136,6 +139,7 @@ mod tests {
       expires_at_ms: None,
       metadata: None,
       session: None,
+      network: None,
     }
   }
 

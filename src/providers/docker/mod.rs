@@ -104,6 +104,8 @@ pub struct Owned {
   /// holds the uploaded guest binary when the engine cannot bind-mount it (remote engines)
   pub guest_volume: Option<String>,
   pub network: Option<String>,
+  /// the egress gateway's container, removed before the network it sits on
+  pub gateway: Option<String>,
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Owned>> {
@@ -141,6 +143,13 @@ pub async fn remove_owned(docker: &Docker, owned: &Owned) -> Result<()> {
           break;
         }
       }
+    }
+  }
+  if let Some(g) = &owned.gateway {
+    match docker.remove_container(g, Some(RemoveContainerOptions { force: true, v: false, ..Default::default() })).await {
+      Ok(()) => {}
+      Err(e) if gone(&e) => {}
+      Err(e) => errors.push(format!("egress gateway {g}: {e}")),
     }
   }
   for v in owned.volume.iter().chain(owned.guest_volume.iter()) {

@@ -9,6 +9,7 @@
 //! a deadline (see the constants below); `stop()`, `destroy()` and `reset()` end within
 //! [`LIFECYCLE_BUDGET`] whatever runs inside the sandbox.
 
+pub mod gateway;
 pub mod subnet;
 mod user;
 mod watchdog;
@@ -121,6 +122,8 @@ struct Resources {
   volume: Option<String>,
   guest_volume: Option<String>,
   network: Option<String>,
+  /// the egress gateway's container (sandboxes with `network` rules)
+  gateway: Option<String>,
 }
 
 /// How the guest daemon reaches the container.
@@ -232,6 +235,10 @@ pub struct DockerSandbox {
   /// one watchdog restart at a time: replacing a live watchdog closes its stdin, and a watchdog
   /// exec that sees end of input stops the image's command
   watchdog_restart: tokio::sync::Mutex<()>,
+  /// the egress gateway of a sandbox with `network` rules, once started
+  egress: Mutex<Option<Arc<gateway::Gateway>>>,
+  /// where network decisions go (the sandbox's log)
+  network_log: Mutex<Option<crate::core::provider::NetworkLog>>,
 }
 
 fn new_id() -> String {
@@ -322,6 +329,8 @@ impl DockerSandbox {
       plan: Mutex::new(Plan::default()),
       watchdog: Mutex::new(None),
       watchdog_restart: tokio::sync::Mutex::new(()),
+      egress: Mutex::new(None),
+      network_log: Mutex::new(None),
     }
   }
 
@@ -355,6 +364,7 @@ impl DockerSandbox {
       volume: r.volume.clone(),
       guest_volume: r.guest_volume.clone(),
       network: r.network.clone(),
+      gateway: r.gateway.clone(),
     }
   }
 
@@ -545,14 +555,23 @@ impl DockerSandbox {
     .await?;
     self.check_destroyed()?;
 
-    let network_mode = match cfg.network_mode {
-      NetworkMode::None => "none".to_string(),
-      NetworkMode::Bridge => "bridge".to_string(),
-      NetworkMode::Isolated => {
+    // with network rules the sandbox gets its own internal network whatever networkMode says
+    // ('none' and rules together are refused by the config): the gateway is its only way out
+    let mut gateway_ip = None;
+    let network_mode = match (cfg.network_mode, &cfg.network) {
+      (NetworkMode::None, _) => "none".to_string(),
+      (NetworkMode::Bridge, None) => "bridge".to_string(),
+      (NetworkMode::Isolated, _) | (NetworkMode::Bridge, Some(_)) => {
         let name = format!("agentic-sandbox-{}-net", self.id);
         self.res.lock().unwrap().network = Some(name.clone());
         self.sync_registry();
-        self.create_isolated_network(&docker, &name, &labels).await?;
+        let sub = self.create_isolated_network(&docker, &name, &labels).await?;
+        if cfg.network.is_some() {
+          gateway_ip = Some(
+            gateway::address_in(&sub)
+              .ok_or_else(|| SandboxError::provider(format!("no address for the egress gateway in subnet {sub}")))?,
+          );
+        }
         name
       }
     };
@@ -584,128 +603,152 @@ impl DockerSandbox {
       }
       None => {}
     }
-    let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
-    let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
-    let host_config = HostConfig {
-      memory: Some(mem),
-      memory_swap: Some(mem),
-      nano_cpus: Some((cfg.limits.cpu_cores * 1e9) as i64),
-      pids_limit: Some(cfg.limits.pids_limit),
-      // the guest as the container's command is PID 1 itself (it reaps orphans and cannot be
-      // signalled from inside); the exec engine's loop and an image's own command get Docker's init
-      init: Some(!guest_is_command),
-      readonly_rootfs: Some(cfg.docker.read_only_root),
-      cap_drop: Some(cfg.docker.cap_drop.clone()),
-      security_opt: Some(cfg.docker.security_opt.clone()),
-      tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
-      network_mode: Some(network_mode),
-      mounts: Some(mounts),
-      log_config: no_logs(),
-      runtime: cfg.docker.runtime.clone(),
-      device_requests: cfg.gpu.then(|| {
-        vec![DeviceRequest {
-          driver: Some(String::new()),
-          count: Some(-1),
-          capabilities: Some(vec![vec!["gpu".to_string()]]),
-          ..Default::default()
-        }]
-      }),
-      ..Default::default()
-    };
-    let entrypoint = if keep_command {
-      None
-    } else if guest_is_command {
-      Some(vec![GUEST_PATH.to_string()])
-    } else {
-      Some(vec!["/bin/sh".to_string(), "-c".to_string(), watchdog::STDIN_LOOP.to_string()])
-    };
-    // the container's stdin is the owner watchdog (see watchdog.rs), except for an image's own command
-    let attach = !keep_command;
-    let body = ContainerCreateBody {
-      image: Some(cfg.image.clone()),
-      entrypoint,
-      cmd: (!keep_command).then(Vec::new),
-      open_stdin: attach.then_some(true),
-      // when the owner goes away the engine closes stdin for good: the guest or the loop ends
-      stdin_once: attach.then_some(true),
-      attach_stdin: attach.then_some(true),
-      attach_stdout: attach.then_some(true),
-      attach_stderr: attach.then_some(true),
-      tty: Some(false),
-      env: Some(env),
-      working_dir: Some(cfg.workdir.clone()),
-      user: container_user,
-      labels: Some(labels),
-      host_config: Some(host_config),
-      ..Default::default()
-    };
-    self.res.lock().unwrap().container = Some(self.id.clone());
-    self.sync_registry();
-    let created = call(
-      "creating the container",
-      DOCKER_START_TIMEOUT,
-      docker.create_container(Some(CreateContainerOptions { name: Some(self.id.clone()), ..Default::default() }), body),
-      |e| match status_of(&e) {
-        Some(404) => SandboxError::new(ErrorCode::ImageNotFound, format!("image {} not found: {e}", cfg.image)),
-        Some(400) => SandboxError::invalid_config(format!("Docker rejected the sandbox configuration: {e}")),
-        _ => SandboxError::provider(format!("could not create the container: {e}")),
-      },
-    )
-    .await?;
-    self.res.lock().unwrap().container = Some(created.id.clone());
-    self.sync_registry();
-    self.check_destroyed()?;
-    let attached = if attach {
-      Some(
-        call(
-          "attaching to the container",
-          DOCKER_CALL_TIMEOUT,
-          docker.attach_container(
-            &created.id,
-            Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
-          ),
-          provider_err("could not attach to the container"),
-        )
-        .await?,
-      )
-    } else {
-      None
-    };
-    call(
-      "starting the container",
-      DOCKER_START_TIMEOUT,
-      docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>),
-      |e| {
-        let msg = e.to_string();
-        if msg.contains("NVIDIA") || msg.contains("could not select device driver") {
-          SandboxError::new(
-            ErrorCode::InsufficientResources,
-            format!("gpu: true needs the NVIDIA container runtime on the Docker host ({msg})"),
-          )
-        } else if msg.contains("Minimum memory limit") || msg.contains("CPUs") {
-          SandboxError::new(ErrorCode::InsufficientResources, format!("the engine refused the limits: {msg}"))
-        } else if msg.contains("runtime") && status_of(&e) == Some(400) {
-          SandboxError::invalid_config(format!("Docker rejected docker.runtime: {msg}"))
-        } else {
-          SandboxError::provider(format!("could not start the container: {msg}"))
-        }
-      },
-    )
-    .await?;
-    match attached {
-      Some(a) if guest_is_command => {
-        let conn = GuestConn::connect(a.output, a.input, self.id.clone()).await?;
-        self.set_guest(conn, false);
+    let (gw_labels, gw_network) = (labels.clone(), network_mode.clone());
+    let gateway = async {
+      if let (Some(ip), Some(policy)) = (gateway_ip, &cfg.network) {
+        let gw = self.start_gateway(&docker, &image, &gw_network, ip, policy, guest_plan.as_ref().map(|(_, d)| *d), &gw_labels).await?;
+        *self.egress.lock().unwrap() = Some(Arc::new(gw));
       }
-      Some(a) => *self.watchdog.lock().unwrap() = Some(Watchdog::hold(a.output, a.input)),
-      None => {
-        self.start_exec_watchdog(&docker, &created.id).await?;
-        if guest_plan.is_some() {
-          let conn = self.attach_guest_by_exec(&docker, &created.id).await?;
-          self.set_guest(conn, true);
-        }
-      }
+      Ok::<(), SandboxError>(())
+    };
+    if let Some(ip) = gateway_ip {
+      env.extend(gateway::proxy_env(ip));
     }
+    // the gateway starts alongside the sandbox's container (the sandbox has no way out before
+    // its gateway applies the rules; a gateway that fails fails the start)
+    let sandbox = async {
+      let tmpfs: HashMap<String, String> = cfg.docker.tmpfs.iter().map(|t| tmpfs_entry(t, cfg.limits.memory_mb)).collect();
+      let mem = (cfg.limits.memory_mb * 1024.0 * 1024.0) as i64;
+      let host_config = HostConfig {
+        memory: Some(mem),
+        memory_swap: Some(mem),
+        nano_cpus: Some((cfg.limits.cpu_cores * 1e9) as i64),
+        pids_limit: Some(cfg.limits.pids_limit),
+        // the guest as the container's command is PID 1 itself (it reaps orphans and cannot be
+        // signalled from inside); the exec engine's loop and an image's own command get Docker's init
+        init: Some(!guest_is_command),
+        readonly_rootfs: Some(cfg.docker.read_only_root),
+        cap_drop: Some(cfg.docker.cap_drop.clone()),
+        security_opt: Some(cfg.docker.security_opt.clone()),
+        tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
+        network_mode: Some(network_mode),
+        // names through the gateway's resolver, which answers only what the rules allow
+        dns: gateway_ip.map(|ip| vec![ip.to_string()]),
+        extra_hosts: (!cfg.docker.extra_hosts.is_empty())
+          .then(|| cfg.docker.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect()),
+        mounts: Some(mounts),
+        log_config: no_logs(),
+        runtime: cfg.docker.runtime.clone(),
+        device_requests: cfg.gpu.then(|| {
+          vec![DeviceRequest {
+            driver: Some(String::new()),
+            count: Some(-1),
+            capabilities: Some(vec![vec!["gpu".to_string()]]),
+            ..Default::default()
+          }]
+        }),
+        ..Default::default()
+      };
+      let entrypoint = if keep_command {
+        None
+      } else if guest_is_command {
+        Some(vec![GUEST_PATH.to_string()])
+      } else {
+        Some(vec!["/bin/sh".to_string(), "-c".to_string(), watchdog::STDIN_LOOP.to_string()])
+      };
+      // the container's stdin is the owner watchdog (see watchdog.rs), except for an image's own command
+      let attach = !keep_command;
+      let body = ContainerCreateBody {
+        image: Some(cfg.image.clone()),
+        entrypoint,
+        cmd: (!keep_command).then(Vec::new),
+        open_stdin: attach.then_some(true),
+        // when the owner goes away the engine closes stdin for good: the guest or the loop ends
+        stdin_once: attach.then_some(true),
+        attach_stdin: attach.then_some(true),
+        attach_stdout: attach.then_some(true),
+        attach_stderr: attach.then_some(true),
+        tty: Some(false),
+        env: Some(env),
+        working_dir: Some(cfg.workdir.clone()),
+        user: container_user,
+        labels: Some(labels),
+        host_config: Some(host_config),
+        ..Default::default()
+      };
+      self.res.lock().unwrap().container = Some(self.id.clone());
+      self.sync_registry();
+      let created = call(
+        "creating the container",
+        DOCKER_START_TIMEOUT,
+        docker.create_container(Some(CreateContainerOptions { name: Some(self.id.clone()), ..Default::default() }), body),
+        |e| match status_of(&e) {
+          Some(404) => SandboxError::new(ErrorCode::ImageNotFound, format!("image {} not found: {e}", cfg.image)),
+          Some(400) => SandboxError::invalid_config(format!("Docker rejected the sandbox configuration: {e}")),
+          _ => SandboxError::provider(format!("could not create the container: {e}")),
+        },
+      )
+      .await?;
+      self.res.lock().unwrap().container = Some(created.id.clone());
+      self.sync_registry();
+      self.check_destroyed()?;
+      let attached = if attach {
+        Some(
+          call(
+            "attaching to the container",
+            DOCKER_CALL_TIMEOUT,
+            docker.attach_container(
+              &created.id,
+              Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
+            ),
+            provider_err("could not attach to the container"),
+          )
+          .await?,
+        )
+      } else {
+        None
+      };
+      call(
+        "starting the container",
+        DOCKER_START_TIMEOUT,
+        docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>),
+        |e| {
+          let msg = e.to_string();
+          if msg.contains("NVIDIA") || msg.contains("could not select device driver") {
+            SandboxError::new(
+              ErrorCode::InsufficientResources,
+              format!("gpu: true needs the NVIDIA container runtime on the Docker host ({msg})"),
+            )
+          } else if msg.contains("Minimum memory limit") || msg.contains("CPUs") {
+            SandboxError::new(ErrorCode::InsufficientResources, format!("the engine refused the limits: {msg}"))
+          } else if msg.contains("runtime") && status_of(&e) == Some(400) {
+            SandboxError::invalid_config(format!("Docker rejected docker.runtime: {msg}"))
+          } else {
+            SandboxError::provider(format!("could not start the container: {msg}"))
+          }
+        },
+      )
+      .await?;
+      match attached {
+        Some(a) if guest_is_command => {
+          let conn = GuestConn::connect(a.output, a.input, self.id.clone()).await?;
+          self.set_guest(conn, false);
+        }
+        Some(a) => *self.watchdog.lock().unwrap() = Some(Watchdog::hold(a.output, a.input)),
+        None => {
+          self.start_exec_watchdog(&docker, &created.id).await?;
+          if guest_plan.is_some() {
+            let conn = self.attach_guest_by_exec(&docker, &created.id).await?;
+            self.set_guest(conn, true);
+          }
+        }
+      }
+      Ok::<(), SandboxError>(())
+    };
+    let (gw, sb) = tokio::join!(gateway, sandbox);
+    sb?;
+    gw?;
+    self.check_destroyed()?;
     tracing::debug!(sandbox = %self.id, engine = self.engine_name(), user = %who.user, "started");
     Ok(())
   }
@@ -721,7 +764,7 @@ impl DockerSandbox {
   /// address on the host side, and a /28 of `docker.isolatedSubnetPool`, tried from a random
   /// place on and moving on while Docker reports the subnet taken (other sandboxes and processes
   /// allocate from the same pool).
-  async fn create_isolated_network(&self, docker: &Docker, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+  async fn create_isolated_network(&self, docker: &Docker, name: &str, labels: &HashMap<String, String>) -> Result<String> {
     let pool_text = &self.config.docker.isolated_subnet_pool;
     let pool = subnet::Pool::parse(pool_text).map_err(|e| SandboxError::invalid_config(format!("docker.isolatedSubnetPool {e}")))?;
     let start = rand::random::<u32>() % pool.count();
@@ -738,7 +781,7 @@ impl DockerSandbox {
         options: Some(HashMap::from([("com.docker.network.bridge.inhibit_ipv4".to_string(), "true".to_string())])),
         ipam: Some(Ipam {
           driver: Some("default".into()),
-          config: Some(vec![IpamConfig { subnet: Some(sub), ..Default::default() }]),
+          config: Some(vec![IpamConfig { subnet: Some(sub.clone()), ..Default::default() }]),
           ..Default::default()
         }),
         labels: Some(labels.clone()),
@@ -746,7 +789,7 @@ impl DockerSandbox {
       };
       match tokio::time::timeout(DOCKER_CALL_TIMEOUT, docker.create_network(req)).await {
         Err(_) => return Err(late("creating the isolated network", DOCKER_CALL_TIMEOUT)),
-        Ok(Ok(_)) => return Ok(()),
+        Ok(Ok(_)) => return Ok(sub),
         Ok(Err(e)) if subnet::is_taken(&e.to_string()) => last = e.to_string(),
         Ok(Err(e)) => return Err(SandboxError::provider(format!("could not create the isolated network: {e}"))),
       }
@@ -758,6 +801,145 @@ impl DockerSandbox {
         subnet::SUBNET_PREFIX
       ),
     ))
+  }
+
+  /// Create, attach and start the egress gateway on the sandbox's network at `ip` (and on
+  /// `docker.egressNetwork` for its way out), then hand it the first rules (see gateway.rs).
+  /// Runs the sandbox's own image (present by now) with the guest binary mounted the way the
+  /// sandbox's guest is (or would be), in its `gateway` mode.
+  #[allow(clippy::too_many_arguments)]
+  async fn start_gateway(
+    &self,
+    docker: &Docker,
+    image: &bollard::models::ImageInspect,
+    network: &str,
+    ip: std::net::Ipv4Addr,
+    policy: &crate::core::config::NetworkPolicy,
+    delivery: Option<Delivery>,
+    labels: &HashMap<String, String>,
+  ) -> Result<gateway::Gateway> {
+    let cfg = &self.config;
+    let no_binary = || {
+      SandboxError::invalid_config(
+        "network rules need the egress gateway, which is the guest binary (agentic-sandbox-guest) in its gateway mode, and it was not found next to the addon (set AGENTIC_SANDBOX_GUEST) or does not match the image's platform",
+      )
+    };
+    let path = guest::binary_path().ok_or_else(no_binary)?;
+    let guest_arch = guest::elf_arch(&path).unwrap_or(host_arch());
+    if image.os.as_deref().unwrap_or("linux") != "linux" || image.architecture.as_deref().unwrap_or(guest_arch) != guest_arch {
+      return Err(no_binary());
+    }
+    let delivery = delivery.unwrap_or_else(|| {
+      let host = cfg.docker.socket_path.clone().or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_default();
+      if host.is_empty() || host.starts_with('/') || host.starts_with("unix://") { Delivery::Bind } else { Delivery::Upload }
+    });
+    let mount = match delivery {
+      Delivery::Bind => Mount {
+        target: Some(GUEST_PATH.into()),
+        source: Some(path.to_string_lossy().into_owned()),
+        typ: Some(MountTypeEnum::BIND),
+        read_only: Some(true),
+        ..Default::default()
+      },
+      Delivery::Upload => {
+        let existing = self.res.lock().unwrap().guest_volume.clone();
+        let name = match existing {
+          Some(n) => n,
+          None => self.fill_guest_volume(docker, &path, labels).await?,
+        };
+        Mount { target: Some(GUEST_DIR.into()), source: Some(name), typ: Some(MountTypeEnum::VOLUME), read_only: Some(true), ..Default::default() }
+      }
+    };
+    let name = format!("{}-egress", self.id);
+    self.res.lock().unwrap().gateway = Some(name.clone());
+    self.sync_registry();
+    let body = ContainerCreateBody {
+      image: Some(cfg.image.clone()),
+      entrypoint: Some(vec![GUEST_PATH.to_string(), "gateway".into(), "--listen".into(), ip.to_string()]),
+      cmd: Some(Vec::new()),
+      user: Some("65534:65534".into()),
+      open_stdin: Some(true),
+      stdin_once: Some(true),
+      attach_stdin: Some(true),
+      attach_stdout: Some(true),
+      attach_stderr: Some(true),
+      tty: Some(false),
+      env: Some(Vec::new()),
+      labels: Some(labels.clone()),
+      networking_config: Some(bollard::models::NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+          network.to_string(),
+          bollard::models::EndpointSettings {
+            ipam_config: Some(bollard::models::EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+            ..Default::default()
+          },
+        )])),
+      }),
+      host_config: Some(HostConfig {
+        network_mode: Some(network.to_string()),
+        memory: Some(64 * 1024 * 1024),
+        memory_swap: Some(64 * 1024 * 1024),
+        nano_cpus: Some(500_000_000),
+        pids_limit: Some(600),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        // port 53 as nobody; and no forwarding, so a route through the gateway leads nowhere
+        sysctls: Some(HashMap::from([
+          ("net.ipv4.ip_unprivileged_port_start".to_string(), "0".to_string()),
+          ("net.ipv4.ip_forward".to_string(), "0".to_string()),
+        ])),
+        mounts: Some(vec![mount]),
+        log_config: no_logs(),
+        init: Some(false),
+        ..Default::default()
+      }),
+      ..Default::default()
+    };
+    let created = call(
+      "creating the egress gateway",
+      DOCKER_START_TIMEOUT,
+      docker.create_container(Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() }), body),
+      provider_err("could not create the egress gateway container"),
+    )
+    .await?;
+    self.check_destroyed()?;
+    call(
+      "connecting the egress gateway to its way out",
+      DOCKER_CALL_TIMEOUT,
+      docker.connect_network(
+        &cfg.docker.egress_network,
+        bollard::models::NetworkConnectRequest { container: Some(created.id.clone()), endpoint_config: None },
+      ),
+      |e| match status_of(&e) {
+        Some(404) => SandboxError::invalid_config(format!(
+          "docker.egressNetwork {:?} does not exist on the engine: {e}",
+          cfg.docker.egress_network
+        )),
+        _ => SandboxError::provider(format!("could not connect the egress gateway to {}: {e}", cfg.docker.egress_network)),
+      },
+    )
+    .await?;
+    let attached = call(
+      "attaching to the egress gateway",
+      DOCKER_CALL_TIMEOUT,
+      docker.attach_container(
+        &created.id,
+        Some(AttachContainerOptions { stdin: true, stdout: true, stderr: true, stream: true, logs: false, detach_keys: None }),
+      ),
+      provider_err("could not attach to the egress gateway"),
+    )
+    .await?;
+    call(
+      "starting the egress gateway",
+      DOCKER_START_TIMEOUT,
+      docker.start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>),
+      provider_err("could not start the egress gateway"),
+    )
+    .await?;
+    let host_addrs = gateway::host_addresses(docker, &created.id, &cfg.docker.egress_network, DOCKER_CALL_TIMEOUT).await;
+    let log = self.network_log.lock().unwrap().clone();
+    gateway::Gateway::connect(ip, created.id, attached.output, attached.input, policy.clone(), &cfg.docker.extra_hosts, host_addrs, log).await
   }
 
   /// Upload delivery: put the guest binary into this sandbox's own volume through a loader
@@ -1152,6 +1334,7 @@ impl DockerSandbox {
   async fn release_resources(&self) -> Result<()> {
     self.guest.lock().unwrap().take();
     self.watchdog.lock().unwrap().take();
+    self.egress.lock().unwrap().take();
     let owned = self.owned();
     let docker = self.res.lock().unwrap().docker.clone();
     if let Some(docker) = docker {
@@ -1170,6 +1353,7 @@ impl DockerSandbox {
     self.set_state(State::Destroyed);
     self.guest.lock().unwrap().take();
     self.watchdog.lock().unwrap().take();
+    self.egress.lock().unwrap().take();
     let owned = self.owned();
     let Some(docker) = self.res.lock().unwrap().docker.clone() else { return Ok(()) };
     let mut removal = tokio::spawn({
@@ -1208,6 +1392,7 @@ impl DockerSandbox {
     r.volume = None;
     r.guest_volume = None;
     r.network = None;
+    r.gateway = None;
     drop(r);
     if sync {
       self.sync_registry();
@@ -1612,6 +1797,13 @@ impl DockerSandbox {
         ),
       ));
     }
+    // the next user gets the configured egress rules, not the ones this user set with updateNetwork
+    let gw = self.egress.lock().unwrap().clone();
+    if let (Some(gw), Some(policy)) = (gw, &self.config.network) {
+      if gw.status().policy != *policy {
+        gw.apply(policy).await?;
+      }
+    }
     match tokio::time::timeout(LIFECYCLE_BUDGET, self.reset_inner()).await {
       Ok(r) => r,
       Err(_) => Err(late(&format!("reset() of sandbox {}", self.id), LIFECYCLE_BUDGET)),
@@ -1770,6 +1962,30 @@ impl crate::core::provider::Provider for DockerSandbox {
   }
   async fn reset(&self) -> Result<()> {
     DockerSandbox::reset(self).await
+  }
+  async fn update_network(&self, policy: crate::core::config::NetworkPolicy) -> Result<()> {
+    self.running()?;
+    let gw = self.egress.lock().unwrap().clone();
+    match gw {
+      Some(gw) => gw.apply(&policy).await,
+      None => Err(SandboxError::invalid_config(format!(
+        "sandbox {} was created without network rules, so it has no egress gateway to update; create it with network: {{ allowOut, denyOut }} (network: {{}} allows everything but the fixed deny set)",
+        self.id
+      ))),
+    }
+  }
+  fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
+    let gw = self.egress.lock().unwrap().clone();
+    match gw {
+      Some(gw) => Some(gw.status()),
+      None => self.config.network.clone().map(|policy| crate::core::provider::NetworkStatus { policy, ..Default::default() }),
+    }
+  }
+  fn set_network_log(&self, log: crate::core::provider::NetworkLog) {
+    if let Some(gw) = self.egress.lock().unwrap().as_ref() {
+      gw.set_log(log.clone());
+    }
+    *self.network_log.lock().unwrap() = Some(log);
   }
 }
 

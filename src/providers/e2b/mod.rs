@@ -9,8 +9,27 @@
 //! - the default workdir `/workspace` maps to `/home/user` (E2B's default user cannot create
 //!   directories at `/`); another `workdir` is created at start;
 //! - `limits.timeoutSeconds` is also the sandbox's lifetime, extended while it is used (see
-//!   `sandbox.rs`); `memoryMB`, `cpuCores`, `diskMB`, `pidsLimit`, `networkMode`, `gpu` and the
-//!   `docker` options are decided by the E2B template, not by this config;
+//!   `sandbox.rs`); `memoryMB`, `cpuCores`, `diskMB`, `pidsLimit`, `gpu` and the `docker`
+//!   options are decided by the E2B template, not by this config;
+//! - the network is E2B's (`network.rs`), mapped as follows:
+//!   - `networkMode: 'none'` → create with `allow_internet_access: false`;
+//!   - `networkMode: 'isolated'` (the default) and `'bridge'` without `network` rules → nothing
+//!     sent: E2B's default network, with internet access (so `'isolated'`, on Docker a network
+//!     with no route out, is wider here; the config warns when it is set explicitly);
+//!   - `network: { allowOut, denyOut }` (and `networkMode: 'restricted'`) → create with
+//!     `network: { allowOut, denyOut }`, presets (`npm`, `pypi`, …) expanded to their domains,
+//!     entries written canonically (lowercase, `1.2.3.4` for a /32), repeats and empty lists
+//!     dropped. E2B's semantics match ours: an `allowOut` entry wins, what no entry names is
+//!     allowed, `0.0.0.0/0` is everything. Not ours: the fixed deny set of the Docker egress
+//!     gateway (private ranges, cloud metadata) is E2B's business, not part of the rules sent;
+//!   - `updateNetwork(policy)` → `PUT /sandboxes/{id}/network` with the same lists (E2B replaces
+//!     the whole config: what is left out is cleared); the policy is then what `getStatus()`
+//!     reports (`gateway` none, counters 0: E2B reports no decisions). A later `start()` that
+//!     has to create a new E2B sandbox (after an error) uses the updated policy;
+//!   - refused with `INVALID_CONFIG` before any request, naming the entry, rather than sent
+//!     wider: an entry with a `:port` (E2B rules have no ports), a domain or domain preset in
+//!     `denyOut` (E2B takes only addresses and CIDRs there), and `updateNetwork` on a sandbox
+//!     created with `networkMode: 'none'`;
 //! - signals other than SIGKILL reach a process as SIGTERM (envd accepts only those two);
 //! - `stop()` pauses the sandbox (E2B persistence), `start()` resumes it;
 //! - a foreground command's leftover background children are not killed when it returns.
@@ -18,6 +37,7 @@
 pub mod client;
 pub mod connect;
 mod files;
+pub mod network;
 pub mod options;
 pub mod process;
 pub mod sandbox;

@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 use super::client::{api_error, quoted_message, transport_rpc, Client, Remote, Retry};
 use super::connect::{int_of, RpcError};
 use super::options::E2bOptions;
-use crate::core::config::{SandboxConfig, DEFAULT_WORKDIR};
+use crate::core::config::{NetworkPolicy, SandboxConfig, DEFAULT_WORKDIR};
 use crate::core::error::{ErrorCode, Result, SandboxError};
 use crate::providers::docker::protocol::ProcessEntry;
 use crate::core::types::{Health, State, Stats};
@@ -98,6 +98,9 @@ pub struct E2bSandbox {
   lifecycle: tokio::sync::Mutex<()>,
   /// what the template put in the workdir and /tmp (`dir/name`), which `reset()` keeps
   baseline: Mutex<HashSet<String>>,
+  /// the egress rules as the user gave them: `config.network`, then the last `update_network`
+  /// (a new E2B sandbox made by a later `start()` gets these)
+  network: Mutex<Option<NetworkPolicy>>,
 }
 
 impl std::fmt::Debug for E2bSandbox {
@@ -158,6 +161,7 @@ impl E2bSandbox {
     });
     Self {
       id: new_id(),
+      network: Mutex::new(config.network.clone()),
       config,
       opts,
       shared,
@@ -276,22 +280,26 @@ impl E2bSandbox {
   pub async fn start(&self) -> Result<()> {
     let _guard = self.lifecycle.lock().await;
     let shared = self.shared()?;
-    match self.state() {
+    let state = self.state();
+    match state {
       State::Running => return Ok(()),
       State::Destroyed => {
         return Err(SandboxError::new(ErrorCode::SandboxDestroyed, format!("sandbox {} was destroyed; create a new one", self.id)))
       }
       State::Stopped => return self.resume(&shared).await,
-      // whatever is left of the previous E2B sandbox goes; this start begins afresh
-      State::Error => {
-        if let Err(e) = self.kill_remote(&shared).await {
-          tracing::warn!(sandbox = %self.id, error = %e, "could not kill the previous E2B sandbox");
-        }
-      }
       _ => {}
     }
+    // what E2B cannot express is refused before anything is sent (the state stays as it was)
+    let policy = self.network.lock().unwrap().clone();
+    let network = super::network::create_fields(self.config.network_mode, policy.as_ref())?;
+    if state == State::Error {
+      // whatever is left of the previous E2B sandbox goes; this start begins afresh
+      if let Err(e) = self.kill_remote(&shared).await {
+        tracing::warn!(sandbox = %self.id, error = %e, "could not kill the previous E2B sandbox");
+      }
+    }
     self.set_state(State::Starting);
-    match self.create(&shared).await {
+    match self.create(&shared, network).await {
       Ok(()) => {
         shared.activate(true);
         self.set_state(State::Running);
@@ -307,14 +315,19 @@ impl E2bSandbox {
     }
   }
 
-  async fn create(&self, shared: &Arc<Shared>) -> Result<()> {
-    let body = json!({
+  /// `network`: the `allow_internet_access` / `network` fields (see `network.rs`).
+  async fn create(&self, shared: &Arc<Shared>, network: Map<String, Value>) -> Result<()> {
+    let mut body = json!({
       "templateID": self.opts.template_id,
       "timeout": shared.lifetime_secs,
       "metadata": metadata_strings(self.config.metadata.as_ref()),
       "envVars": self.config.env,
       "secure": true,
     });
+    let has_network = !network.is_empty();
+    if let Value::Object(b) = &mut body {
+      b.extend(network);
+    }
     let what = format!("create an E2B sandbox from template '{}'", self.opts.template_id);
     let mut r = shared.client.api(Method::POST, "/v2/sandboxes", Some(&body), Retry::Create).await;
     if matches!(&r, Ok(ex) if ex.status == 404 || ex.status == 405) {
@@ -331,8 +344,9 @@ impl E2bSandbox {
       }
       Ok(ex) if ex.status == 400 => {
         return Err(SandboxError::invalid_config(format!(
-          "{}; check limits.timeoutSeconds (E2B's longest lifetime is 1 h on Hobby, 24 h on Pro), metadata and env",
-          api_error(&self.opts, &what, r.as_ref()).message
+          "{}; check limits.timeoutSeconds (E2B's longest lifetime is 1 h on Hobby, 24 h on Pro), metadata and env{}",
+          api_error(&self.opts, &what, r.as_ref()).message,
+          if has_network { ", and network / networkMode" } else { "" }
         )))
       }
       _ => return Err(api_error(&self.opts, &what, r.as_ref())),
@@ -524,6 +538,42 @@ impl E2bSandbox {
     Ok(())
   }
 
+  // ---------------------------------------------------------------- network
+
+  /// Replace the egress rules of the running sandbox (`PUT /sandboxes/{id}/network`, the whole
+  /// config: E2B clears what the body leaves out). Refused before any request when E2B cannot
+  /// express the rules or the sandbox has `networkMode: 'none'`.
+  pub async fn update_network(&self, policy: NetworkPolicy) -> Result<()> {
+    let body = super::network::update_body(self.config.network_mode, &policy)?;
+    let (shared, remote) = self.running()?;
+    let what = format!("update the network rules of E2B sandbox {}", remote.sandbox_id);
+    let r = shared.client.api(Method::PUT, &format!("/sandboxes/{}/network", remote.sandbox_id), Some(&body), Retry::Idempotent).await;
+    match &r {
+      Ok(ex) if (200..300).contains(&ex.status) => {
+        *self.network.lock().unwrap() = Some(policy);
+        self.touch();
+        Ok(())
+      }
+      Ok(ex) if ex.status == 404 => {
+        self.lost();
+        Err(api_error(&self.opts, &what, r.as_ref()))
+      }
+      Ok(ex) if ex.status == 400 || ex.status == 422 => Err(SandboxError::invalid_config(format!(
+        "{what}: E2B refused the rules ({}): {}",
+        ex.status,
+        quoted_message(&ex.body)
+      ))),
+      _ => Err(api_error(&self.opts, &what, r.as_ref())),
+    }
+  }
+
+  /// The rules as given (`config.network` or the last update); E2B reports no counters and
+  /// there is no gateway of ours.
+  pub fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
+    let policy = self.network.lock().unwrap().clone()?;
+    Some(crate::core::provider::NetworkStatus { policy, gateway: None, allowed: 0, denied: 0 })
+  }
+
   // ---------------------------------------------------------------- stats and health
 
   /// The latest sample of `GET /sandboxes/{id}/metrics`, or envd's `GET /metrics` when the API
@@ -668,6 +718,12 @@ impl crate::core::provider::Provider for E2bSandbox {
   }
   async fn reset(&self) -> Result<()> {
     E2bSandbox::reset(self).await
+  }
+  async fn update_network(&self, policy: NetworkPolicy) -> Result<()> {
+    E2bSandbox::update_network(self, policy).await
+  }
+  fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
+    E2bSandbox::network_status(self)
   }
 }
 

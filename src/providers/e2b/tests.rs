@@ -669,3 +669,84 @@ impl E2bSandbox {
     Ok(crate::providers::docker::sandbox::to_result(p.wait().await?))
   }
 }
+
+#[tokio::test]
+async fn network_rules_go_to_create_and_update_network_replaces_them() {
+  let fake = Server::start(|r| {
+    if let Some(resp) = lifecycle(r) {
+      return resp;
+    }
+    match (r.method.as_str(), r.path.as_str()) {
+      ("PUT", "/sandboxes/sbx1/network") => empty(204),
+      _ => not_found(),
+    }
+  })
+  .await;
+  let cfg = json!({ "network": { "allowOut": ["npm", "Example.com"], "denyOut": ["0.0.0.0/0"] } });
+  let sb = sandbox(&fake, cfg);
+  use crate::core::provider::Provider;
+  let policy = |a: &[&str], d: &[&str]| crate::core::config::NetworkPolicy {
+    allow_out: a.iter().map(|s| s.to_string()).collect(),
+    deny_out: d.iter().map(|s| s.to_string()).collect(),
+  };
+  // not running yet: the usual error, nothing sent
+  assert_eq!(Provider::update_network(&sb, policy(&["pypi"], &[])).await.unwrap_err().code, ErrorCode::SandboxNotRunning);
+  assert_eq!(sb.network_status().unwrap().policy, policy(&["npm", "Example.com"], &["0.0.0.0/0"]));
+  sb.start().await.unwrap();
+  let create = fake.find("POST", "/v2/sandboxes");
+  assert_eq!(create[0].json()["network"], json!({ "allowOut": ["registry.npmjs.org", "registry.yarnpkg.com", "example.com"], "denyOut": ["0.0.0.0/0"] }));
+  assert!(create[0].json().get("allow_internet_access").is_none());
+
+  Provider::update_network(&sb, policy(&["pypi", "1.2.3.4/32"], &["0.0.0.0/0"])).await.unwrap();
+  let put = fake.find("PUT", "/sandboxes/sbx1/network");
+  assert_eq!(put.len(), 1);
+  assert_eq!(put[0].json(), json!({ "allowOut": ["pypi.org", "files.pythonhosted.org", "1.2.3.4"], "denyOut": ["0.0.0.0/0"] }));
+  let st = Provider::network_status(&sb).unwrap();
+  assert_eq!((st.policy, st.gateway, st.allowed, st.denied), (policy(&["pypi", "1.2.3.4/32"], &["0.0.0.0/0"]), None, 0, 0));
+
+  // refused before any request, the policy unchanged
+  for bad in [policy(&["example.com:443"], &[]), policy(&[], &["evil.example"])] {
+    assert_eq!(Provider::update_network(&sb, bad).await.unwrap_err().code, ErrorCode::InvalidConfig);
+  }
+  assert_eq!(fake.find("PUT", "/sandboxes/sbx1/network").len(), 1);
+  assert_eq!(sb.network_status().unwrap().policy.allow_out, vec!["pypi", "1.2.3.4/32"]);
+  sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn network_mode_none_and_refused_rules_at_start() {
+  let fake = Server::start(|r| lifecycle(r).unwrap_or_else(|| match (r.method.as_str(), r.path.as_str()) {
+    ("PUT", "/sandboxes/sbx1/network") => json_resp(404, json!({"code": 404, "message": "Sandbox \"sbx1\" doesn't exist or you don't have access to it"})),
+    _ => not_found(),
+  }))
+  .await;
+  let sb = sandbox(&fake, json!({ "networkMode": "none" }));
+  assert!(sb.network_status().is_none());
+  sb.start().await.unwrap();
+  assert_eq!(fake.find("POST", "/v2/sandboxes")[0].json()["allow_internet_access"], json!(false));
+  let e = sb.update_network(crate::core::config::NetworkPolicy { allow_out: vec!["npm".into()], deny_out: vec![] }).await.unwrap_err();
+  assert_eq!(e.code, ErrorCode::InvalidConfig);
+  assert!(fake.find("PUT", "/sandboxes/sbx1/network").is_empty());
+  sb.destroy().await.unwrap();
+
+  // a sandbox gone behind our back: SANDBOX_NOT_FOUND, then not running
+  let sb = sandbox(&fake, json!({}));
+  sb.start().await.unwrap();
+  let p = crate::core::config::NetworkPolicy { allow_out: vec![], deny_out: vec!["0.0.0.0/0".into()] };
+  assert_eq!(sb.update_network(p.clone()).await.unwrap_err().code, ErrorCode::SandboxNotFound);
+  assert_eq!(sb.state(), State::Error);
+  assert_eq!(sb.update_network(p).await.unwrap_err().code, ErrorCode::SandboxNotRunning);
+  assert!(sb.network_status().is_none());
+  sb.destroy().await.unwrap();
+
+  // rules E2B cannot express: INVALID_CONFIG at start, nothing sent, the state unchanged
+  let before = fake.find("POST", "/v2/sandboxes").len();
+  for network in [json!({ "allowOut": ["example.com:443"] }), json!({ "denyOut": ["github"] })] {
+    let sb = sandbox(&fake, json!({ "network": network }));
+    let e = sb.start().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidConfig, "{network}");
+    assert!(e.message.starts_with("network."), "{}", e.message);
+    assert_eq!(sb.state(), State::Created);
+  }
+  assert_eq!(fake.find("POST", "/v2/sandboxes").len(), before);
+}

@@ -100,6 +100,9 @@ pub fn wire_config(c: &SandboxConfig) -> Value {
     "workdir": c.workdir,
     "gpu": c.gpu,
   });
+  if let Some(n) = &c.network {
+    v["network"] = n.to_json();
+  }
   match &c.template {
     Some(t) => v["template"] = json!(t),
     None => v["image"] = json!(c.image),
@@ -131,6 +134,23 @@ struct Inner {
   /// the server's id of the sandbox, once created
   server_id: Option<String>,
   engine: String,
+  /// the egress rules and counters as the server last described them
+  network: Option<crate::core::provider::NetworkStatus>,
+}
+
+/// `network` of the server's description of a sandbox (sizes are the host's own: the lists are
+/// what this client sent; counters and the gateway address are numbers and an address).
+fn network_of(v: &Value) -> Option<crate::core::provider::NetworkStatus> {
+  let n = v.get("network").filter(|n| n.is_object())?;
+  let list = |k: &str| -> Vec<String> {
+    n[k].as_array().map(|a| a.iter().take(1000).filter_map(|x| x.as_str().map(|s| s.chars().take(300).collect())).collect()).unwrap_or_default()
+  };
+  Some(crate::core::provider::NetworkStatus {
+    policy: crate::core::config::NetworkPolicy { allow_out: list("allowOut"), deny_out: list("denyOut") },
+    gateway: n["gateway"].as_str().map(|g| g.chars().take(64).collect()),
+    allowed: n["allowed"].as_u64().unwrap_or(0),
+    denied: n["denied"].as_u64().unwrap_or(0),
+  })
 }
 
 pub struct RemoteSandbox {
@@ -149,7 +169,7 @@ impl RemoteSandbox {
       config,
       client: Arc::new(Client::new(opts)?),
       session_thread: None,
-      inner: Mutex::new(Inner { state: State::Created, server_id: None, engine: "remote".into() }),
+      inner: Mutex::new(Inner { state: State::Created, server_id: None, engine: "remote".into(), network: None }),
     })
   }
 
@@ -160,7 +180,7 @@ impl RemoteSandbox {
       config,
       client,
       session_thread: thread,
-      inner: Mutex::new(Inner { state: State::Running, server_id: Some(server_id.to_string()), engine: "remote".into() }),
+      inner: Mutex::new(Inner { state: State::Running, server_id: Some(server_id.to_string()), engine: "remote".into(), network: None }),
     };
     s.remember(server_id);
     s
@@ -278,6 +298,9 @@ impl Provider for RemoteSandbox {
         }
         if let Some(e) = v["engine"].as_str() {
           i.engine = e.chars().take(40).collect();
+        }
+        if let Some(n) = network_of(&v) {
+          i.network = Some(n);
         }
         i.state = State::Running;
         if let Some(sid) = &i.server_id {
@@ -627,6 +650,18 @@ impl Provider for RemoteSandbox {
   async fn reset(&self) -> Result<()> {
     let sid = self.running("reset")?;
     self.call(Method::POST, &self.path(&sid, "/reset"), Payload::None, true).await.map(|_| ())
+  }
+
+  async fn update_network(&self, policy: crate::core::config::NetworkPolicy) -> Result<()> {
+    let sid = self.running("updateNetwork")?;
+    let v = self.call(Method::PUT, &self.path(&sid, "/network"), Payload::Json(policy.to_json()), true).await?;
+    self.inner.lock().unwrap().network = network_of(&v).or(Some(crate::core::provider::NetworkStatus { policy, ..Default::default() }));
+    Ok(())
+  }
+
+  fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
+    let known = self.inner.lock().unwrap().network.clone();
+    known.or_else(|| self.config.network.clone().map(|policy| crate::core::provider::NetworkStatus { policy, ..Default::default() }))
   }
 }
 
