@@ -123,6 +123,10 @@ pub struct AppState {
   pub worker: std::sync::OnceLock<Arc<crate::server::cluster::Worker>>,
   pub metrics: Metrics,
   pub audit: Audit,
+  /// the self-hosted E2B's sandboxes (src/server/e2b)
+  pub e2b: crate::server::e2b::E2bState,
+  /// its envd and control-plane routers, made at the first E2B request
+  pub e2b_routers: std::sync::OnceLock<(axum::Router, axum::Router)>,
   me: Weak<AppState>,
 }
 
@@ -150,6 +154,8 @@ impl AppState {
       worker: std::sync::OnceLock::new(),
       metrics,
       audit,
+      e2b: Default::default(),
+      e2b_routers: std::sync::OnceLock::new(),
       me: me.clone(),
     })
   }
