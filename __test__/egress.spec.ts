@@ -354,7 +354,7 @@ describe('egress policy (Docker)', () => {
       expect((await probe(r, 'http', 'http://other.test:8080/')).status).toBe(200)
       const st = await r.getStatus()
       expect(st.network).toMatchObject({ allowOut: ['other.test'], denyOut: ['0.0.0.0/0'] })
-      expect(st.network.gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/)
+      expect(st.network?.gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/)
       await expectCode(r.updateNetwork({ allowOut: ['bad entry'] }), 'INVALID_CONFIG')
       const denied = await refused.createSandbox({ network: { allowOut: ['api.test'] } })
       await expectCode(denied.start(), 'PERMISSION_DENIED')
