@@ -990,3 +990,236 @@ mod tests {
     assert_eq!(m["mem_used"], 100 * 1024 * 1024);
   }
 }
+
+/// The routes over a real sandbox (Docker, `agentic-sandbox/debian:12`), driven as the SDK
+/// drives them: `cargo test --lib server::e2b::fs::docker -- --ignored`.
+#[cfg(test)]
+mod docker {
+  use std::collections::BTreeMap;
+  use std::sync::atomic::AtomicBool;
+  use std::sync::{Arc, Mutex};
+
+  use axum::body::{Body, Bytes};
+  use axum::http::{HeaderMap, Request, StatusCode};
+  use serde_json::{json, Value};
+  use tower::ServiceExt;
+
+  use crate::core::manager::Manager;
+  use crate::server::auth::Tenant;
+  use crate::server::e2b::{envd_routes, E2bBox};
+  use crate::server::error::Redactor;
+  use crate::server::options::{ServerOptions, TenantLimits};
+  use crate::server::state::AppState;
+
+  const TOKEN: &str = "tok-0123456789";
+
+  struct Env {
+    state: Arc<AppState>,
+    router: axum::Router,
+    id: String,
+  }
+
+  impl Env {
+    async fn call(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> (StatusCode, HeaderMap, Bytes) {
+      let mut req = Request::builder().method(method).uri(uri).header("e2b-sandbox-id", &self.id).header("e2b-sandbox-port", "49983");
+      for (k, v) in headers {
+        req = req.header(*k, *v);
+      }
+      let res = self.router.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
+      let (parts, body) = res.into_parts();
+      (parts.status, parts.headers, axum::body::to_bytes(body, 1 << 26).await.unwrap())
+    }
+
+    /// A Connect unary call with the token.
+    async fn rpc(&self, method: &str, msg: Value) -> (StatusCode, Value) {
+      let (s, _, b) = self
+        .call("POST", &format!("/filesystem.Filesystem/{method}"), &[("content-type", "application/json"), ("x-access-token", TOKEN)], msg.to_string())
+        .await;
+      (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+  }
+
+  async fn env() -> Env {
+    let opts = ServerOptions::from_json(Some(&json!({ "readEnv": false })), &|_| None, &|_| Err(std::io::ErrorKind::NotFound.into())).unwrap();
+    let config = json!({ "image": "agentic-sandbox/debian:12", "workdir": "/home/user", "limits": { "maxFileSizeMB": 1 } });
+    let manager = Arc::new(Manager::with_config_file(Some(&config), None).unwrap());
+    let state = AppState::new(manager.clone(), opts, Redactor::new(std::iter::empty::<&str>(), std::iter::empty()));
+    let sb = manager.create(None).unwrap();
+    sb.start(None).await.unwrap();
+    let tenant = Tenant::new("t", TenantLimits { max_body_bytes: 4 << 20, ..Default::default() });
+    let entry = state.adopt(&tenant, sb, "e2b");
+    let id = super::super::new_id();
+    let b = Arc::new(E2bBox {
+      id: id.clone(),
+      entry,
+      template: "base".into(),
+      metadata: BTreeMap::new(),
+      env_vars: BTreeMap::from([("A".to_string(), "1".to_string())]),
+      access_token: Some(TOKEN.into()),
+      started_ms: 0.0,
+      end_ms: Mutex::new(0.0),
+      paused: AtomicBool::new(false),
+      network: Mutex::new(Value::Null),
+      processes: Default::default(),
+    });
+    state.e2b.boxes.lock().unwrap().insert(id.clone(), b);
+    let router = envd_routes().with_state(state.clone());
+    Env { state, router, id }
+  }
+
+  fn json_of(b: &Bytes) -> Value {
+    serde_json::from_slice(b).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into()))
+  }
+
+  #[tokio::test]
+  #[ignore = "needs Docker and the local image agentic-sandbox/debian:12"]
+  async fn files_and_filesystem_over_a_sandbox() {
+    let e = env().await;
+    let r = std::panic::AssertUnwindSafe(run(&e));
+    let out = futures_util::FutureExt::catch_unwind(r).await;
+    let sb = e.state.sandboxes.lock().unwrap().values().next().cloned();
+    if let Some(entry) = sb {
+      let _ = entry.sandbox.destroy().await;
+    }
+    if let Err(p) = out {
+      std::panic::resume_unwind(p);
+    }
+  }
+
+  async fn run(e: &Env) {
+    let tok = ("x-access-token", TOKEN);
+    // health without a token; an unknown sandbox is the edge's 502
+    assert_eq!(e.call("GET", "/health", &[], Body::empty()).await.0, StatusCode::NO_CONTENT);
+    let other = Env { state: e.state.clone(), router: e.router.clone(), id: "nosuchsandbox".into() };
+    assert_eq!(other.call("GET", "/health", &[], Body::empty()).await.0, StatusCode::BAD_GATEWAY);
+    // envs and metrics need the token
+    assert_eq!(e.call("GET", "/envs", &[], Body::empty()).await.0, StatusCode::UNAUTHORIZED);
+    let (s, _, b) = e.call("GET", "/envs", &[tok], Body::empty()).await;
+    assert_eq!((s, json_of(&b)), (StatusCode::OK, json!({ "A": "1" })));
+    let (s, _, b) = e.call("GET", "/metrics", &[tok], Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "{}", json_of(&b));
+    assert!(json_of(&b)["cpu_count"].as_u64().unwrap() >= 1);
+
+    // octet-stream upload, relative path, parents created
+    let (s, _, b) = e.call("POST", "/files?path=x/y/a.txt", &[tok, ("content-type", "application/octet-stream")], "héllo").await;
+    assert_eq!((s, json_of(&b)), (StatusCode::OK, json!([{ "path": "/home/user/x/y/a.txt", "name": "a.txt", "type": "file" }])));
+    // gzip upload
+    let z = super::gzip(b"zipped".to_vec()).unwrap();
+    let (s, _, b) = e.call("POST", "/files?path=/tmp/z.txt", &[tok, ("content-type", "application/octet-stream"), ("content-encoding", "gzip")], z).await;
+    assert_eq!(s, StatusCode::OK, "{}", json_of(&b));
+    // multipart: two files named by their filenames, another part ignored
+    let form = "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m/one.bin\"\r\n\r\n\x00\x01\x02\r\n\
+--B\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nskip\r\n\
+--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"/home/user/two.txt\"\r\n\r\ntwo\r\n--B--\r\n";
+    let (s, _, b) = e.call("POST", "/files", &[tok, ("content-type", "multipart/form-data; boundary=B")], form).await;
+    assert_eq!(s, StatusCode::OK, "{}", json_of(&b));
+    assert_eq!(json_of(&b).as_array().unwrap().iter().map(|v| v["path"].as_str().unwrap().to_string()).collect::<Vec<_>>(), ["/home/user/m/one.bin", "/home/user/two.txt"]);
+    // two parts to one path
+    let dup = "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n1\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n2\r\n--B--\r\n";
+    assert_eq!(e.call("POST", "/files?path=dup.txt", &[tok, ("content-type", "multipart/form-data; boundary=B")], dup).await.0, StatusCode::BAD_REQUEST);
+    // other content types; a body over the tenant's cap; a file over maxFileSizeMB (507)
+    assert_eq!(e.call("POST", "/files?path=q", &[tok, ("content-type", "text/plain")], "x").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(e.call("POST", "/files?path=q", &[tok, ("content-type", "application/octet-stream")], vec![0u8; 5 << 20]).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _, b) = e.call("POST", "/files?path=big", &[tok, ("content-type", "application/octet-stream")], vec![0u8; 2 << 20]).await;
+    assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE, "{}", json_of(&b));
+    // a directory cannot be written over
+    assert_eq!(e.call("POST", "/files?path=x/y", &[tok, ("content-type", "application/octet-stream")], "x").await.0, StatusCode::BAD_REQUEST);
+
+    // downloads
+    let (s, h, b) = e.call("GET", "/files?path=~/x/y/a.txt", &[tok], Body::empty()).await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, "héllo".as_bytes()));
+    assert_eq!(h["content-disposition"], "inline; filename=\"a.txt\"");
+    let (s, _, b) = e.call("GET", "/files?path=m/one.bin", &[tok], Body::empty()).await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &[0u8, 1, 2][..]));
+    let (s, h, b) = e.call("GET", "/files?path=/tmp/z.txt", &[tok, ("accept-encoding", "gzip, deflate")], Body::empty()).await;
+    assert_eq!((s, h["content-encoding"].to_str().unwrap()), (StatusCode::OK, "gzip"));
+    assert_eq!(super::gunzip(&b, 100).unwrap(), b"zipped");
+    let (s, _, b) = e.call("GET", "/files?path=nope.txt", &[tok], Body::empty()).await;
+    assert_eq!((s, json_of(&b)), (StatusCode::NOT_FOUND, json!({ "code": 404, "message": "path '/home/user/nope.txt' does not exist" })));
+    assert_eq!(e.call("GET", "/files?path=x", &[tok], Body::empty()).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(e.call("GET", "/files?path=two.txt&username=root", &[tok], Body::empty()).await.0, StatusCode::UNAUTHORIZED);
+
+    // signed URLs instead of the token
+    let sig = super::signature("two.txt", "read", "", TOKEN, None);
+    let q = |s: &str| s.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let (s, _, b) = e.call("GET", &format!("/files?path=two.txt&signature={}", q(&sig)), &[], Body::empty()).await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &b"two"[..]));
+    assert_eq!(e.call("GET", "/files?path=two.txt", &[], Body::empty()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(e.call("GET", "/files?path=two.txt&signature=v1_AAAA", &[], Body::empty()).await.0, StatusCode::UNAUTHORIZED);
+    let old = super::signature("two.txt", "read", "", TOKEN, Some("1000"));
+    assert_eq!(e.call("GET", &format!("/files?path=two.txt&signature={}&signature_expiration=1000", q(&old)), &[], Body::empty()).await.0, StatusCode::UNAUTHORIZED);
+    let later = (crate::core::logs::now_ms() / 1000.0) as u64 + 600;
+    let w = super::signature("/home/user/signed.txt", "write", "user", TOKEN, Some(&later.to_string()));
+    let (s, _, b) = e
+      .call(
+        "POST",
+        &format!("/files?path=%2Fhome%2Fuser%2Fsigned.txt&username=user&signature={}&signature_expiration={later}", q(&w)),
+        &[("content-type", "application/octet-stream")],
+        "signed",
+      )
+      .await;
+    assert_eq!(s, StatusCode::OK, "{}", json_of(&b));
+    // a read signature does not write
+    assert_eq!(e.call("POST", &format!("/files?path=two.txt&signature={}", q(&sig)), &[("content-type", "application/octet-stream")], "x").await.0, StatusCode::UNAUTHORIZED);
+
+    // filesystem.Filesystem
+    let (s, v) = e.rpc("Stat", json!({ "path": "x/y/a.txt" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let en = &v["entry"];
+    assert_eq!((en["name"].as_str(), en["type"].as_str(), en["path"].as_str(), en["size"].as_str()), (Some("a.txt"), Some("FILE_TYPE_FILE"), Some("/home/user/x/y/a.txt"), Some("6")));
+    assert_eq!((en["owner"].as_str(), en["permissions"].as_str().map(|p| p.len())), (Some("user"), Some(10)));
+    assert!(en["modifiedTime"].as_str().unwrap().ends_with('Z'));
+    let (s, v) = e.rpc("Stat", json!({ "path": "missing" })).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+
+    let (s, v) = e.rpc("MakeDir", json!({ "path": "d/e" })).await;
+    assert_eq!((s, v["entry"]["type"].as_str(), v["entry"]["path"].as_str()), (StatusCode::OK, Some("FILE_TYPE_DIRECTORY"), Some("/home/user/d/e")));
+    assert_eq!(e.rpc("MakeDir", json!({ "path": "d/e" })).await.1["code"], "already_exists");
+    assert_eq!(e.rpc("MakeDir", json!({ "path": "two.txt" })).await.1["code"], "invalid_argument");
+
+    let (s, v) = e.rpc("ListDir", json!({ "path": "/home/user", "depth": 1 })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["entries"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    for n in ["d", "m", "two.txt", "x", "signed.txt"] {
+      assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    assert!(!names.contains(&"e"));
+    let (_, v) = e.rpc("ListDir", json!({ "path": "d", "depth": 0 })).await;
+    assert_eq!(v["entries"][0]["path"], "/home/user/d/e");
+    let (_, v) = e.rpc("ListDir", json!({ "path": "/home/user", "depth": 3 })).await;
+    let paths: Vec<&str> = v["entries"].as_array().unwrap().iter().map(|x| x["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"/home/user/x/y/a.txt"), "{paths:?}");
+    assert_eq!(e.rpc("ListDir", json!({ "path": "nope" })).await.1["code"], "not_found");
+    assert_eq!(e.rpc("ListDir", json!({ "path": "two.txt" })).await.1["code"], "invalid_argument");
+    // an empty directory: {} (no entries key)
+    let (s, v) = e.rpc("ListDir", json!({ "path": "d/e" })).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({})));
+
+    let (s, v) = e.rpc("Move", json!({ "source": "two.txt", "destination": "d/moved/2.txt" })).await;
+    assert_eq!((s, v["entry"]["path"].as_str()), (StatusCode::OK, Some("/home/user/d/moved/2.txt")), "{v}");
+    assert_eq!(e.rpc("Move", json!({ "source": "two.txt", "destination": "z" })).await.1["code"], "not_found");
+    let (s, _) = e.rpc("Move", json!({ "source": "x", "destination": "x2" })).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e.rpc("Stat", json!({ "path": "x2/y/a.txt" })).await.0, StatusCode::OK);
+
+    assert_eq!(e.rpc("Remove", json!({ "path": "d" })).await, (StatusCode::OK, json!({})));
+    assert_eq!(e.rpc("Remove", json!({ "path": "d" })).await, (StatusCode::OK, json!({})));
+    assert_eq!(e.rpc("Stat", json!({ "path": "d" })).await.1["code"], "not_found");
+
+    // a user other than `user`; bad bodies; no token
+    let (s, _, b) = e
+      .call("POST", "/filesystem.Filesystem/Stat", &[tok, ("content-type", "application/json"), ("authorization", "Basic cm9vdDo=")], "{}")
+      .await;
+    assert_eq!((s, json_of(&b)["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    assert_eq!(e.rpc("Stat", json!({ "path": 5 })).await.1["code"], "invalid_argument");
+    assert_eq!(e.call("POST", "/filesystem.Filesystem/Stat", &[("content-type", "application/json")], "{}").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(e.call("POST", "/filesystem.Filesystem/Stat", &[tok, ("content-type", "text/plain")], "{}").await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(e.call("POST", "/filesystem.Filesystem/Nope", &[tok, ("content-type", "application/json")], "{}").await.0, StatusCode::NOT_FOUND);
+
+    // watching: unimplemented, in the stream's end frame
+    let (s, _, b) = e.call("POST", "/filesystem.Filesystem/WatchDir", &[tok, ("content-type", "application/connect+json")], &b"\0\0\0\0\x02{}"[..]).await;
+    assert_eq!((s, b[0]), (StatusCode::OK, 2));
+    assert_eq!(json_of(&b.slice(5..))["error"]["code"], "unimplemented");
+    assert_eq!(e.rpc("CreateWatcher", json!({ "path": "/home/user" })).await.1["code"], "unimplemented");
+  }
+}
