@@ -1056,6 +1056,10 @@ async fn stream_input(State(state): S, headers: HeaderMap) -> Response {
 }
 
 #[cfg(test)]
+#[path = "process_tests.rs"]
+mod routes_tests;
+
+#[cfg(test)]
 mod tests {
   use super::*;
 
