@@ -410,7 +410,10 @@ impl Hub {
       return Err(None);
     }
     let (sub, rx) = subscription();
-    sub.send(envelope(0, &start_event(pid)));
+    // before the Start stream's `start` went out, [`Hub::start`] sends this one's too
+    if st.started {
+      sub.send(envelope(0, &start_event(pid)));
+    }
     st.subs.push(sub);
     Ok(rx)
   }
@@ -939,9 +942,9 @@ async fn connect(State(state): S, headers: HeaderMap, body: Body) -> Response {
 }
 
 /// The running process a unary call selects, or `not_found`.
-fn selected(b: &E2bBox, msg: &Value) -> Result<Arc<Proc>, Response> {
-  let sel = parse_selector(msg).map_err(|m| connect_error("invalid_argument", m))?;
-  b.processes.find(&sel, false).ok_or_else(|| connect_error("not_found", format!("{sel} not found")))
+fn selected(b: &E2bBox, msg: &Value) -> Result<Arc<Proc>, (&'static str, String)> {
+  let sel = parse_selector(msg).map_err(|m| ("invalid_argument", m))?;
+  b.processes.find(&sel, false).ok_or_else(|| ("not_found", format!("{sel} not found")))
 }
 
 macro_rules! unary {
@@ -980,7 +983,7 @@ async fn send_input(State(state): S, headers: HeaderMap, body: Body) -> Response
   let (b, msg) = unary!(state, headers, body);
   let p = match selected(&b, &msg) {
     Ok(p) => p,
-    Err(r) => return r,
+    Err((code, m)) => return connect_error(code, m),
   };
   let input = msg.get("input");
   if input.and_then(|i| i.get("pty")).is_some_and(|v| !v.is_null()) {
@@ -1007,7 +1010,7 @@ async fn close_stdin(State(state): S, headers: HeaderMap, body: Body) -> Respons
   let (b, msg) = unary!(state, headers, body);
   let p = match selected(&b, &msg) {
     Ok(p) => p,
-    Err(r) => return r,
+    Err((code, m)) => return connect_error(code, m),
   };
   if p.stdin_open.swap(false, Ordering::SeqCst) {
     let _ = p.spawned.close_stdin();
@@ -1020,7 +1023,7 @@ async fn send_signal(State(state): S, headers: HeaderMap, body: Body) -> Respons
   let (b, msg) = unary!(state, headers, body);
   let p = match selected(&b, &msg) {
     Ok(p) => p,
-    Err(r) => return r,
+    Err((code, m)) => return connect_error(code, m),
   };
   let sig = match parse_signal(msg.get("signal")) {
     Ok(s) => s,
@@ -1035,8 +1038,8 @@ async fn send_signal(State(state): S, headers: HeaderMap, body: Body) -> Respons
 /// `Update` (PTY resize): no process here has a PTY.
 async fn update(State(state): S, headers: HeaderMap, body: Body) -> Response {
   let (b, msg) = unary!(state, headers, body);
-  if let Err(r) = selected(&b, &msg) {
-    return r;
+  if let Err((code, m)) = selected(&b, &msg) {
+    return connect_error(code, m);
   }
   if msg.get("pty").is_some_and(|v| !v.is_null()) {
     return connect_error("unimplemented", "PTY is not supported by this server");
@@ -1051,6 +1054,10 @@ async fn stream_input(State(state): S, headers: HeaderMap) -> Response {
   }
   stream_error("unimplemented", "StreamInput is not supported by this server: use SendInput")
 }
+
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod routes_tests;
 
 #[cfg(test)]
 mod tests {
