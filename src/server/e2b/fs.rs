@@ -13,6 +13,10 @@
 //! metadata (`X-Metadata-*` upload headers are ignored, entries carry no `metadata`), `Range`
 //! downloads (the whole file is sent).
 
+// A handler's early answer is a ready `Response` (the frame's `envd_box` and `envd_user` return
+// one too): boxing it would buy nothing on these paths.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
@@ -580,9 +584,9 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     return format!("{base}Z");
   }
   let frac = format!("{nanos:09}");
-  let frac = if nanos % 1_000_000 == 0 {
+  let frac = if nanos.is_multiple_of(1_000_000) {
     &frac[..3]
-  } else if nanos % 1_000 == 0 {
+  } else if nanos.is_multiple_of(1_000) {
     &frac[..6]
   } else {
     &frac[..]
@@ -966,6 +970,30 @@ mod tests {
       }
     }
     assert!(matches!(multipart_error(err.expect("over the cap"), 20).status(), StatusCode::PAYLOAD_TOO_LARGE));
+  }
+
+  /// Without an engine: what an unknown sandbox gets (the edge's 502), before any body is read.
+  #[tokio::test]
+  async fn unknown_sandbox_is_the_edges_502() {
+    use tower::ServiceExt;
+    let opts = crate::server::options::ServerOptions::from_json(Some(&json!({ "readEnv": false })), &|_| None, &|_| Err(std::io::ErrorKind::NotFound.into())).unwrap();
+    let config = json!({ "image": "agentic-sandbox/busybox:1", "docker": { "socketPath": "/nonexistent/agentic-sandbox-test.sock" } });
+    let manager = crate::core::manager::Manager::with_config_file(Some(&config), None).unwrap();
+    let state = AppState::new(Arc::new(manager), opts, crate::server::error::Redactor::new(std::iter::empty::<&str>(), std::iter::empty()));
+    let router = super::super::envd_routes().with_state(state);
+    for (method, uri, ctype) in [
+      ("GET", "/health", ""),
+      ("GET", "/files?path=a", ""),
+      ("POST", "/files?path=a", "application/octet-stream"),
+      ("GET", "/envs", ""),
+      ("POST", "/filesystem.Filesystem/Stat", "application/json"),
+    ] {
+      let req = axum::http::Request::builder().method(method).uri(uri).header("e2b-sandbox-id", "nosuchsandbox").header("content-type", ctype);
+      let res = router.clone().oneshot(req.body(Body::from("{}")).unwrap()).await.unwrap();
+      assert_eq!(res.status(), StatusCode::BAD_GATEWAY, "{method} {uri}");
+      let v: Value = serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 4096).await.unwrap()).unwrap();
+      assert_eq!(v, json!({ "sandboxId": "nosuchsandbox", "message": "The sandbox was not found", "code": 502 }));
+    }
   }
 
   #[test]
