@@ -15,7 +15,7 @@ import {
   type SandboxOpts,
 } from 'e2b'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SandboxServer } from '../index.js'
+import { SandboxManager, SandboxServer } from '../index.js'
 import { DEBIAN, DEVTOOLS, dockerLabelled, waitFor } from './helpers.js'
 
 const KEY = `e2b_${'c3'.repeat(20)}`
@@ -213,6 +213,25 @@ describe('the official e2b JavaScript SDK against agentic-sandbox serve', () => 
     const err = await rejection(Sandbox.create({ ...conn(`e2b_${'0'.repeat(40)}`) }))
     expect(err).toBeInstanceOf(AuthenticationError)
     expect(await rejection(Sandbox.connect('nosuchsandbox0000000', conn()))).toBeInstanceOf(SandboxNotFoundError)
+  })
+})
+
+describe("this library's E2B provider against the server (a second remote mode)", () => {
+  it('runs commands and files through provider: e2b', async () => {
+    const manager = new SandboxManager({ provider: 'e2b', e2b: { apiKey: KEY, apiUrl: url, sandboxUrl: url } })
+    try {
+      const sb: any = await manager.createSandbox({ limits: { timeoutSeconds: 120 } })
+      await sb.start()
+      const r = await sb.execute('sh', ['-c', 'echo "$((6*7))"; echo warn >&2; exit 4'])
+      expect(r).toMatchObject({ exitCode: 4, stdout: '42\n', stderr: 'warn\n' })
+      await sb.writeFile('from-provider.txt', 'via the E2B provider')
+      expect((await sb.readFile('from-provider.txt')).toString()).toBe('via the E2B provider')
+      expect((await sb.listFiles('.')).includes('from-provider.txt')).toBe(true)
+      await sb.destroy()
+      expect(await Sandbox.list(conn()).nextItems()).toEqual([])
+    } finally {
+      await manager.destroyAll()
+    }
   })
 })
 
