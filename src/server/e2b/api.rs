@@ -159,7 +159,9 @@ async fn body_of(headers: &HeaderMap, body: Body, tenant: &Tenant) -> Result<Obj
 
 fn human(max: Duration) -> String {
   let s = max.as_secs();
-  if s.is_multiple_of(3600) {
+  if s == 3600 {
+    "1 hour".to_string()
+  } else if s.is_multiple_of(3600) {
     format!("{} hours", s / 3600)
   } else {
     format!("{s} seconds")
