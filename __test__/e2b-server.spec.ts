@@ -225,7 +225,7 @@ describe("this library's E2B provider against the server (a second remote mode)"
       const r = await sb.execute('sh', ['-c', 'echo "$((6*7))"; echo warn >&2; exit 4'])
       expect(r).toMatchObject({ exitCode: 4, stdout: '42\n', stderr: 'warn\n' })
       await sb.writeFile('from-provider.txt', 'via the E2B provider')
-      expect((await sb.readFile('from-provider.txt')).toString()).toBe('via the E2B provider')
+      expect((await sb.readFile('from-provider.txt')).content).toBe('via the E2B provider')
       expect((await sb.listFiles('.')).includes('from-provider.txt')).toBe(true)
       await sb.destroy()
       expect(await Sandbox.list(conn()).nextItems()).toEqual([])
