@@ -3,9 +3,11 @@
 // E2B_SANDBOX_URL (here: apiUrl / sandboxUrl) both set to its address. Real sandboxes on the
 // local engine; nothing else is contacted.
 import { execFileSync } from 'node:child_process'
+import http from 'node:http'
 import path from 'node:path'
 import {
   AuthenticationError,
+  RateLimitError,
   CommandExitError,
   FileNotFoundError,
   NotFoundError,
@@ -20,6 +22,7 @@ import { DEBIAN, DEVTOOLS, dockerLabelled, waitFor } from './helpers.js'
 
 const KEY = `e2b_${'c3'.repeat(20)}`
 const OTHER = `e2b_${'d4'.repeat(20)}`
+const SMALL = `e2b_${'e5'.repeat(20)}`
 
 let server: any
 let url = ''
@@ -34,6 +37,7 @@ beforeAll(async () => {
     apiKeys: [
       { key: KEY, name: 'alice' },
       { key: OTHER, name: 'bob' },
+      { key: SMALL, name: 'carol', maxSandboxes: 1 },
     ],
     config: { image: DEBIAN, templates: { base: DEBIAN, python: DEVTOOLS } },
     shutdownTimeout: 3,
@@ -207,6 +211,30 @@ describe('the official e2b JavaScript SDK against agentic-sandbox serve', () => 
     const short = await create({ timeoutMs: 2000 })
     await waitFor(async () => !(await Sandbox.list(conn()).nextItems()).some((s) => s.sandboxId === short.sandboxId), 15_000)
     expect(await rejection(short.getInfo())).toBeInstanceOf(SandboxNotFoundError)
+  })
+
+  it("E2B's per-port host names (49983-<id>.<domain>) reach envd too", async () => {
+    const s = await create()
+    const port = new URL(url).port
+    const status = await new Promise<number>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/health', headers: { Host: `49983-${s.sandboxId}.e2b.local` } }, (res) => {
+          res.resume()
+          resolve(res.statusCode!)
+        })
+        .on('error', reject)
+    })
+    expect(status).toBe(204)
+    await s.kill()
+  })
+
+  it("a key's sandbox limit is a RateLimitError (429)", async () => {
+    const first = await Sandbox.create({ ...conn(SMALL), timeoutMs: 60_000 })
+    try {
+      expect(await rejection(Sandbox.create({ ...conn(SMALL), timeoutMs: 60_000 }))).toBeInstanceOf(RateLimitError)
+    } finally {
+      await first.kill()
+    }
   })
 
   it('a wrong API key is an AuthenticationError; an unknown sandbox is not found', async () => {
