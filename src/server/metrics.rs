@@ -171,12 +171,14 @@ fn duration_histogram() -> Histogram {
   Histogram::new(DURATION_BUCKETS)
 }
 
-/// Where a command came from: the seed's `POST /sandbox/{id}/execute` or a `/v1` process (which
-/// is how the remote mode's executes, runCode, runTests and sessions arrive).
+/// Where a command came from: the seed's `POST /sandbox/{id}/execute`, a `/v1` process (which
+/// is how the remote mode's executes, runCode, runTests and sessions arrive) or an E2B SDK's command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
   Seed,
   V1,
+  /// envd's `process.Process/Start` of the self-hosted E2B
+  E2b,
 }
 
 impl Api {
@@ -184,6 +186,7 @@ impl Api {
     match self {
       Api::Seed => "seed",
       Api::V1 => "v1",
+      Api::E2b => "e2b",
     }
   }
 }

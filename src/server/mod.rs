@@ -26,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod cluster;
+pub mod e2b;
 pub mod environments;
 pub mod error;
 pub mod execute;
@@ -153,6 +154,8 @@ pub fn router(state: Arc<AppState>) -> Router {
   Router::new()
     .fallback_service(routes)
     .layer(middleware::from_fn_with_state(state.clone(), cluster::route))
+    // E2B's requests never go to another worker: the self-hosted E2B is per server
+    .layer(middleware::from_fn_with_state(state.clone(), e2b::route))
     .layer(middleware::from_fn_with_state(state.clone(), redact_errors))
     .layer(middleware::from_fn_with_state(state.clone(), access_log))
     .with_state(state)

@@ -35,8 +35,10 @@ pub struct Entry {
   pub sandbox: Arc<AnySandbox>,
   pub created_ms: f64,
   pub created: Instant,
-  /// its lifetime
+  /// its lifetime as created (the end moves with [`AppState::reschedule`]: see [`Entry::expires_ms`])
   pub timeout: Duration,
+  /// the end of its lifetime, milliseconds since the epoch
+  end_ms: Mutex<f64>,
   /// execute requests
   pub executions: AtomicU64,
   /// commands run by them
@@ -49,8 +51,9 @@ pub struct Entry {
 }
 
 impl Entry {
+  /// The end of its lifetime: created + timeout, or where [`AppState::reschedule`] moved it.
   pub fn expires_ms(&self) -> f64 {
-    self.created_ms + self.timeout.as_secs_f64() * 1000.0
+    *self.end_ms.lock().unwrap()
   }
 
   /// seed 004's status word: `ready` (running, idle), `busy` (an execution runs), `creating`,
@@ -123,6 +126,10 @@ pub struct AppState {
   pub worker: std::sync::OnceLock<Arc<crate::server::cluster::Worker>>,
   pub metrics: Metrics,
   pub audit: Audit,
+  /// the self-hosted E2B's sandboxes (src/server/e2b)
+  pub e2b: crate::server::e2b::E2bState,
+  /// its envd and control-plane routers, made at the first E2B request
+  pub e2b_routers: std::sync::OnceLock<(axum::Router, axum::Router)>,
   me: Weak<AppState>,
 }
 
@@ -150,6 +157,8 @@ impl AppState {
       worker: std::sync::OnceLock::new(),
       metrics,
       audit,
+      e2b: Default::default(),
+      e2b_routers: std::sync::OnceLock::new(),
       me: me.clone(),
     })
   }
@@ -217,15 +226,17 @@ impl AppState {
 
   /// Puts a sandbox of the manager into `tenant`'s table, holding `slot`, destroyed after `timeout`.
   pub fn add_entry(&self, tenant: Arc<Tenant>, sb: Arc<AnySandbox>, environment: String, template: String, timeout: Duration, slot: Permit) -> Arc<Entry> {
+    let created_ms = crate::core::logs::now_ms();
     let entry = Arc::new(Entry {
       id: sb.id().to_string(),
       tenant,
       environment,
       template,
       sandbox: sb,
-      created_ms: crate::core::logs::now_ms(),
+      created_ms,
       created: Instant::now(),
       timeout,
+      end_ms: Mutex::new(created_ms + timeout.as_secs_f64() * 1000.0),
       executions: AtomicU64::new(0),
       commands: AtomicU64::new(0),
       running: AtomicUsize::new(0),
@@ -233,23 +244,54 @@ impl AppState {
       expiry: Mutex::new(None),
     });
     self.sandboxes.lock().unwrap().insert(entry.id.clone(), entry.clone());
+    let mut expiry = entry.expiry.lock().unwrap();
+    *expiry = Some(self.expire_after(&entry.id, timeout));
+    drop(expiry);
+    entry
+  }
+
+  /// The timer that destroys sandbox `id` after `after`. It acts only while its own handle is the
+  /// entry's `expiry` (a timer replaced by [`AppState::reschedule`] that woke anyway does
+  /// nothing), and takes the handle first, so that `remove` does not abort the timer running it.
+  /// Spawn it while holding the entry's `expiry` lock and store the handle before letting go.
+  fn expire_after(&self, id: &str, after: Duration) -> tokio::task::AbortHandle {
     let me = self.me.clone();
-    let id = entry.id.clone();
+    let id = id.to_string();
     let timer = tokio::spawn(async move {
-      tokio::time::sleep(timeout).await;
-      if let Some(state) = me.upgrade() {
-        tracing::info!(sandbox = %id, "destroying a sandbox whose lifetime ended");
-        // this task must not abort itself in remove()
-        if let Some(e) = state.sandboxes.lock().unwrap().get(&id) {
-          e.expiry.lock().unwrap().take();
+      tokio::time::sleep(after).await;
+      let Some(state) = me.upgrade() else { return };
+      let entry = state.sandboxes.lock().unwrap().get(&id).cloned();
+      let Some(entry) = entry else { return };
+      {
+        let mut expiry = entry.expiry.lock().unwrap();
+        if expiry.as_ref().map(|h| h.id()) != tokio::task::try_id() {
+          return;
         }
-        if let Err(e) = state.remove(&id).await {
-          tracing::warn!(sandbox = %id, error = %e.message, "destroying an expired sandbox failed");
-        }
+        expiry.take();
+      }
+      tracing::info!(sandbox = %id, "destroying a sandbox whose lifetime ended");
+      if let Err(e) = state.remove(&id).await {
+        tracing::warn!(sandbox = %id, error = %e.message, "destroying an expired sandbox failed");
       }
     });
-    *entry.expiry.lock().unwrap() = Some(timer.abort_handle());
-    entry
+    timer.abort_handle()
+  }
+
+  /// Moves the end of sandbox `id`'s lifetime to now + `from_now` (sooner or later than it was).
+  /// False when the server has no such sandbox, or its lifetime has already ended (it is being
+  /// destroyed).
+  pub fn reschedule(&self, id: &str, from_now: Duration) -> bool {
+    let Some(entry) = self.sandboxes.lock().unwrap().get(id).cloned() else {
+      return false;
+    };
+    let mut expiry = entry.expiry.lock().unwrap();
+    let Some(old) = expiry.take() else {
+      return false;
+    };
+    old.abort();
+    *entry.end_ms.lock().unwrap() = crate::core::logs::now_ms() + from_now.as_secs_f64() * 1000.0;
+    *expiry = Some(self.expire_after(id, from_now));
+    true
   }
 
   /// Adds a sandbox made elsewhere to `tenant`'s table (router tests without an engine).
@@ -264,6 +306,7 @@ impl AppState {
       created_ms: crate::core::logs::now_ms(),
       created: Instant::now(),
       timeout: Duration::from_secs(60),
+      end_ms: Mutex::new(crate::core::logs::now_ms() + 60_000.0),
       executions: AtomicU64::new(0),
       commands: AtomicU64::new(0),
       running: AtomicUsize::new(0),
@@ -301,10 +344,17 @@ impl AppState {
     if let Some(t) = entry.expiry.lock().unwrap().take() {
       t.abort();
     }
+    self.forget_e2b(id);
     let destroyed = self.manager.destroy(id).await;
     self.unannounce(&entry).await;
     destroyed?;
     Ok(true)
+  }
+
+  /// The self-hosted E2B forgets the E2B sandbox of server sandbox `id` (if it is one): gone from
+  /// its list, and envd answers the edge's 502 for it.
+  fn forget_e2b(&self, id: &str) {
+    self.e2b.boxes.lock().unwrap().retain(|_, b| b.entry.id != id);
   }
 
   /// Distributed mode: removes a sandbox from Redis (best effort: an entry left behind points at
@@ -327,6 +377,7 @@ impl AppState {
       if let Some(t) = e.expiry.lock().unwrap().take() {
         t.abort();
       }
+      self.forget_e2b(&e.id);
     }
     if let Some(w) = self.worker.get() {
       for e in &entries {
