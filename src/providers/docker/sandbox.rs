@@ -676,14 +676,7 @@ impl DockerSandbox {
         host_config: Some(host_config),
         ..Default::default()
       };
-      {
-        let mut r = self.res.lock().unwrap();
-        r.container = Some(self.id.clone());
-        // again: a destroy() since the volume's creation removed it and forgot it, and the engine
-        // creates a missing named volume for a mount (unlabelled, so the reaper never sees it);
-        // recorded, the cleanup after a destroyed start removes it
-        r.volume = Some(format!("agentic-sandbox-{}-workspace", self.id));
-      }
+      self.res.lock().unwrap().container = Some(self.id.clone());
       self.sync_registry();
       let created = call(
         "creating the container",
