@@ -322,7 +322,7 @@ pub fn listed_json(b: &E2bBox) -> Value {
     "alias": b.template,
     "sandboxID": b.id,
     "clientID": CLIENT_ID,
-    "startedAt": iso(b.started_ms),
+    "startedAt": iso(b.entry.created_ms),
     "endAt": iso(b.entry.expires_ms()),
     "cpuCount": cpus,
     "memoryMB": mem,
@@ -470,8 +470,6 @@ async fn create(State(state): S, headers: HeaderMap, body: Body, v2: bool) -> R 
         metadata: n.metadata,
         env_vars: n.env_vars,
         access_token,
-        started_ms: entry.created_ms,
-        end_ms: Mutex::new(entry.expires_ms()),
         paused: Default::default(),
         network: Mutex::new(network),
         processes: Default::default(),
@@ -528,11 +526,11 @@ async fn list(State(state): S, headers: HeaderMap, uri: Uri) -> R {
     .filter(|b| states.iter().any(|s| s == state_word(b)))
     .filter(|b| filter.iter().all(|(k, v)| b.metadata.get(k) == Some(v)))
     .filter(|b| template.is_none_or(|t| *t == b.template))
-    .filter(|b| started_after.is_none_or(|t| b.started_ms > t))
+    .filter(|b| started_after.is_none_or(|t| b.entry.created_ms > t))
     .cloned()
     .collect();
   let asc = q.get("order").is_some_and(|o| o == "asc");
-  all.sort_by(|a, b| a.started_ms.total_cmp(&b.started_ms).then_with(|| a.id.cmp(&b.id)));
+  all.sort_by(|a, b| a.entry.created_ms.total_cmp(&b.entry.created_ms).then_with(|| a.id.cmp(&b.id)));
   if !asc {
     all.reverse();
   }
@@ -574,11 +572,7 @@ async fn kill(State(state): S, headers: HeaderMap, Path(id): Path<String>) -> R 
 
 /// Moves the end of `b`'s lifetime to now + `d`. False when it has already ended.
 fn reschedule(state: &AppState, b: &E2bBox, d: Duration) -> bool {
-  let ok = state.reschedule(&b.entry.id, d);
-  if ok {
-    *b.end_ms.lock().unwrap() = b.entry.expires_ms();
-  }
-  ok
+  state.reschedule(&b.entry.id, d)
 }
 
 /// As [`reschedule`], but only ever later (connect, refreshes).

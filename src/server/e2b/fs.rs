@@ -1084,8 +1084,6 @@ mod docker {
       metadata: BTreeMap::new(),
       env_vars: BTreeMap::from([("A".to_string(), "1".to_string())]),
       access_token: Some(TOKEN.into()),
-      started_ms: 0.0,
-      end_ms: Mutex::new(0.0),
       paused: AtomicBool::new(false),
       network: Mutex::new(Value::Null),
       processes: Default::default(),

@@ -64,9 +64,6 @@ pub struct E2bBox {
   /// `envdAccessToken` of a `secure` sandbox: every envd request but `/health` must carry it
   /// (or, for `/files`, a signature made with it)
   pub access_token: Option<String>,
-  /// RFC 3339 start time and the current end of its lifetime (milliseconds since the epoch)
-  pub started_ms: f64,
-  pub end_ms: Mutex<f64>,
   /// paused with `POST /sandboxes/{id}/pause`; envd answers 502 until it is connected again
   pub paused: AtomicBool,
   /// `allow_internet_access` and `network` as created or last updated

@@ -46,8 +46,6 @@ async fn env(extra: Value) -> Env {
     metadata: Default::default(),
     env_vars: [("FROM_CREATE".to_string(), "1".to_string())].into(),
     access_token: Some(TOKEN.into()),
-    started_ms: 0.0,
-    end_ms: Mutex::new(0.0),
     paused: AtomicBool::new(false),
     network: Mutex::new(Value::Null),
     processes: Table::default(),

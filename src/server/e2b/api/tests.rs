@@ -49,8 +49,6 @@ fn add_box(s: &Arc<AppState>, key: &str, metadata: &[(&str, &str)], lifetime: Du
     metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     env_vars: BTreeMap::new(),
     access_token: Some("00112233445566778899aabbccddeeff".into()),
-    started_ms: entry.created_ms,
-    end_ms: Mutex::new(entry.expires_ms()),
     paused: Default::default(),
     network: Mutex::new(json!({ "allowInternetAccess": null, "network": null })),
     processes: Default::default(),
@@ -295,7 +293,8 @@ async fn timeouts_move_the_end_and_an_ended_lifetime_forgets_the_sandbox() {
   let (status, v, _) = call(&s, "POST", &format!("/sandboxes/{}/timeout", b.id), Some(K1), Some(r#"{"timeout": 3600}"#)).await;
   assert_eq!(status, 204, "{v}");
   assert!(end(&s, &b) > before + 2_900_000.0);
-  assert_eq!(*b.end_ms.lock().unwrap(), b.entry.expires_ms());
+  let (_, detail, _) = call(&s, "GET", &format!("/sandboxes/{}", b.id), Some(K1), None).await;
+  assert_eq!(detail["endAt"].as_str(), Some(crate::core::logs::iso(b.entry.expires_ms()).as_str()));
   let (status, v, _) = call(&s, "POST", &format!("/sandboxes/{}/timeout", b.id), Some(K1), Some(r#"{"timeout": 99999}"#)).await;
   assert_eq!((status.as_u16(), v["message"].as_str()), (400, Some("Timeout cannot be greater than 2 hours")));
   // connect never shortens a running sandbox's lifetime
