@@ -829,10 +829,7 @@ impl DockerSandbox {
     if image.os.as_deref().unwrap_or("linux") != "linux" || image.architecture.as_deref().unwrap_or(guest_arch) != guest_arch {
       return Err(no_binary());
     }
-    let delivery = delivery.unwrap_or_else(|| {
-      let host = cfg.docker.socket_path.clone().or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_default();
-      if host.is_empty() || host.starts_with('/') || host.starts_with("unix://") { Delivery::Bind } else { Delivery::Upload }
-    });
+    let delivery = delivery.unwrap_or_else(|| self.delivery());
     let mount = match delivery {
       Delivery::Bind => Mount {
         target: Some(GUEST_PATH.into()),
@@ -1022,15 +1019,21 @@ impl DockerSandbox {
       tracing::warn!(sandbox = %self.id, os, arch, guest_arch, "the guest daemon found is built for linux/{guest_arch}, not this image's platform; using the docker exec engine");
       return None;
     }
+    Some((path, self.delivery()))
+  }
+
+  /// How the guest binary reaches this engine's containers (the sandbox's guest and the egress
+  /// gateway alike): bind-mounted on a local engine, uploaded to a remote one;
+  /// AGENTIC_SANDBOX_GUEST_DELIVERY=bind|upload overrides.
+  fn delivery(&self) -> Delivery {
     let host = self.config.docker.socket_path.clone().or_else(|| std::env::var("DOCKER_HOST").ok()).unwrap_or_default();
     let local = host.is_empty() || host.starts_with('/') || host.starts_with("unix://");
-    let delivery = match std::env::var("AGENTIC_SANDBOX_GUEST_DELIVERY").as_deref() {
+    match std::env::var("AGENTIC_SANDBOX_GUEST_DELIVERY").as_deref() {
       Ok("upload") => Delivery::Upload,
       Ok("bind") => Delivery::Bind,
       _ if local => Delivery::Bind,
       _ => Delivery::Upload,
-    };
-    Some((path, delivery))
+    }
   }
 
   /// An attached `docker exec` whose output is handed back as streams.
