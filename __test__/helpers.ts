@@ -177,7 +177,7 @@ export function within(p: Promise<any>, ms: number, what: string): Promise<any> 
 }
 
 /** debian:12 + go, pytest, pip, numpy, pandas, jq, jest/vitest/tsx on PATH (scripts/build-images.sh). */
-export const DEVTOOLS = 'agentic-sandbox/devtools:1'
+export const DEVTOOLS = 'agentic-sandbox/devtools:2'
 /** The `templates` table pointing every built-in template at the offline-built test images. */
 export const TEST_TEMPLATES = { base: DEBIAN, python: DEVTOOLS, node: DEVTOOLS, nodejs: DEVTOOLS, go: DEVTOOLS }
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
 import { bridgeGateway, dockerLabelled, expectCode, sandboxLabel } from './helpers.js'
 
-const DEVTOOLS = 'agentic-sandbox/devtools:1'
+const DEVTOOLS = 'agentic-sandbox/devtools:2'
 const NAME = 'agentic-npm-demo'
 
 let server: http.Server

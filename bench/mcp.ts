@@ -24,7 +24,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { SandboxManager } from '../index.js'
 import { time, type Stats } from './stats.js'
 
-const IMAGE = 'agentic-sandbox/devtools:1'
+const IMAGE = 'agentic-sandbox/devtools:2'
 const n = Number(process.argv[process.argv.indexOf('--n') + 1]) || 200
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'agentic-sandbox.js')
 const PROGRAM = 'print(sum(range(10)))'

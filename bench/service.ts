@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process'
 import { SandboxManager } from '../index.js'
 import { time, type Stats } from './stats.js'
 
-const IMAGE = 'agentic-sandbox/devtools:1'
+const IMAGE = 'agentic-sandbox/devtools:2'
 const n = Number(process.argv[process.argv.indexOf('--n') + 1]) || 50
 
 function check(ok: boolean, what: string) {

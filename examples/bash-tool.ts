@@ -8,7 +8,7 @@
  *
  * Needs a running Docker engine and the test images from `bash scripts/build-images.sh`.
  * The sessions use the 'python' template, which this example points at the offline image
- * 'agentic-sandbox/devtools:1' (it has jq and python3, two of the seed's allowed commands). In
+ * 'agentic-sandbox/devtools:2' (it has jq and python3, two of the seed's allowed commands). In
  * production leave `templates` out: the built-in table maps python → python:3.12-slim,
  * node → node:20-slim, go → golang:1.22-bookworm and base → debian:bookworm-slim.
  *
@@ -29,9 +29,9 @@ import { SandboxManager, type Sandbox, type SandboxConfig, type UploadResult } f
 
 // Offline images for this example; without `templates` the built-in table is used (see above).
 const TEMPLATES = {
-  python: 'agentic-sandbox/devtools:1',
-  node: 'agentic-sandbox/devtools:1',
-  go: 'agentic-sandbox/devtools:1',
+  python: 'agentic-sandbox/devtools:2',
+  node: 'agentic-sandbox/devtools:2',
+  go: 'agentic-sandbox/devtools:2',
   base: 'agentic-sandbox/debian:12',
 };
 

@@ -11,7 +11,7 @@
  *
  * Needs a running Docker engine and the test images from `bash scripts/build-images.sh`: the
  * server is given a configuration file that points the python template at the offline image
- * 'agentic-sandbox/devtools:1' (python3 with pandas). In production leave that out (python →
+ * 'agentic-sandbox/devtools:2' (python3 with pandas). In production leave that out (python →
  * python:3.12-slim) and let sandbox_create install what the code needs with install_packages.
  *
  * Exits 0 when every step gave what it should, 1 otherwise.
@@ -28,7 +28,7 @@ const bin = path.join(here, '..', 'bin', 'agentic-sandbox.js');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-example-'));
 const config = path.join(dir, 'sandboxrc.json');
-fs.writeFileSync(config, JSON.stringify({ templates: { python: 'agentic-sandbox/devtools:1' } }));
+fs.writeFileSync(config, JSON.stringify({ templates: { python: 'agentic-sandbox/devtools:2' } }));
 
 const CSV = 'city,temp\nOslo,4\nLisbon,19\nCairo,28\nOslo,6\nLisbon,21\n';
 const ANALYSIS = `

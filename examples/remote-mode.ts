@@ -32,7 +32,7 @@ const server = new SandboxServer({
   config: {
     image: 'agentic-sandbox/busybox:1',
     networkMode: 'none',
-    templates: { python: 'agentic-sandbox/devtools:1', node: 'agentic-sandbox/devtools:1', go: 'agentic-sandbox/devtools:1', base: 'agentic-sandbox/debian:12' },
+    templates: { python: 'agentic-sandbox/devtools:2', node: 'agentic-sandbox/devtools:2', go: 'agentic-sandbox/devtools:2', base: 'agentic-sandbox/debian:12' },
   },
 });
 const { url } = await server.listen();

@@ -9,7 +9,7 @@
  *
  * Needs a running Docker engine and the test images from `bash scripts/build-images.sh`.
  * This example points the templates at offline images: python, node and go at
- * 'agentic-sandbox/devtools:1' (python3 with numpy and pandas, node 18 with tsx, go) and base at
+ * 'agentic-sandbox/devtools:2' (python3 with numpy and pandas, node 18 with tsx, go) and base at
  * 'agentic-sandbox/debian:12'. In production leave `templates` out: the built-in table maps
  * python → python:3.12-slim, node → node:20-slim, go → golang:1.22-bookworm and
  * base → debian:bookworm-slim (and `installPackages: ['pandas', 'numpy']` with networkMode 'bridge'
@@ -26,9 +26,9 @@ import {
 } from '../index.js';
 
 const TEMPLATES = {
-  python: 'agentic-sandbox/devtools:1',
-  node: 'agentic-sandbox/devtools:1',
-  go: 'agentic-sandbox/devtools:1',
+  python: 'agentic-sandbox/devtools:2',
+  node: 'agentic-sandbox/devtools:2',
+  go: 'agentic-sandbox/devtools:2',
   base: 'agentic-sandbox/debian:12',
 };
 

@@ -11,7 +11,7 @@
  *
  * Needs a running Docker engine and the test images from `bash scripts/build-images.sh`.
  * The sandbox uses the 'node' template, which this example points at the offline image
- * 'agentic-sandbox/devtools:1' (node 18 with jest on PATH, so no `npm install` is needed). In
+ * 'agentic-sandbox/devtools:2' (node 18 with jest on PATH, so no `npm install` is needed). In
  * production leave `templates` out: the built-in table maps node → node:20-slim (python →
  * python:3.12-slim, go → golang:1.22-bookworm, base → debian:bookworm-slim), and
  * `installPackages: ['jest']` with networkMode 'bridge' installs jest at start.
@@ -22,9 +22,9 @@
 import { SandboxManager, type Sandbox, type TestRunResult } from '../index.js';
 
 const TEMPLATES = {
-  python: 'agentic-sandbox/devtools:1',
-  node: 'agentic-sandbox/devtools:1',
-  go: 'agentic-sandbox/devtools:1',
+  python: 'agentic-sandbox/devtools:2',
+  node: 'agentic-sandbox/devtools:2',
+  go: 'agentic-sandbox/devtools:2',
   base: 'agentic-sandbox/debian:12',
 };
 

@@ -2,7 +2,7 @@
 # Build the test images offline (no container registry is needed), cached by tag:
 #   agentic-sandbox/busybox:1   a static BusyBox (sh, coreutils, ping, nc, dd, ...)   ~2 MB
 #   agentic-sandbox/debian:12   Debian bookworm minbase + python3 + nodejs          ~200 MB
-#   agentic-sandbox/devtools:1  debian:12 + go, pytest, numpy, pandas, jq, and (in /opt/devtools)
+#   agentic-sandbox/devtools:2  debian:12 + go, pytest, numpy, pandas, jq, and (in /opt/devtools)
 #                               jest 29, vitest 3 (on vite 6: vite 7 needs Node 20), tsx 4,
 #                               npm 10 (npm 11 needs Node 20)                             ~900 MB
 # Set REBUILD=1 to rebuild even when a tag exists.
@@ -21,7 +21,7 @@ want() { case "$wanted" in *" $1 "*) return 0 ;; esac; return 1; }
 
 BUSYBOX_TAG=${BUSYBOX_TAG:-agentic-sandbox/busybox:1}
 DEBIAN_TAG=${DEBIAN_TAG:-agentic-sandbox/debian:12}
-DEVTOOLS_TAG=${DEVTOOLS_TAG:-agentic-sandbox/devtools:1}
+DEVTOOLS_TAG=${DEVTOOLS_TAG:-agentic-sandbox/devtools:2}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 have() { [ "${REBUILD:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
@@ -102,7 +102,7 @@ if want devtools && ! have "$DEVTOOLS_TAG"; then
   {
     chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -ec '
       apt-get update
-      apt-get install -y --no-install-recommends golang-go python3-pytest python3-pip python3-numpy python3-pandas jq
+      apt-get install -y --no-install-recommends golang-go python3-pytest python3-pip python3-numpy python3-pandas python3-matplotlib jq
       apt-get clean
       rm -rf /var/lib/apt/lists/*' &&
     # the host npm installs pure-JS packages plus the linux-x64-gnu esbuild/rollup binaries, which

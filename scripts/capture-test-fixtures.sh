@@ -3,7 +3,7 @@
 #
 # The fixtures are committed and are what src/service/testparse.rs's unit tests parse, so they must be what
 # jest, vitest, pytest and `go test` really print, not hand-written approximations. This script writes
-# small projects for each framework, runs them inside agentic-sandbox/devtools:1 (built offline by
+# small projects for each framework, runs them inside agentic-sandbox/devtools:2 (built offline by
 # scripts/build-images.sh) under the sandbox's default hardening (read-only root, noexec /tmp, no
 # capabilities, user 1000, no network), and stores stdout, a newline, then stderr: exactly how the
 # sandbox hands a command's output to testparse::parse.
@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 "$here/build-images.sh"
 
-IMAGE=${DEVTOOLS_TAG:-agentic-sandbox/devtools:1}
+IMAGE=${DEVTOOLS_TAG:-agentic-sandbox/devtools:2}
 out_dir="$repo/src/service/testparse/fixtures"
 mkdir -p "$out_dir"
 

@@ -880,7 +880,7 @@ mod tests {
   fn server() -> Value {
     config::merge(
       &config::defaults(),
-      &json!({ "image": "agentic-sandbox/busybox:1", "templates": { "python": "agentic-sandbox/devtools:1" }, "networkMode": "isolated", "limits": { "memoryMB": 256, "maxFileSizeMB": 10 } }),
+      &json!({ "image": "agentic-sandbox/busybox:1", "templates": { "python": "agentic-sandbox/devtools:2" }, "networkMode": "isolated", "limits": { "memoryMB": 256, "maxFileSizeMB": 10 } }),
     )
   }
 
@@ -904,7 +904,7 @@ mod tests {
     let ruled = config::merge(&bridge, &json!({ "network": { "denyOut": ["10.0.0.0/8"] } }));
     assert_eq!(sanitize(&json!({ "network": {} }), &ruled).unwrap_err().code, "PERMISSION_DENIED");
     // a template's image is offered; the template resolves on the server
-    assert!(sanitize(&json!({ "image": "agentic-sandbox/devtools:1" }), &s).is_ok());
+    assert!(sanitize(&json!({ "image": "agentic-sandbox/devtools:2" }), &s).is_ok());
     assert!(sanitize(&json!({ "template": "python" }), &s).is_ok());
     for (bad, code) in [
       (json!({ "image": "evil/miner:latest" }), "PERMISSION_DENIED"),

@@ -8,7 +8,7 @@
 //! reads the whole text and never relies on the order of the two streams.
 //!
 //! The unit tests run over real outputs in `src/service/testparse/fixtures/`, produced by
-//! `scripts/capture-test-fixtures.sh` inside the `agentic-sandbox/devtools:1` image.
+//! `scripts/capture-test-fixtures.sh` inside the `agentic-sandbox/devtools:2` image.
 //!
 //! Counting rules: `total = passed + failed + skipped`. A test file or package that fails to load
 //! (jest "Test suite failed to run", vitest "Failed Suites", pytest collection/setup errors, go
@@ -99,7 +99,7 @@ pub fn parse(framework: Framework, output: &str) -> TestSummary {
 /// parses, preferring the project's own node_modules/.bin.
 ///
 /// What the sandbox's default hardening (read-only root, `/tmp` tmpfs mounted noexec, user 1000
-/// whose HOME is not writable) requires, found by running each tool in `agentic-sandbox/devtools:1`:
+/// whose HOME is not writable) requires, found by running each tool in `agentic-sandbox/devtools:2`:
 /// - jest: nothing, except that jest refuses to start when neither a package.json nor a
 ///   jest.config.* exists up the tree; `--config {}` then stands in for one.
 /// - vitest: nothing (`run`, so it never waits in watch mode).

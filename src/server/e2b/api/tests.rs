@@ -16,7 +16,7 @@ fn state_with(options: Value) -> Arc<AppState> {
   let opts = ServerOptions::from_json(Some(&options), &|_| None, &|_| Err(std::io::ErrorKind::NotFound.into())).unwrap();
   let config = json!({
     "image": "agentic-sandbox/busybox:1",
-    "templates": { "python": "agentic-sandbox/devtools:1" },
+    "templates": { "python": "agentic-sandbox/devtools:2" },
     "limits": { "memoryMB": 512, "cpuCores": 1.5, "diskMB": 256 },
     "docker": { "socketPath": "/nonexistent/agentic-sandbox-test.sock" },
   });
@@ -136,7 +136,7 @@ fn timeouts_are_whole_seconds_within_the_servers_maximum() {
 
 #[test]
 fn the_create_layer_maps_templates_env_and_network() {
-  let templates = json!({ "python": "agentic-sandbox/devtools:1" });
+  let templates = json!({ "python": "agentic-sandbox/devtools:2" });
   let n = parse_new(&obj(r#"{"templateID": "python", "envVars": {"A": "1"}, "metadata": {"m": "v"}, "allow_internet_access": false}"#), true, Duration::from_secs(3600)).unwrap();
   let l = layer_of(&n, "abc", Some(&templates));
   assert_eq!((l["template"].as_str(), l["workdir"].as_str(), l["networkMode"].as_str()), (Some("python"), Some(HOME), Some("none")));
