@@ -98,6 +98,14 @@ export declare class Sandbox {
   /** Copies a workspace file to the host; resolves with the absolute host path written. */
   downloadFile(remoteName: string, localPath?: string, options?: DownloadOptions): Promise<string>
   /**
+   * Saves the running sandbox's filesystem (its container's writable layer and its workspace;
+   * not tmpfs mounts such as /tmp, not processes or memory) as a snapshot that
+   * `createSandbox({ fromSnapshot: name })` starts new sandboxes from. Rejects with
+   * INVALID_ARGUMENT (bad or taken name), SANDBOX_NOT_RUNNING, NOT_SUPPORTED (providers other
+   * than docker), INSUFFICIENT_RESOURCES (workspace archive over diskMB) or PROVIDER_ERROR.
+   */
+  snapshot(options?: SnapshotOptions): Promise<SnapshotInfo>
+  /**
    * A sandbox made without a manager (seed 000's `new DockerSandbox(config)`, also
    * `new Sandbox(config)`): created, not started; call `start()`. It belongs to a process-wide
    * manager with the defaults of `new SandboxManager()` (`.sandboxrc.json`, environment), so
@@ -226,6 +234,16 @@ export declare class SandboxManager {
   listSessions(): Array<SessionEntry>
   /** Summaries of the manager's sandboxes, filtered and sorted (seed 002 `list`). */
   list(options?: ListOptions): Promise<SandboxSummary[]>
+  /**
+   * The snapshots on this manager's Docker engine (images labelled
+   * `agentic-sandbox.snapshot=true`), oldest first.
+   */
+  listSnapshots(): Promise<Array<SnapshotInfo>>
+  /**
+   * Deletes a snapshot's image. Rejects with SNAPSHOT_NOT_FOUND for an unknown name, and with
+   * INVALID_ARGUMENT while a sandbox made from it still exists (destroy it first).
+   */
+  deleteSnapshot(name: string): Promise<void>
   /** Throws `INVALID_CONFIG` (synchronously) when the merged configuration is invalid. */
   constructor(defaultConfig?: SandboxConfig)
   /**
@@ -938,8 +956,17 @@ export interface SandboxConfig {
    */
   network?: NetworkRules | { policy?: 'restricted' | 'open'; allowedHosts?: string[] }
   env?: Record<string, string>
-  /** Working directory and workspace mount point; default '/workspace'. */
+  /**
+   * Working directory and workspace mount point; default '/workspace' (with `fromSnapshot`: the
+   * snapshot's).
+   */
   workdir?: string
+  /**
+   * Start from a snapshot taken with `sandbox.snapshot()` (docker provider only): its image, its
+   * workspace files, and its workdir unless `workdir` is given. An `image` or `template` of the
+   * same config is INVALID_CONFIG; an unknown name SNAPSHOT_NOT_FOUND.
+   */
+  fromSnapshot?: string
   /** Request all GPUs (needs the NVIDIA container runtime on the Docker host). */
   gpu?: boolean
   metadata?: Record<string, any>
@@ -1224,6 +1251,34 @@ export interface SessionStatus {
   timeoutMinutes: number
   autoRetry: boolean
   expired: boolean
+}
+
+/**
+ * A saved sandbox filesystem (the container's writable layer and the workspace), kept as a
+ * Docker image on the engine until `manager.deleteSnapshot(name)`.
+ */
+export interface SnapshotInfo {
+  name: string
+  /** The image's id ('sha256:...'); its tag is `agentic-sandbox-snapshot/<name>:latest`. */
+  image: string
+  /** The sandbox it was taken from. */
+  sandboxId: string
+  /** Milliseconds since the Unix epoch. */
+  createdAt: number
+  /** The image's size as the engine reports it (its base image included), in bytes. */
+  sizeBytes: number
+  /** Where the workspace files were; sandboxes made from the snapshot default to it. */
+  workdir: string
+  /** The image the snapshot (or the first snapshot of a chain) was taken on. */
+  baseImage: string
+}
+
+export interface SnapshotOptions {
+  /**
+   * 1–64 lowercase letters, digits, '-', '_' or '.', starting with a letter or digit; default:
+   * the sandbox's id and the time. An existing name is INVALID_ARGUMENT.
+   */
+  name?: string
 }
 
 export interface StartOptions {

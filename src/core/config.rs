@@ -254,6 +254,9 @@ pub struct SandboxConfig {
   pub install_packages: Vec<String>,
   pub startup_script: Option<String>,
   pub command_policy: Option<CommandPolicySpec>,
+  /// `fromSnapshot`: the snapshot the sandbox starts from (README "Snapshots"); `image` is then
+  /// the snapshot's image
+  pub from_snapshot: Option<String>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -279,6 +282,7 @@ impl std::fmt::Debug for SandboxConfig {
       .field("install_packages", &self.install_packages)
       .field("startup_script", &self.startup_script)
       .field("command_policy", &self.command_policy)
+      .field("from_snapshot", &self.from_snapshot)
       .finish()
   }
 }
@@ -626,6 +630,7 @@ pub fn normalize(mut v: Value, origin: &str, get: &dyn Fn(&str) -> Option<String
   for name in unset {
     warnings.push(format!("${{{name}}} in {origin} is not set, so it was replaced by an empty string; set the variable or write ${{{name}:-default}}"));
   }
+  apply_from_snapshot(obj, origin)?;
   match obj.get("docker") {
     None | Some(Value::Null) | Some(Value::Object(_)) => {}
     Some(other) => return Err(SandboxError::invalid_config(format!("docker must be an object, got {}", type_name(other)))),
@@ -765,8 +770,9 @@ pub fn manager_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, ctor: Op
   Ok(ManagerLayers { merged, given, warnings })
 }
 
-const TOP_KEYS: [&str; 20] = [
+const TOP_KEYS: [&str; 21] = [
   "network",
+  "fromSnapshot",
   "name",
   "template",
   "templates",
@@ -1198,6 +1204,12 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     }
   }
 
+  let from_snapshot = get(o, "fromSnapshot").map(|v| want_str(v, "fromSnapshot")).transpose()?;
+  let image = match &from_snapshot {
+    Some(name) => snapshot_image(name, &provider, &fallback_providers)?,
+    None => image,
+  };
+
   Ok(SandboxConfig {
     provider,
     image,
@@ -1218,7 +1230,52 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     install_packages,
     startup_script,
     command_policy,
+    from_snapshot,
   })
+}
+
+/// The image of a sandbox made `fromSnapshot: name`: the snapshot's (only the docker provider
+/// keeps snapshots, so other providers, also as fallbacks, are refused).
+fn snapshot_image(name: &str, provider: &ProviderKind, fallbacks: &[ProviderKind]) -> Result<String> {
+  crate::core::snapshot::validate_name(name, "fromSnapshot").map_err(|e| SandboxError::invalid_config(e.message))?;
+  if *provider != ProviderKind::Docker {
+    return Err(SandboxError::invalid_config(format!(
+      "fromSnapshot needs provider 'docker' (snapshots are Docker images on the engine), but provider is '{}'; drop fromSnapshot, or use provider 'docker'",
+      provider.as_str()
+    )));
+  }
+  if let Some(other) = fallbacks.iter().find(|p| **p != ProviderKind::Docker) {
+    return Err(SandboxError::invalid_config(format!(
+      "fromSnapshot cannot fall back to provider '{}' (it has no snapshots); drop fallbackProviders or fromSnapshot",
+      other.as_str()
+    )));
+  }
+  Ok(crate::core::snapshot::image_ref(name))
+}
+
+/// `fromSnapshot` in one config layer: it picks the image, so an `image` or `template` of the
+/// same layer that says otherwise is INVALID_CONFIG; otherwise the layer's image becomes the
+/// snapshot's (which drops a template or image of the layers below, as an explicit image does).
+fn apply_from_snapshot(obj: &mut Map<String, Value>, origin: &str) -> Result<()> {
+  let Some(name) = obj.get("fromSnapshot").filter(|v| !v.is_null()) else { return Ok(()) };
+  let Some(name) = name.as_str() else {
+    return Err(SandboxError::invalid_config(format!("fromSnapshot in {origin} must be a snapshot name (a string), got {}", type_name(name))));
+  };
+  let wanted = crate::core::snapshot::image_ref(name);
+  if let Some(img) = obj.get("image").filter(|v| !v.is_null()) {
+    if img.as_str() != Some(wanted.as_str()) {
+      return Err(SandboxError::invalid_config(format!(
+        "fromSnapshot {name:?} and image {img} in {origin} conflict: a sandbox from a snapshot runs the snapshot's image ({wanted}); drop image"
+      )));
+    }
+  }
+  if obj.get("template").is_some_and(|v| !v.is_null()) {
+    return Err(SandboxError::invalid_config(format!(
+      "fromSnapshot and template in {origin} conflict: the snapshot decides the image; drop template"
+    )));
+  }
+  obj.insert("image".into(), Value::String(wanted));
+  Ok(())
 }
 
 /// The keys of the `docker` object.

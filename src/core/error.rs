@@ -31,6 +31,8 @@ pub enum ErrorCode {
   FileNotFound,
   /// the sandbox's provider cannot do this (e.g. background processes on a JavaScript provider)
   NotSupported,
+  /// no snapshot of that name on the engine (`deleteSnapshot`, `fromSnapshot`)
+  SnapshotNotFound,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
       ErrorCode::MaxTurnsExceeded => "MAX_TURNS_EXCEEDED",
       ErrorCode::FileNotFound => "FILE_NOT_FOUND",
       ErrorCode::NotSupported => "NOT_SUPPORTED",
+      ErrorCode::SnapshotNotFound => "SNAPSHOT_NOT_FOUND",
     }
   }
 }
@@ -85,7 +88,7 @@ impl SandboxError {
     [
       SandboxNotFound, SandboxNotRunning, SandboxDestroyed, ExecutionTimeout, ExecutionError, InsufficientResources, PermissionDenied,
       QuotaExceeded, InvalidConfig, InvalidArgument, ProviderUnavailable, ImageNotFound, ProviderError, PoolExhausted, PoolClosed, Aborted,
-      ModelError, MaxTurnsExceeded, FileNotFound, NotSupported,
+      ModelError, MaxTurnsExceeded, FileNotFound, NotSupported, SnapshotNotFound,
     ]
     .into_iter()
     .find(|c| c.as_str() == name)

@@ -14,5 +14,6 @@ pub mod pool;
 pub mod process;
 pub mod provider;
 pub mod sandbox;
+pub mod snapshot;
 pub mod templates;
 pub mod types;

@@ -128,6 +128,19 @@ pub trait Provider: Send + Sync + 'static {
   }
   /// Where to report network decisions; set by the sandbox before `start`.
   fn set_network_log(&self, _log: NetworkLog) {}
+
+  /// Saves the running sandbox's filesystem as a snapshot named `name` (a generated name when
+  /// `None`) that `createSandbox({ fromSnapshot })` starts new sandboxes from. Providers that
+  /// cannot copy a sandbox's filesystem refuse with NOT_SUPPORTED.
+  async fn snapshot(&self, _name: Option<String>) -> Result<crate::core::snapshot::SnapshotInfo> {
+    Err(crate::core::error::SandboxError::new(
+      crate::core::error::ErrorCode::NotSupported,
+      format!(
+        "snapshots are not supported by this sandbox's provider ({}); only the docker provider takes them (README \"Snapshots\")",
+        self.engine_name()
+      ),
+    ))
+  }
 }
 
 /// Makes not-yet-started provider sandboxes. `id`, when given, is the id the sandbox must keep

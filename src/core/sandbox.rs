@@ -846,6 +846,17 @@ impl AnySandbox {
     self.backend().processes().await
   }
 
+  /// Saves the sandbox's filesystem as a snapshot (README "Snapshots"); the provider decides how.
+  pub async fn snapshot(&self, name: Option<String>) -> Result<crate::core::snapshot::SnapshotInfo> {
+    if let Some(n) = &name {
+      crate::core::snapshot::validate_name(n, "snapshot name")?;
+    }
+    let _busy = self.enter().await?;
+    let info = self.backend().snapshot(name).await?;
+    self.logs.info(Source::System, format!("Snapshot {} saved (image {})", info.name, info.image));
+    Ok(info)
+  }
+
   /// Back to a clean sandbox for the next user of a pool: processes killed, workspace and /tmp emptied.
   pub async fn reset(&self) -> Result<()> {
     self.background.lock().unwrap().clear();

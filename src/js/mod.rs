@@ -6,6 +6,7 @@ mod executor;
 mod providers;
 mod server;
 mod service;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -223,8 +224,13 @@ pub struct SandboxConfig {
   #[napi(ts_type = "NetworkRules | { policy?: 'restricted' | 'open'; allowedHosts?: string[] }")]
   pub network: Option<Value>,
   pub env: Option<HashMap<String, String>>,
-  /// Working directory and workspace mount point; default '/workspace'.
+  /// Working directory and workspace mount point; default '/workspace' (with `fromSnapshot`: the
+  /// snapshot's).
   pub workdir: Option<String>,
+  /// Start from a snapshot taken with `sandbox.snapshot()` (docker provider only): its image, its
+  /// workspace files, and its workdir unless `workdir` is given. An `image` or `template` of the
+  /// same config is INVALID_CONFIG; an unknown name SNAPSHOT_NOT_FOUND.
+  pub from_snapshot: Option<String>,
   /// Request all GPUs (needs the NVIDIA container runtime on the Docker host).
   pub gpu: Option<bool>,
   #[napi(ts_type = "Record<string, any>")]
@@ -676,7 +682,10 @@ impl SandboxManager {
   #[napi(ts_args_type = "config?: SandboxConfig", ts_return_type = "Promise<Sandbox>")]
   pub fn create_sandbox<'env>(&self, env: &'env Env, config: Option<Value>) -> Result<PromiseRaw<'env, Sandbox>> {
     let inner = self.inner.clone();
-    promise(env, async move { inner.create(config.as_ref()).map(|s| Sandbox { inner: s }) })
+    promise(env, async move {
+      let config = docker::snapshot::prepare_config(inner.defaults(), config).await?;
+      inner.create(config.as_ref()).map(|s| Sandbox { inner: s })
+    })
   }
 
   #[napi(ts_return_type = "Sandbox | undefined")]

@@ -34,7 +34,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
   let s = match code {
     InvalidArgument | InvalidConfig => 400,
     PermissionDenied => 403,
-    SandboxNotFound | FileNotFound => 404,
+    SandboxNotFound | FileNotFound | SnapshotNotFound => 404,
     SandboxNotRunning | SandboxDestroyed => 409,
     ExecutionError | MaxTurnsExceeded => 422,
     QuotaExceeded | PoolExhausted => 429,

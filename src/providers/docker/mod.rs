@@ -6,6 +6,7 @@ pub mod guest;
 pub mod protocol;
 pub mod reaper;
 pub mod sandbox;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

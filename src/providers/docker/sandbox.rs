@@ -373,7 +373,7 @@ impl DockerSandbox {
   }
 
   /// The engine client and container of a running sandbox, or SANDBOX_NOT_RUNNING.
-  fn running(&self) -> Result<(Docker, String)> {
+  pub(crate) fn running(&self) -> Result<(Docker, String)> {
     let state = self.state();
     if state != State::Running {
       return Err(SandboxError::new(ErrorCode::SandboxNotRunning, not_running_message(&self.id, state)));
@@ -492,6 +492,10 @@ impl DockerSandbox {
     let cfg = &self.config;
     let docker = bounded("connecting to the Docker engine", CONNECT_TIMEOUT, super::connect(cfg.docker.socket_path.as_deref())).await?;
     self.res.lock().unwrap().docker = Some(docker.clone());
+    if let Some(name) = &cfg.from_snapshot {
+      // before ensure_image, which would try to pull a missing snapshot from a registry
+      super::snapshot::check_exists(&docker, name).await?;
+    }
     let image = self.ensure_image(&docker, progress).await?;
     self.check_destroyed()?;
     let labels = labels(&self.id);
@@ -749,6 +753,10 @@ impl DockerSandbox {
     sb?;
     gw?;
     self.check_destroyed()?;
+    if let Some(name) = &cfg.from_snapshot {
+      let (_, container) = self.container()?;
+      super::snapshot::restore_workspace(&docker, &self.id, &container, name, &cfg.workdir, cfg.limits.disk_mb).await?;
+    }
     tracing::debug!(sandbox = %self.id, engine = self.engine_name(), user = %who.user, "started");
     Ok(())
   }
@@ -1989,6 +1997,9 @@ impl crate::core::provider::Provider for DockerSandbox {
       gw.set_log(log.clone());
     }
     *self.network_log.lock().unwrap() = Some(log);
+  }
+  async fn snapshot(&self, name: Option<String>) -> Result<crate::core::snapshot::SnapshotInfo> {
+    super::snapshot::take(self, name).await
   }
 }
 

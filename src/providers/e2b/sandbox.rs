@@ -725,6 +725,17 @@ impl crate::core::provider::Provider for E2bSandbox {
   fn network_status(&self) -> Option<crate::core::provider::NetworkStatus> {
     E2bSandbox::network_status(self)
   }
+  /// E2B's pause and resume keep one sandbox (its memory too) for later; they do not give a copy
+  /// that new sandboxes start from, so snapshots are refused.
+  async fn snapshot(&self, _name: Option<String>) -> Result<crate::core::snapshot::SnapshotInfo> {
+    Err(crate::core::error::SandboxError::new(
+      crate::core::error::ErrorCode::NotSupported,
+      format!(
+        "snapshot() is not supported by the e2b provider (sandbox {}): E2B's pause/resume keeps this one sandbox for later, it is not a copy new sandboxes can start from; to start sandboxes with prepared files use an E2B template (e2b.templateId), or take the snapshot on a docker sandbox",
+        self.id
+      ),
+    ))
+  }
 }
 
 #[cfg(test)]

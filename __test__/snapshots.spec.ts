@@ -1,0 +1,229 @@
+// Snapshots (README "Snapshots"): sandbox.snapshot() saves the container's writable layer and the
+// workspace as an image; createSandbox({ fromSnapshot }) starts new sandboxes from it;
+// manager.listSnapshots() / deleteSnapshot(). Runs on both engines (scripts/test.sh).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SandboxManager } from '../index.js'
+import { BUSYBOX, DEBIAN, docker, dockerLabelledIds, expectCode, sandboxLabel } from './helpers.js'
+
+const run = `${process.pid}-${Date.now().toString(36)}`
+const snapName = (s: string) => `t-${run}-${s}`
+const SECRET = `sekret-${run}-value`
+const BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+const DEEP = Array.from({ length: 120 }, (_, i) => `d${i}`).join('/')
+
+const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean)
+/** Every image (intermediate ones too) carrying `label`. */
+const imagesLabelled = (label: string) => lines(docker(['images', '-a', '-q', '--no-trunc', '--filter', `label=${label}`]))
+
+async function sh(sb: any, script: string) {
+  const r = await sb.execute('sh', ['-c', script])
+  expect(r.exitCode, `${script}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0)
+  return r.stdout
+}
+
+describe('snapshots', () => {
+  const manager: any = new SandboxManager({ image: DEBIAN })
+  let src: any
+  let snap: any
+  const sourceIds: string[] = []
+
+  beforeAll(async () => {
+    // a writable root (files outside the workspace are captured) and a workdir of its own
+    // (sandboxes from the snapshot default to it)
+    src = await manager.createSandbox({
+      workdir: '/srv/work',
+      docker: { readOnlyRoot: false },
+      env: { API_TOKEN: SECRET, PLAIN_SETTING: 'plain' },
+      limits: { diskMB: 256 },
+    })
+    sourceIds.push(src.id)
+    await src.start()
+    await sh(
+      src,
+      [
+        'set -e',
+        'cd /srv/work',
+        'mkdir -p nested/deep',
+        'printf hello > nested/deep/a.txt',
+        'chmod 640 nested/deep/a.txt',
+        'chmod 750 nested',
+        'ln -s nested/deep/a.txt link',
+        // hostile: links out of the sandbox, a FIFO, odd names, a very deep tree
+        'ln -s /etc/shadow shadow-link',
+        'ln -s /var/lib/docker host-link',
+        'ln -s / root-link',
+        'mkfifo fifo',
+        "touch '..%2f..%2fx' '...' 'line\nbreak' ' lead'",
+        `mkdir -p ${DEEP} && echo bottom > ${DEEP}/f`,
+        // outside the workspace: the writable layer (and /tmp, a tmpfs mount, is not captured)
+        'echo outside > /var/tmp/outside.txt',
+        'echo in-tmpfs > /tmp/in-tmpfs.txt',
+      ].join('\n'),
+    )
+    expect((await src.writeFile('/srv/work/bin/all.bin', BYTES)).success).toBe(true)
+    // a process runs while the snapshot is taken
+    await src.execute('sleep', ['600'], { background: true })
+    snap = await src.snapshot({ name: snapName('a') })
+  })
+
+  afterAll(async () => {
+    await manager.destroyAll()
+    for (const s of await manager.listSnapshots()) {
+      if (s.name.startsWith(`t-${run}-`)) await manager.deleteSnapshot(s.name).catch(() => {})
+    }
+  })
+
+  it('returns what it saved', async () => {
+    expect(snap).toMatchObject({ name: snapName('a'), sandboxId: src.id, workdir: '/srv/work', baseImage: DEBIAN })
+    expect(snap.image).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(snap.sizeBytes).toBeGreaterThan(0)
+    expect(Math.abs(snap.createdAt - Date.now())).toBeLessThan(10 * 60_000)
+    expect(docker(['image', 'inspect', '-f', '{{.Id}}', `agentic-sandbox-snapshot/${snapName('a')}:latest`])).toBe(snap.image)
+    const listed = (await manager.listSnapshots()).find((s: any) => s.name === snap.name)
+    expect(listed).toEqual(snap)
+    // the source runs on, its process too
+    expect(src.state).toBe('running')
+    expect(await sh(src, 'cat nested/deep/a.txt')).toBe('hello')
+  })
+
+  it('a sandbox from the snapshot has its files, modes, links, and its workdir', async () => {
+    const sb = await manager.createSandbox({ fromSnapshot: snap.name })
+    sourceIds.push(sb.id)
+    await sb.start()
+    expect(sb.id).not.toBe(src.id)
+    expect((await sh(sb, 'pwd')).trim()).toBe('/srv/work')
+    expect(await sh(sb, 'cat nested/deep/a.txt')).toBe('hello')
+    expect(await sh(sb, 'stat -c "%a %u" nested nested/deep/a.txt')).toBe('750 1000\n640 1000\n')
+    expect(await sh(sb, 'readlink link; readlink shadow-link; readlink host-link; readlink root-link')).toBe(
+      'nested/deep/a.txt\n/etc/shadow\n/var/lib/docker\n/\n',
+    )
+    expect(await sh(sb, 'cat link')).toBe('hello')
+    expect(await sh(sb, 'test -p fifo && test -e "..%2f..%2fx" && test -e ... && test -e " lead" && ls | grep -c break')).toBe('1\n')
+    expect(await sh(sb, `cat ${DEEP}/f`)).toBe('bottom\n')
+    const bin = await sb.readFile('/srv/work/bin/all.bin', { encoding: 'buffer' })
+    expect(Buffer.compare(bin.buffer, BYTES)).toBe(0)
+    // the workspace is the sandbox's size-capped volume, writable by its user
+    expect(await sh(sb, 'echo more > new.txt && cat new.txt')).toBe('more\n')
+    expect(await sh(sb, "df -k . | tail -1 | awk '{print $2}'")).toMatch(/^\d+\n$/)
+    // outside the workspace: the writable layer came along; /tmp (tmpfs) did not; no process did
+    expect(await sh(sb, 'cat /var/tmp/outside.txt')).toBe('outside\n')
+    expect(await sh(sb, 'test -e /tmp/in-tmpfs.txt && echo there || echo absent')).toBe('absent\n')
+    expect(await sh(sb, 'for p in /proc/[0-9]*/cmdline; do tr "\\000" " " < $p; echo; done | grep -c "^sleep 600" || true')).toBe('0\n')
+    // the source's secret is not in the new sandbox's environment, its plain setting neither
+    expect(await sh(sb, 'echo "[${API_TOKEN-unset}] [${PLAIN_SETTING-unset}]"')).toBe('[unset] [unset]\n')
+    await sb.destroy()
+  })
+
+  it('keeps no secret, entrypoint or ownership of the source in the image config', () => {
+    const chain = [snap.image]
+    const parent = docker(['image', 'inspect', '-f', '{{.Parent}}', snap.image])
+    if (parent) chain.push(parent)
+    for (const id of chain) {
+      const raw = docker(['image', 'inspect', id])
+      expect(raw).not.toContain(SECRET)
+      expect(raw).not.toContain('agentic-sandbox-guest')
+      const cfg = JSON.parse(raw)[0].Config
+      expect(cfg.Entrypoint ?? []).toEqual([])
+      expect(cfg.Labels['agentic-sandbox.managed']).not.toBe('true')
+    }
+    // the snapshot's config is the base image's own
+    const cfg = JSON.parse(docker(['image', 'inspect', snap.image]))[0].Config
+    const base = JSON.parse(docker(['image', 'inspect', DEBIAN]))[0].Config
+    expect(cfg.Cmd).toEqual(base.Cmd)
+    expect(cfg.Env).toEqual(base.Env)
+    expect(cfg.User || '0').toBe('0')
+    expect(cfg.Labels['agentic-sandbox.owner-pid']).toBe('')
+    expect(docker(['history', '--no-trunc', snap.image])).not.toContain(SECRET)
+  })
+
+  it('snapshots of snapshots: deletions and additions carry over', async () => {
+    const b = await manager.createSandbox({ fromSnapshot: snap.name, docker: { readOnlyRoot: false } })
+    sourceIds.push(b.id)
+    await b.start()
+    await sh(b, 'rm -r nested && echo second > second.txt && echo more >> /var/tmp/outside.txt')
+    const s2 = await b.snapshot({ name: snapName('b') })
+    expect(s2).toMatchObject({ sandboxId: b.id, workdir: '/srv/work', baseImage: DEBIAN })
+    const c = await manager.createSandbox({ fromSnapshot: s2.name, workdir: '/elsewhere' })
+    sourceIds.push(c.id)
+    await c.start()
+    expect((await sh(c, 'pwd')).trim()).toBe('/elsewhere')
+    expect(await sh(c, 'cat second.txt; test -e nested && echo back || echo gone; cat /var/tmp/outside.txt')).toBe(
+      'second\ngone\noutside\nmore\n',
+    )
+    // in use: refused until its sandboxes are gone
+    const inUse = await expectCode(manager.deleteSnapshot(s2.name), 'INVALID_ARGUMENT')
+    expect(inUse.message).toMatch(/destroy the sandboxes/)
+    await c.destroy()
+    await b.destroy()
+    await manager.deleteSnapshot(s2.name)
+    expect(imagesLabelled(`agentic-sandbox.snapshot-source=${b.id}`)).toEqual([])
+    expect((await manager.listSnapshots()).map((s: any) => s.name)).not.toContain(s2.name)
+  })
+
+  it('generates a name when none is given', async () => {
+    const s = await src.snapshot()
+    expect(s.name).toMatch(new RegExp(`^${src.id}-\\d+$`))
+    await manager.deleteSnapshot(s.name)
+    expect((await manager.listSnapshots()).map((x: any) => x.name)).not.toContain(s.name)
+  })
+
+  it('refuses bad and taken names, unknown snapshots and conflicting configs with their codes', async () => {
+    for (const name of ['Bad', '-x', 'a/b', 'a b', '', 'x'.repeat(65)]) {
+      const e = await expectCode(src.snapshot({ name }), 'INVALID_ARGUMENT')
+      expect(e.message).toMatch(/lowercase letters, digits/)
+    }
+    const taken = await expectCode(src.snapshot({ name: snap.name }), 'INVALID_ARGUMENT')
+    expect(taken.message).toMatch(/deleteSnapshot|another name/)
+    await expectCode(manager.deleteSnapshot(snapName('missing')), 'SNAPSHOT_NOT_FOUND')
+    await expectCode(manager.deleteSnapshot('Bad Name'), 'INVALID_ARGUMENT')
+    await expectCode(manager.createSandbox({ fromSnapshot: snapName('missing') }), 'SNAPSHOT_NOT_FOUND')
+    await expectCode(manager.createSandbox({ fromSnapshot: 'Bad Name' }), 'INVALID_CONFIG')
+    const conflict = await expectCode(manager.createSandbox({ fromSnapshot: snap.name, image: BUSYBOX }), 'INVALID_CONFIG')
+    expect(conflict.message).toMatch(/drop image/)
+    await expectCode(manager.createSandbox({ fromSnapshot: snap.name, template: 'python' }), 'INVALID_CONFIG')
+    await expectCode(manager.createSandbox({ fromSnapshot: snap.name, provider: 'e2b' }), 'INVALID_CONFIG')
+    // a snapshot deleted after its sandbox was created: the start says so, and leaves nothing
+    const s = await src.snapshot({ name: snapName('gone') })
+    const sb = await manager.createSandbox({ fromSnapshot: s.name })
+    await manager.deleteSnapshot(s.name)
+    await expectCode(sb.start(), 'SNAPSHOT_NOT_FOUND')
+    await sb.destroy()
+    expect(dockerLabelledIds(sandboxLabel(sb.id))).toEqual({ containers: [], volumes: [], networks: [] })
+  })
+
+  it('a stopped sandbox is not snapshotted', async () => {
+    const sb = await manager.createSandbox({ image: BUSYBOX })
+    await expectCode(sb.snapshot(), 'SANDBOX_NOT_RUNNING')
+    await sb.destroy()
+  })
+
+  it('cuts a workspace archive over diskMB plus slack, and leaves nothing behind', async () => {
+    const sb = await manager.createSandbox({ image: DEBIAN, limits: { diskMB: 1 } })
+    sourceIds.push(sb.id)
+    await sb.start()
+    // 50k empty files with long names: no tmpfs blocks, but ~1.5 KB each in a tar (> 1 MB + 64 MB)
+    await sh(sb, 'seq -f "%0150g" 1 50000 | xargs touch && ls | wc -l >/dev/null')
+    const e = await expectCode(sb.snapshot({ name: snapName('huge') }), 'INSUFFICIENT_RESOURCES')
+    expect(e.message).toMatch(/diskMB/)
+    expect(sb.state).toBe('running')
+    expect(docker(['images', '-q', `agentic-sandbox-snapshot/${snapName('huge')}`])).toBe('')
+    expect(imagesLabelled(`agentic-sandbox.snapshot-source=${sb.id}`)).toEqual([])
+    expect(dockerLabelledIds(sandboxLabel(`${sb.id}-snapshot`)).containers).toEqual([])
+    await sb.destroy()
+  })
+
+  it('leaves no temporary container, partial image or volume behind', async () => {
+    for (const id of sourceIds) {
+      expect(dockerLabelledIds(sandboxLabel(`${id}-snapshot`)), id).toEqual({ containers: [], volumes: [], networks: [] })
+    }
+    // the partial image of a finished snapshot is the snapshot's parent, not a dangling image
+    const dangling = lines(docker(['images', '-q', '--no-trunc', '--filter', 'label=agentic-sandbox.snapshot=partial']))
+    for (const id of dangling) {
+      const source = docker(['image', 'inspect', '-f', '{{index .Config.Labels "agentic-sandbox.snapshot-source"}}', id])
+      expect(sourceIds, `dangling partial image ${id}`).not.toContain(source)
+    }
+    await manager.deleteSnapshot(snap.name)
+    expect(imagesLabelled(`agentic-sandbox.snapshot-source=${src.id}`)).toEqual([])
+    await expectCode(manager.deleteSnapshot(snap.name), 'SNAPSHOT_NOT_FOUND')
+  })
+})
