@@ -239,4 +239,15 @@ describe('cleanup when the owning process ends', () => {
     if (foreign.length) console.warn(`resources of other live processes (ignored):\n${foreign.join('\n')}`)
     expect(leaks, `test pid ${process.pid}`).toEqual([])
   })
+
+  it('no snapshot image is left (snapshots.spec.ts deletes every one it makes)', () => {
+    // finished snapshots (label agentic-sandbox.snapshot=true) and partial images of unfinished
+    // ones; the partial image below a finished snapshot is hidden from `docker images` (it has a child)
+    const left = ['true', 'partial'].flatMap((v) =>
+      docker(['images', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}', '--filter', `label=agentic-sandbox.snapshot=${v}`])
+        .split('\n')
+        .filter(Boolean),
+    )
+    expect(left).toEqual([])
+  })
 })
