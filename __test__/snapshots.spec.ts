@@ -191,6 +191,23 @@ describe('snapshots', () => {
     expect(dockerLabelledIds(sandboxLabel(sb.id))).toEqual({ containers: [], volumes: [], networks: [] })
   })
 
+  it('a read-only-root sandbox: its image plus the workspace, sharing the image layers', async () => {
+    const sb = await manager.createSandbox({ image: BUSYBOX })
+    sourceIds.push(sb.id)
+    await sb.start()
+    await sh(sb, 'mkdir -p w/x && echo ro > w/x/f && chmod 600 w/x/f')
+    const s = await sb.snapshot({ name: snapName('ro') })
+    expect(s).toMatchObject({ workdir: '/workspace', baseImage: BUSYBOX })
+    expect(docker(['image', 'inspect', '-f', '{{.Parent}}', s.image])).toBe(docker(['image', 'inspect', '-f', '{{.Id}}', BUSYBOX]))
+    const copy = await manager.createSandbox({ fromSnapshot: s.name })
+    await copy.start()
+    expect(await sh(copy, 'cat w/x/f; stat -c "%a %u" w/x/f')).toBe('ro\n600 1000\n')
+    await copy.destroy()
+    await sb.destroy()
+    await manager.deleteSnapshot(s.name)
+    expect(imagesLabelled(`agentic-sandbox.snapshot-source=${sb.id}`)).toEqual([])
+  })
+
   it('a stopped sandbox is not snapshotted', async () => {
     const sb = await manager.createSandbox({ image: BUSYBOX })
     await expectCode(sb.snapshot(), 'SANDBOX_NOT_RUNNING')

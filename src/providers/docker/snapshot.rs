@@ -23,6 +23,10 @@
 //!    not to the workdir: in a snapshot of a snapshot, the workdir of the lower image may hold
 //!    files that a tar cannot delete.
 //!
+//! A sandbox with a read-only root (the default) has nothing of its own in its writable layer:
+//! step 1 is skipped, the temporary container is made from the sandbox's image, and the snapshot
+//! is that image plus one layer holding the workspace (sharing the image's layers).
+//!
 //! The partial image stays as the snapshot image's parent (the engine refuses to delete an image
 //! with children; `docker images -a` shows it untagged, with a clean config) and goes with it:
 //! deleting the snapshot deletes its untagged parents. A partial image whose snapshot never
@@ -379,7 +383,13 @@ pub async fn take(sb: &DockerSandbox, name: Option<String>) -> Result<SnapshotIn
   partial_labels.insert(LABEL_OWNER_PID.into(), std::process::id().to_string());
   partial_labels.insert(LABEL_OWNER_HOST.into(), hostname());
   partial_labels.insert(LABEL_OWNER_START.into(), process_start_ticks(std::process::id()).unwrap_or_default());
-  let partial = export_import(&docker, &container, &partial_labels).await?;
+  // a read-only root has no writable layer of the sandbox's making (only the engine's mount
+  // points): the base image stands in for the partial one, and the snapshot shares its layers
+  let partial = match cfg.docker.read_only_root {
+    true => None,
+    false => Some(export_import(&docker, &container, &partial_labels).await?),
+  };
+  let lower = partial.clone().or_else(|| base.id.clone()).unwrap_or_else(|| cfg.image.clone());
 
   let workspace = format!("{WORKSPACE_DIR}/workspace-{}", hex(rand::random::<[u8; 8]>()));
   let info = SnapshotInfo {
@@ -398,7 +408,7 @@ pub async fn take(sb: &DockerSandbox, name: Option<String>) -> Result<SnapshotIn
 
   let temp_name: Mutex<Option<String>> = Mutex::new(None);
   let made = async {
-    let temp = lender(&docker, &partial, &sb.id).await?;
+    let temp = lender(&docker, &lower, &sb.id).await?;
     temp_name.lock().unwrap().replace(temp.clone());
     let dir = dirs_tar(&[&WORKSPACE_DIR[1..], &workspace[1..]], 0o755);
     call(
@@ -436,7 +446,9 @@ pub async fn take(sb: &DockerSandbox, name: Option<String>) -> Result<SnapshotIn
   let image = match made {
     Ok(i) => i,
     Err(e) => {
-      remove_image(&docker, &partial).await;
+      if let Some(partial) = &partial {
+        remove_image(&docker, partial).await;
+      }
       return Err(SandboxError::new(e.code, format!("snapshot {name:?} of sandbox {} failed: {}", sb.id, e.message)));
     }
   };
