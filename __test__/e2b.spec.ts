@@ -156,6 +156,15 @@ describe('E2B provider (against the local fake E2B)', () => {
       remote = remoteOf(mark)
     })
 
+    it('snapshot() is NOT_SUPPORTED (pause/resume is not a copy) and sends nothing; fromSnapshot is INVALID_CONFIG', async () => {
+      const before = fake.requests.length
+      const err = await expectCode(sb.snapshot({ name: 'e2b-snap' }), 'NOT_SUPPORTED')
+      expect(err.message).toMatch(/pause\/resume/)
+      expect(err.message).toMatch(/template/)
+      expect(fake.requests.length).toBe(before)
+      await expectCode(manager().createSandbox({ fromSnapshot: 'any-snap' }), 'INVALID_CONFIG')
+    })
+
     it('start() creates the E2B sandbox: templateID, timeout, metadata and envVars in the create request', async () => {
       expect(sb.provider).toBe('e2b')
       expect(sb.state).toBe('running')

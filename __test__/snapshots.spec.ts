@@ -208,6 +208,38 @@ describe('snapshots', () => {
     expect(imagesLabelled(`agentic-sandbox.snapshot-source=${sb.id}`)).toEqual([])
   })
 
+  it('a provider without snapshots (a JavaScript provider) says NOT_SUPPORTED', async () => {
+    const m: any = new SandboxManager()
+    class Mem {
+      files = new Map<string, Buffer>()
+      async start() {}
+      async execute() {
+        return { exitCode: 0, stdout: '', stderr: '' }
+      }
+      async writeFile(p: string, c: Buffer) {
+        this.files.set(p, c)
+      }
+      async readFile(p: string) {
+        return this.files.get(p) ?? Buffer.alloc(0)
+      }
+      async listFiles() {
+        return [...this.files.keys()]
+      }
+      async deleteFile(p: string) {
+        this.files.delete(p)
+      }
+      async stop() {}
+      async destroy() {}
+    }
+    m.registerProvider('mem', Mem)
+    const sb = await m.createSandbox({ provider: 'mem' })
+    await sb.start()
+    const e = await expectCode(sb.snapshot(), 'NOT_SUPPORTED')
+    expect(e.message).toMatch(/only the docker provider/)
+    await expectCode(m.createSandbox({ provider: 'mem', fromSnapshot: snap.name }), 'INVALID_CONFIG')
+    await m.destroyAll()
+  })
+
   it('a stopped sandbox is not snapshotted', async () => {
     const sb = await manager.createSandbox({ image: BUSYBOX })
     await expectCode(sb.snapshot(), 'SANDBOX_NOT_RUNNING')
