@@ -208,6 +208,24 @@ describe('snapshots', () => {
     expect(imagesLabelled(`agentic-sandbox.snapshot-source=${sb.id}`)).toEqual([])
   })
 
+  it('pools and sessions start from a snapshot; a released pool sandbox gets the snapshot workspace back', async () => {
+    const pool = await manager.createPool({ fromSnapshot: snap.name, workdir: '/srv/work' }, { min: 1, max: 1 })
+    const a = await pool.acquire()
+    sourceIds.push(a.id)
+    expect(await sh(a, 'cat nested/deep/a.txt; rm -r nested; echo mine > mine.txt')).toBe('hello')
+    await pool.release(a)
+    const b = await pool.acquire()
+    sourceIds.push(b.id)
+    expect(await sh(b, 'cat nested/deep/a.txt; test -e mine.txt && echo leaked || echo clean')).toBe('helloclean\n')
+    await pool.release(b)
+    await pool.destroy()
+    const session = await manager.getOrCreateSession({ threadId: `snap-${run}`, userId: 'u', config: { fromSnapshot: snap.name } })
+    sourceIds.push(session.id)
+    // a session's config gets no workdir lookup: /workspace, filled with the snapshot's files
+    expect(await sh(session, 'pwd; cat nested/deep/a.txt')).toBe('/workspace\nhello')
+    await manager.closeSession(`snap-${run}`)
+  })
+
   it('a provider without snapshots (a JavaScript provider) says NOT_SUPPORTED', async () => {
     const m: any = new SandboxManager()
     class Mem {

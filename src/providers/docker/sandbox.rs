@@ -1846,6 +1846,10 @@ impl DockerSandbox {
         self.lifecycle_helper(&docker, &container, "clearing the sandbox's writable directories", CLEAR_SCRIPT, &args).await?;
       }
     }
+    if let Some(name) = &self.config.from_snapshot {
+      // the next user of a pool gets the snapshot's workspace, as the first did
+      super::snapshot::restore_workspace(&docker, &self.id, &container, name, &self.config.workdir, self.config.limits.disk_mb).await?;
+    }
     *self.guest_cpu.lock().unwrap() = None;
     Ok(())
   }
