@@ -22,6 +22,10 @@
 //! host and a process that is alive (same pid and start time) is kept whatever its age: that
 //! check can only spare resources, never condemn them, so it is safe where pids are ambiguous.
 //!
+//! Images are never removed, snapshot images (`agentic-sandbox.snapshot=true`, README
+//! "Snapshots") included: they are the user's until `manager.deleteSnapshot`. The temporary
+//! container of a snapshot is labelled like a sandbox's and falls under the rules above.
+//!
 //! The reaper runs once at the first connect to an engine and then every
 //! [`DEFAULT_INTERVAL`] (`SANDBOX_REAPER_INTERVAL_SECONDS`, `docker.reaperIntervalSeconds`; 0
 //! stops the periodic runs) on a tokio task of napi's runtime, which never keeps Node alive. It

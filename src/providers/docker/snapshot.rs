@@ -358,7 +358,9 @@ pub async fn take(sb: &DockerSandbox, name: Option<String>) -> Result<SnapshotIn
   let name = name.unwrap_or_else(|| snap::default_name(&sb.id, created_at));
   snap::validate_name(&name, "snapshot name")?;
   if !in_progress().lock().unwrap().insert(name.clone()) {
-    return Err(exists_error(&name));
+    return Err(SandboxError::invalid_argument(format!(
+      "a snapshot named {name:?} is being taken right now; wait for it, or choose another name"
+    )));
   }
   let _claim = NameClaim(name.clone());
   let tag = snap::image_ref(&name);
