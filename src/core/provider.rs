@@ -128,6 +128,19 @@ pub trait Provider: Send + Sync + 'static {
   }
   /// Where to report network decisions; set by the sandbox before `start`.
   fn set_network_log(&self, _log: NetworkLog) {}
+
+  /// Instead of `start`: re-attach to the running persistent sandbox with this provider
+  /// sandbox's id, made by another process (`manager.connect`).
+  async fn reconnect(&self) -> Result<()> {
+    Err(crate::core::error::SandboxError::new(
+      crate::core::error::ErrorCode::NotSupported,
+      format!("connect() is not supported by this sandbox's provider ({}); persistent sandboxes are a docker provider feature", self.engine_name()),
+    ))
+  }
+  /// When a persistent sandbox's lifetime ends (Unix milliseconds).
+  fn expires_at_ms(&self) -> Option<f64> {
+    None
+  }
 }
 
 /// Makes not-yet-started provider sandboxes. `id`, when given, is the id the sandbox must keep
