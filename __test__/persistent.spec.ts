@@ -84,6 +84,11 @@ describe('persistent sandboxes', () => {
       expect(r.exitCode).toBe(0)
       expect(r.stdout).toBe('written by the child hello\n1\n')
       expect((await sb.getStatus()).expiresAt).toBe(listed!.expiresAt)
+      // the child's background process is listed (its handle went with the child); none of the
+      // guest's own machinery is
+      const procs = await sb.listProcesses()
+      expect(procs.some((p) => p.command === 'sleep' && p.args[0] === '1000'), JSON.stringify(procs)).toBe(true)
+      expect(procs.some((p) => p.command.includes('agentic-sandbox')), JSON.stringify(procs)).toBe(false)
 
       // nobody destroys it: it ends at its lifetime, and the reaper removes what is left
       await waitFor(() => containerState(id) !== 'running', (LIFETIME + 30) * 1000 - (Date.now() - born), 500)

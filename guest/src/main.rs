@@ -331,6 +331,9 @@ fn main() {
     // background processes go on (servers, contexts). A later host attaches a guest of its own
     // with `docker exec`; this one keeps reaping as PID 1 and drops what it would have sent.
     detached.store(true, Ordering::Relaxed);
+    if let Some(pool) = &ctx.pool {
+      pool.retire();
+    }
     for p in ctx.procs.lock().unwrap().values().filter(|p| !p.background) {
       unsafe {
         libc::kill(-p.pid, libc::SIGKILL);
