@@ -1184,8 +1184,10 @@ export interface SandboxStatus {
   resourceUsage: ResourceUsage
   executions: ExecutionCounts
   lastActivity: string
-  /** when an idle session will expire (sessions only) */
+  /** when an idle session will expire, or a persistent sandbox's lifetime ends */
   expiresAt?: string
+  /** made with `persistent: true` (README "Persistent sandboxes") */
+  persistent: boolean
   metadata?: Record<string, any>
   session?: SessionStatus
   /** The egress rules in force and the gateway's counters (sandboxes with `network` rules). */

@@ -83,7 +83,7 @@ describe('persistent sandboxes', () => {
       const r = await sb.execute('sh', ['-c', 'cat note.txt; echo " $GREETING"; ps -o args | grep -c "^sleep 1000" || true'])
       expect(r.exitCode).toBe(0)
       expect(r.stdout).toBe('written by the child hello\n1\n')
-      expect((await sb.getStatus()).expiresAt).toBe(listed!.expiresAt)
+      expect(await sb.getStatus()).toMatchObject({ expiresAt: listed!.expiresAt, persistent: true })
       // the child's background process is listed (its handle went with the child); none of the
       // guest's own machinery is
       const procs = await sb.listProcesses()

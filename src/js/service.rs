@@ -268,8 +268,10 @@ pub struct SandboxStatus {
   pub resource_usage: ResourceUsage,
   pub executions: ExecutionCounts,
   pub last_activity: String,
-  /// when an idle session will expire (sessions only)
+  /// when an idle session will expire, or a persistent sandbox's lifetime ends
   pub expires_at: Option<String>,
+  /// made with `persistent: true` (README "Persistent sandboxes")
+  pub persistent: bool,
   #[napi(ts_type = "Record<string, any>")]
   pub metadata: Option<Value>,
   pub session: Option<SessionStatus>,
@@ -750,6 +752,7 @@ impl Sandbox {
         },
         last_activity: iso(s.last_activity_ms),
         expires_at: s.expires_at_ms.map(iso),
+        persistent: s.persistent,
         metadata: s.metadata,
         session: s.session.as_ref().map(session_js),
         network: s.network.map(|n| NetworkStatus {
