@@ -261,6 +261,13 @@ export declare class SandboxManager {
   get warnings(): Array<string>
   /** Creates a sandbox (does not start it). Rejects with `INVALID_CONFIG` or `PROVIDER_UNAVAILABLE`. */
   createSandbox(config?: SandboxConfig): Promise<Sandbox>
+  /**
+   * Re-attaches to a running persistent sandbox (`persistent: true`) on this manager's Docker
+   * engine, made by this or any other process, like E2B's `Sandbox.connect`. The sandbox comes
+   * back running and joins this manager. Rejects with SANDBOX_NOT_FOUND when there is no such
+   * persistent sandbox (or its lifetime ended).
+   */
+  connect(id: string): Promise<Sandbox>
   getSandbox(id: string): Sandbox | undefined
   listSandboxes(): Array<Sandbox>
   /** Destroys one sandbox; an unknown id resolves (nothing to do). */
@@ -687,6 +694,11 @@ export interface ListOptions {
   limit?: number
   sortBy?: 'createdAt' | 'lastActivity' | 'id' | 'name'
   order?: 'asc' | 'desc'
+  /**
+   * Also list the persistent sandboxes on the manager's Docker engine that it does not hold
+   * (made by other processes; `detached: true`), to re-attach with `connect(id)`.
+   */
+  includeDetached?: boolean
 }
 
 export interface LogEntry {
@@ -969,6 +981,18 @@ export interface SandboxConfig {
   fromSnapshot?: string
   /** Request all GPUs (needs the NVIDIA container runtime on the Docker host). */
   gpu?: boolean
+  /**
+   * The sandbox outlives the process that made it (not removed at exit) until `lifetimeSeconds`
+   * after its start; any process on the same Docker engine re-attaches it with
+   * `manager.connect(id)`. Docker provider only, without `network` rules. See README
+   * "Persistent sandboxes".
+   */
+  persistent?: boolean
+  /**
+   * A persistent sandbox's lifetime in seconds (default 3600, at most 30 days); at its end the
+   * sandbox ends and is removed, whether or not a process holds it.
+   */
+  lifetimeSeconds?: number
   metadata?: Record<string, any>
   /** E2B options (see README "The E2B provider"); `region` is informational. */
   e2b?: { apiKey?: string; templateId?: string; region?: string; domain?: string; apiUrl?: string; sandboxUrl?: string }
@@ -1187,8 +1211,10 @@ export interface SandboxStatus {
   resourceUsage: ResourceUsage
   executions: ExecutionCounts
   lastActivity: string
-  /** when an idle session will expire (sessions only) */
+  /** when an idle session will expire, or a persistent sandbox's lifetime ends */
   expiresAt?: string
+  /** made with `persistent: true` (README "Persistent sandboxes") */
+  persistent: boolean
   metadata?: Record<string, any>
   session?: SessionStatus
   /** The egress rules in force and the gateway's counters (sandboxes with `network` rules). */
@@ -1206,6 +1232,12 @@ export interface SandboxSummary {
   createdAt: string
   lastActivity: string
   resourceUsage: SummaryUsage
+  /** made with `persistent: true` */
+  persistent: boolean
+  /** when a persistent sandbox's lifetime (or a session's idle time) ends */
+  expiresAt?: string
+  /** a persistent sandbox this manager does not hold (`includeDetached`); `connect(id)` attaches it */
+  detached: boolean
 }
 
 export interface ServerAddress {

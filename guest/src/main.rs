@@ -100,6 +100,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,14 @@ fn cloexec_from(first: RawFd) {
   }
 }
 
+/// `--lifetime-seconds N` (the only option of the daemon mode): a persistent sandbox's lifetime.
+fn lifetime_arg(args: &[OsString]) -> Option<Duration> {
+  match args {
+    [_, flag, n, ..] if flag == "--lifetime-seconds" => n.to_str()?.parse::<u64>().ok().filter(|s| *s > 0).map(Duration::from_secs),
+    _ => None,
+  }
+}
+
 /// As PID 1: no signal handlers at all (std installs SIGSEGV/SIGBUS handlers for its stack
 /// overflow message), so that every signal sent from inside the sandbox is dropped.
 fn drop_signal_handlers() {
@@ -236,9 +245,32 @@ fn main() {
   reaper::block_sigchld();
   let reaper = Reaper::start();
 
+  // a persistent sandbox's guest (`--lifetime-seconds N`, README "Persistent sandboxes") outlives
+  // its host and ends the sandbox at the end of its lifetime: as PID 1 its exit ends every process
+  // of the sandbox, which nothing inside can prevent (no signal reaches it, see "PID 1" above)
+  let lifetime = lifetime_arg(&args);
+  if let Some(l) = lifetime {
+    let started = Instant::now();
+    let ok = thread(move || {
+      while let Some(left) = l.checked_sub(started.elapsed()).filter(|d| !d.is_zero()) {
+        std::thread::sleep(left);
+      }
+      log("the sandbox's lifetime ended");
+      std::process::exit(0);
+    });
+    if ok.is_err() {
+      log("cannot start the lifetime thread; exiting");
+      std::process::exit(1);
+    }
+  }
+  // after the host went away (persistent sandboxes only): frames are dropped, not written
+  let detached = Arc::new(AtomicBool::new(false));
+
   // the writer: the only place that touches stdout
   let (out, out_rx) = mpsc::sync_channel::<Vec<u8>>(256);
+  let writer_detached = detached.clone();
   let writer = std::thread::spawn(move || {
+    let detached = writer_detached;
     let mut stdout = unsafe { File::from_raw_fd(1) };
     let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     while let Ok(frame) = out_rx.recv() {
@@ -250,9 +282,12 @@ fn main() {
           Err(_) => break,
         }
       }
-      if stdout.write_all(&buf).is_err() {
+      if !detached.load(Ordering::Relaxed) && stdout.write_all(&buf).is_err() {
         // nobody reads our frames any more: the addon is gone
-        std::process::exit(0);
+        if lifetime.is_none() {
+          std::process::exit(0);
+        }
+        detached.store(true, Ordering::Relaxed);
       }
       buf.clear();
     }
@@ -288,6 +323,24 @@ fn main() {
           break 'read;
         }
       }
+    }
+  }
+  if lifetime.is_some() {
+    // a persistent sandbox: its host went away, the sandbox stays until its lifetime ends (the
+    // lifetime thread exits). Foreground commands had a caller that is gone: they are killed;
+    // background processes go on (servers, contexts). A later host attaches a guest of its own
+    // with `docker exec`; this one keeps reaping as PID 1 and drops what it would have sent.
+    detached.store(true, Ordering::Relaxed);
+    if let Some(pool) = &ctx.pool {
+      pool.retire();
+    }
+    for p in ctx.procs.lock().unwrap().values().filter(|p| !p.background) {
+      unsafe {
+        libc::kill(-p.pid, libc::SIGKILL);
+      }
+    }
+    loop {
+      std::thread::park();
     }
   }
   // the addon went away: nothing we started may outlive it. Kill the commands' groups; give

@@ -32,6 +32,8 @@ pub struct Proc {
   /// the command's pid (never the shim's)
   pub pid: i32,
   pub stdin: Option<Sender<Vec<u8>>>,
+  /// started as a background process (a persistent sandbox keeps those when its host goes away)
+  pub background: bool,
 }
 
 pub type Procs = Arc<Mutex<HashMap<u32, Proc>>>;
@@ -132,6 +134,7 @@ pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
   }
   let deadline = a.timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
   let max_output = a.max_output;
+  let background = a.background;
   let started = match (&ctx.pool, a.background) {
     (Some(pool), false) => spawn_shimmed(a, pool, ctx),
     _ => spawn_direct(a, ctx).map_err(SpawnError::Start),
@@ -190,7 +193,7 @@ pub fn spawn(id: u32, a: SpawnArgs, out: &Out, ctx: &Ctx) {
   }
   // (the reader thread is the only one that inserts: a Signal for this id, which comes after
   // this request on the same thread, cannot miss it)
-  ctx.procs.lock().unwrap().insert(id, Proc { pid, stdin: stdin_tx });
+  ctx.procs.lock().unwrap().insert(id, Proc { pid, stdin: stdin_tx, background });
   reply(out, id, &Reply::Started { pid: pid as u32 });
   let _ = go.send(());
 }

@@ -338,17 +338,19 @@ pub fn start(reaper: &Reaper) -> std::io::Result<IdleShim> {
 pub struct Pool {
   idle: Mutex<Vec<IdleShim>>,
   wanted: Condvar,
+  /// no more idle shims (a persistent sandbox's guest whose host went away)
+  retired: std::sync::atomic::AtomicBool,
 }
 
 impl Pool {
   pub fn start(reaper: Arc<Reaper>) -> Arc<Pool> {
-    let pool = Arc::new(Pool { idle: Mutex::new(Vec::new()), wanted: Condvar::new() });
+    let pool = Arc::new(Pool { idle: Mutex::new(Vec::new()), wanted: Condvar::new(), retired: Default::default() });
     let p = pool.clone();
     // this thread never ends (the shims' PDEATHSIG follows it)
     std::thread::spawn(move || loop {
       {
         let mut idle = p.idle.lock().unwrap();
-        while idle.len() >= MIN_IDLE {
+        while idle.len() >= MIN_IDLE || p.retired.load(std::sync::atomic::Ordering::Relaxed) {
           idle = p.wanted.wait(idle).unwrap();
         }
       }
@@ -372,9 +374,17 @@ impl Pool {
   /// its socket closes).
   pub fn give_back(&self, shim: IdleShim) {
     let mut idle = self.idle.lock().unwrap();
-    if idle.len() < MAX_IDLE {
+    if idle.len() < MAX_IDLE && !self.retired.load(std::sync::atomic::Ordering::Relaxed) {
       idle.push(shim);
     }
+  }
+}
+
+impl Pool {
+  /// Keep no idle shims any more: those waiting exit (their sockets close), none are started.
+  pub fn retire(&self) {
+    self.retired.store(true, std::sync::atomic::Ordering::Relaxed);
+    self.idle.lock().unwrap().clear();
   }
 }
 

@@ -257,7 +257,19 @@ pub struct SandboxConfig {
   /// `fromSnapshot`: the snapshot the sandbox starts from (README "Snapshots"); `image` is then
   /// the snapshot's image
   pub from_snapshot: Option<String>,
+  /// `persistent: true`: the sandbox outlives the process that made it (not removed at exit) and
+  /// can be re-attached with `manager.connect(id)` until `lifetime` ends (README "Persistent
+  /// sandboxes")
+  pub persistent: bool,
+  /// how long a persistent sandbox lives from its start (`lifetimeSeconds`, default
+  /// [`DEFAULT_LIFETIME_SECONDS`]); `None` for other sandboxes
+  pub lifetime_seconds: Option<f64>,
 }
+
+/// A persistent sandbox's lifetime unless `lifetimeSeconds` says otherwise: one hour.
+pub const DEFAULT_LIFETIME_SECONDS: f64 = 3600.0;
+/// The longest lifetime a persistent sandbox may ask for: 30 days.
+pub const MAX_LIFETIME_SECONDS: f64 = 30.0 * 86400.0;
 
 impl std::fmt::Debug for SandboxConfig {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -283,6 +295,8 @@ impl std::fmt::Debug for SandboxConfig {
       .field("startup_script", &self.startup_script)
       .field("command_policy", &self.command_policy)
       .field("from_snapshot", &self.from_snapshot)
+      .field("persistent", &self.persistent)
+      .field("lifetime_seconds", &self.lifetime_seconds)
       .finish()
   }
 }
@@ -770,7 +784,7 @@ pub fn manager_layers(get: &dyn Fn(&str) -> Option<String>, cwd: &Path, ctor: Op
   Ok(ManagerLayers { merged, given, warnings })
 }
 
-const TOP_KEYS: [&str; 21] = [
+const TOP_KEYS: [&str; 23] = [
   "network",
   "fromSnapshot",
   "name",
@@ -786,6 +800,8 @@ const TOP_KEYS: [&str; 21] = [
   "env",
   "workdir",
   "gpu",
+  "persistent",
+  "lifetimeSeconds",
   "metadata",
   "docker",
   "e2b",
@@ -1057,6 +1073,7 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
   }
 
   let gpu = get(o, "gpu").map(|v| want_bool(v, "gpu")).transpose()?.unwrap_or(false);
+  let (persistent, lifetime_seconds) = persistence(o, &provider, network.is_some())?;
   let metadata = get(o, "metadata").cloned();
   if let Some(m) = &metadata {
     if !m.is_object() {
@@ -1231,6 +1248,8 @@ pub fn resolve(v: &Value) -> Result<SandboxConfig> {
     startup_script,
     command_policy,
     from_snapshot,
+    persistent,
+    lifetime_seconds,
   })
 }
 
@@ -1276,6 +1295,43 @@ fn apply_from_snapshot(obj: &mut Map<String, Value>, origin: &str) -> Result<()>
   }
   obj.insert("image".into(), Value::String(wanted));
   Ok(())
+}
+
+/// `persistent` and `lifetimeSeconds`: Docker sandboxes only, without egress rules (their gateway
+/// is bound to the process that made it), the lifetime from 1 s to [`MAX_LIFETIME_SECONDS`].
+fn persistence(o: &Map<String, Value>, provider: &ProviderKind, rules: bool) -> Result<(bool, Option<f64>)> {
+  let persistent = get(o, "persistent").map(|v| want_bool(v, "persistent")).transpose()?.unwrap_or(false);
+  let given = get(o, "lifetimeSeconds");
+  if !persistent {
+    if given.is_some() {
+      return Err(SandboxError::invalid_config(
+        "lifetimeSeconds is the lifetime of a persistent sandbox; add persistent: true (other sandboxes end with the process that made them)",
+      ));
+    }
+    return Ok((false, None));
+  }
+  if *provider != ProviderKind::Docker {
+    return Err(SandboxError::invalid_config(format!(
+      "persistent: true is supported by the docker provider only, not {:?} (an E2B sandbox lives on E2B's side until its timeout)",
+      provider.as_str()
+    )));
+  }
+  if rules {
+    return Err(SandboxError::invalid_config(
+      "persistent: true cannot be combined with network rules yet (the egress gateway ends with the process that made it); drop network or persistent",
+    ));
+  }
+  let lifetime = match given {
+    None => DEFAULT_LIFETIME_SECONDS,
+    Some(Value::Number(n)) if n.as_f64().is_some_and(|s| s.is_finite() && (1.0..=MAX_LIFETIME_SECONDS).contains(&s)) => n.as_f64().unwrap(),
+    Some(v) => {
+      return Err(SandboxError::invalid_config(format!(
+        "lifetimeSeconds must be a number of seconds from 1 to {MAX_LIFETIME_SECONDS} (30 days), got {}",
+        type_name(v)
+      )))
+    }
+  };
+  Ok((true, Some(lifetime)))
 }
 
 /// The keys of the `docker` object.

@@ -298,6 +298,52 @@ impl Manager {
     Ok(sb)
   }
 
+  /// Re-attach to the persistent sandbox `id` on this manager's Docker engine, made by any
+  /// process (README "Persistent sandboxes"); the sandbox this manager already holds under that
+  /// id when there is one (and the engine still runs it). Its configuration is rebuilt from what the container records, over
+  /// this manager's `docker` and `limits` defaults (per-command defaults such as
+  /// `limits.timeoutSeconds` are the connecting manager's).
+  pub async fn connect(self: &Arc<Self>, id: &str) -> Result<Arc<AnySandbox>> {
+    let docker = crate::providers::docker::connect(self.docker_socket().as_deref()).await?;
+    // asked of the engine also when held: a sandbox whose lifetime ended is not found
+    let found = crate::providers::docker::persistent::find(&docker, id).await?;
+    if let Some(sb) = self.get(id) {
+      return Ok(sb);
+    }
+    let base = serde_json::json!({ "docker": self.defaults.get("docker"), "limits": self.defaults.get("limits") });
+    let cfg = config::resolve(&config::merge(&config::merge(&config::defaults(), &base), &found.record.config_layer(&found.env)))?;
+    let sb = Arc::new(AnySandbox::adopt(&cfg, self.providers.clone(), id)?);
+    sb.reconnect().await?;
+    let weak = Arc::downgrade(self);
+    sb.on_destroyed(Box::new(move |id: &str| {
+      if let Some(m) = weak.upgrade() {
+        m.destroyed(id);
+      }
+    }));
+    // two connects of the same id at once: the first one registered wins, the other lets go
+    let mut all = self.sandboxes.lock().unwrap();
+    if let Some(existing) = all.iter().find(|s| s.id() == id).cloned() {
+      drop(all);
+      // dropping it ends its guest connection; the sandbox itself stays
+      drop(sb);
+      return Ok(existing);
+    }
+    all.push(sb.clone());
+    Ok(sb)
+  }
+
+  /// The persistent sandboxes on this manager's Docker engine that it does not hold
+  /// (`list({ includeDetached: true })`).
+  pub async fn detached(&self) -> Result<Vec<crate::providers::docker::persistent::Detached>> {
+    let docker = crate::providers::docker::connect(self.docker_socket().as_deref()).await?;
+    let held: Vec<String> = self.list().iter().map(|s| s.id().to_string()).collect();
+    Ok(crate::providers::docker::persistent::list(&docker).await?.into_iter().filter(|d| !held.contains(&d.id)).collect())
+  }
+
+  fn docker_socket(&self) -> Option<String> {
+    self.defaults.get("docker").and_then(|d| d.get("socketPath")).and_then(|v| v.as_str()).map(str::to_string)
+  }
+
   /// A sandbox of this manager was destroyed (by whoever): forget it everywhere. A pool that
   /// holds it frees its slot; a session of it ends.
   fn destroyed(&self, id: &str) {

@@ -141,6 +141,19 @@ pub trait Provider: Send + Sync + 'static {
       ),
     ))
   }
+
+  /// Instead of `start`: re-attach to the running persistent sandbox with this provider
+  /// sandbox's id, made by another process (`manager.connect`).
+  async fn reconnect(&self) -> Result<()> {
+    Err(crate::core::error::SandboxError::new(
+      crate::core::error::ErrorCode::NotSupported,
+      format!("connect() is not supported by this sandbox's provider ({}); persistent sandboxes are a docker provider feature", self.engine_name()),
+    ))
+  }
+  /// When a persistent sandbox's lifetime ends (Unix milliseconds).
+  fn expires_at_ms(&self) -> Option<f64> {
+    None
+  }
 }
 
 /// Makes not-yet-started provider sandboxes. `id`, when given, is the id the sandbox must keep

@@ -138,7 +138,17 @@ fn is_availability(e: &SandboxError) -> bool {
 impl AnySandbox {
   /// A new, not started sandbox of `config.provider`, made by `factory`.
   pub fn new(config: &SandboxConfig, factory: Arc<dyn ProviderFactory>) -> Result<Self> {
-    let backend = factory.create(config, None)?;
+    Self::with_id(config, factory, None)
+  }
+
+  /// A sandbox object for the existing persistent sandbox `id`, to be re-attached with
+  /// [`AnySandbox::reconnect`] instead of started.
+  pub fn adopt(config: &SandboxConfig, factory: Arc<dyn ProviderFactory>, id: &str) -> Result<Self> {
+    Self::with_id(config, factory, Some(id))
+  }
+
+  fn with_id(config: &SandboxConfig, factory: Arc<dyn ProviderFactory>, id: Option<&str>) -> Result<Self> {
+    let backend = factory.create(config, id)?;
     let id = backend.id().to_string();
     let policy = match &config.command_policy {
       Some(p) => Some(CommandPolicy::new(p.allow.clone(), p.deny.clone())?),
@@ -294,10 +304,16 @@ impl AnySandbox {
   }
 
   /// When an idle session expires (None for sandboxes that are not sessions or already expired).
+  /// When the sandbox goes away by itself: a session's idle expiry, or the end of a persistent
+  /// sandbox's lifetime (the earlier of the two).
   pub fn expires_at_ms(&self) -> Option<f64> {
+    let lifetime = self.backend().expires_at_ms();
     let a = self.activity.lock().unwrap();
-    let s = a.session.as_ref().filter(|s| !s.expired)?;
-    Some(a.last_activity_ms + s.idle.as_secs_f64() * 1000.0)
+    let idle = a.session.as_ref().filter(|s| !s.expired).map(|s| a.last_activity_ms + s.idle.as_secs_f64() * 1000.0);
+    match (idle, lifetime) {
+      (Some(i), Some(l)) => Some(i.min(l)),
+      (i, l) => i.or(l),
+    }
   }
 
   fn record(&self, r: &std::result::Result<ExecResult, SandboxError>) {
@@ -389,6 +405,26 @@ impl AnySandbox {
       Err(e) => self.logs.push(Level::Error, Source::System, format!("Sandbox failed to start: {}", e.message)),
     }
     r
+  }
+
+  /// Re-attach to the running persistent sandbox this object was adopted for (instead of
+  /// `start`; nothing is provisioned again).
+  pub async fn reconnect(&self) -> Result<()> {
+    let t0 = Instant::now();
+    match self.backend().reconnect().await {
+      Ok(()) => {
+        self.activity.lock().unwrap().started_ms = Some(crate::core::logs::now_ms());
+        self.logs.info(
+          Source::System,
+          format!("Re-attached to persistent sandbox {} ({} engine) in {} ms", self.id, self.engine_name(), t0.elapsed().as_millis()),
+        );
+        Ok(())
+      }
+      Err(e) => {
+        self.logs.push(Level::Error, Source::System, format!("Could not re-attach: {}", e.message));
+        Err(e)
+      }
+    }
   }
 
   /// `installPackages`, then `startupScript`, on the first start. A failure destroys the sandbox

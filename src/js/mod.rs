@@ -233,6 +233,14 @@ pub struct SandboxConfig {
   pub from_snapshot: Option<String>,
   /// Request all GPUs (needs the NVIDIA container runtime on the Docker host).
   pub gpu: Option<bool>,
+  /// The sandbox outlives the process that made it (not removed at exit) until `lifetimeSeconds`
+  /// after its start; any process on the same Docker engine re-attaches it with
+  /// `manager.connect(id)`. Docker provider only, without `network` rules. See README
+  /// "Persistent sandboxes".
+  pub persistent: Option<bool>,
+  /// A persistent sandbox's lifetime in seconds (default 3600, at most 30 days); at its end the
+  /// sandbox ends and is removed, whether or not a process holds it.
+  pub lifetime_seconds: Option<f64>,
   #[napi(ts_type = "Record<string, any>")]
   pub metadata: Option<Value>,
   /// E2B options (see README "The E2B provider"); `region` is informational.
@@ -686,6 +694,16 @@ impl SandboxManager {
       let config = docker::snapshot::prepare_config(inner.defaults(), config).await?;
       inner.create(config.as_ref()).map(|s| Sandbox { inner: s })
     })
+  }
+
+  /// Re-attaches to a running persistent sandbox (`persistent: true`) on this manager's Docker
+  /// engine, made by this or any other process, like E2B's `Sandbox.connect`. The sandbox comes
+  /// back running and joins this manager. Rejects with SANDBOX_NOT_FOUND when there is no such
+  /// persistent sandbox (or its lifetime ended).
+  #[napi(ts_return_type = "Promise<Sandbox>")]
+  pub fn connect<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, Sandbox>> {
+    let inner = self.inner.clone();
+    promise(env, async move { inner.connect(&id).await.map(|s| Sandbox { inner: s }) })
   }
 
   #[napi(ts_return_type = "Sandbox | undefined")]

@@ -142,12 +142,14 @@ impl SandboxManager {
       }
       Ok(status::ListFilter { status: o.status.clone(), template: o.template.clone(), limit, sort_by, descending })
     })();
+    let include_detached = o.include_detached.unwrap_or(false);
     promise(env, async move {
       let filter = filter?;
+      let detached = if include_detached { inner.detached().await? } else { Vec::new() };
+      let mut statuses = inner.list_status(&status::ListFilter { limit: None, ..filter.clone() }).await;
+      statuses.extend(detached.into_iter().map(|d| status::detached(&d)));
       Ok(
-        inner
-          .list_status(&filter)
-          .await
+        status::filter_sort(statuses, &filter)
           .into_iter()
           .map(|s| SandboxSummary {
             id: s.id,
@@ -159,6 +161,9 @@ impl SandboxManager {
             created_at: iso(s.created_ms),
             last_activity: iso(s.last_activity_ms),
             resource_usage: SummaryUsage { cpu_percent: s.stats.cpu_percent, memory_used_mb: s.stats.memory_usage_mb },
+            persistent: s.persistent,
+            expires_at: s.expires_at_ms.map(iso),
+            detached: s.detached,
           })
           .collect(),
       )
@@ -177,6 +182,9 @@ pub struct ListOptions {
   pub sort_by: Option<String>,
   #[napi(ts_type = "'asc' | 'desc'")]
   pub order: Option<String>,
+  /// Also list the persistent sandboxes on the manager's Docker engine that it does not hold
+  /// (made by other processes; `detached: true`), to re-attach with `connect(id)`.
+  pub include_detached: Option<bool>,
 }
 
 #[napi(object)]
@@ -198,6 +206,12 @@ pub struct SandboxSummary {
   pub created_at: String,
   pub last_activity: String,
   pub resource_usage: SummaryUsage,
+  /// made with `persistent: true`
+  pub persistent: bool,
+  /// when a persistent sandbox's lifetime (or a session's idle time) ends
+  pub expires_at: Option<String>,
+  /// a persistent sandbox this manager does not hold (`includeDetached`); `connect(id)` attaches it
+  pub detached: bool,
 }
 
 // ------------------------------------------------------------------ status
@@ -254,8 +268,10 @@ pub struct SandboxStatus {
   pub resource_usage: ResourceUsage,
   pub executions: ExecutionCounts,
   pub last_activity: String,
-  /// when an idle session will expire (sessions only)
+  /// when an idle session will expire, or a persistent sandbox's lifetime ends
   pub expires_at: Option<String>,
+  /// made with `persistent: true` (README "Persistent sandboxes")
+  pub persistent: bool,
   #[napi(ts_type = "Record<string, any>")]
   pub metadata: Option<Value>,
   pub session: Option<SessionStatus>,
@@ -736,6 +752,7 @@ impl Sandbox {
         },
         last_activity: iso(s.last_activity_ms),
         expires_at: s.expires_at_ms.map(iso),
+        persistent: s.persistent,
         metadata: s.metadata,
         session: s.session.as_ref().map(session_js),
         network: s.network.map(|n| NetworkStatus {

@@ -31,6 +31,10 @@ pub struct Status {
   pub session: Option<SessionInfo>,
   /// the egress rules and counters of a sandbox with `network` rules
   pub network: Option<crate::core::provider::NetworkStatus>,
+  /// made with `persistent: true`
+  pub persistent: bool,
+  /// a persistent sandbox on the engine that the manager does not hold (`includeDetached`)
+  pub detached: bool,
 }
 
 pub async fn status(sb: &AnySandbox) -> Status {
@@ -67,6 +71,42 @@ pub async fn status(sb: &AnySandbox) -> Status {
     metadata: config.metadata.as_ref().map(crate::core::config::redacted),
     session: a.session.clone(),
     network: sb.network_status(),
+    persistent: config.persistent,
+    detached: false,
+  }
+}
+
+/// What `list({ includeDetached: true })` knows of a persistent sandbox another process holds
+/// (or none): its record and the engine's state; no counters.
+pub fn detached(d: &crate::providers::docker::persistent::Detached) -> Status {
+  let r = &d.record;
+  let state = if d.state == "running" { State::Running } else { State::Stopped };
+  let now = crate::core::logs::now_ms();
+  Status {
+    id: d.id.clone(),
+    name: r.name.clone(),
+    provider: "docker".into(),
+    state,
+    template: r.template.clone(),
+    image: r.image.clone(),
+    engine: String::new(),
+    created_ms: r.created_ms,
+    started_ms: Some(r.created_ms),
+    uptime_s: if state == State::Running { ((now - r.created_ms) / 1000.0).max(0.0) } else { 0.0 },
+    stats: Stats::default(),
+    memory_limit_mb: r.limits.get("memoryMB").and_then(|v| v.as_f64()).unwrap_or(0.0),
+    disk_limit_mb: r.limits.get("diskMB").and_then(|v| v.as_f64()).unwrap_or(0.0),
+    executions: 0,
+    successful: 0,
+    failed: 0,
+    average_duration_ms: 0.0,
+    last_activity_ms: r.created_ms,
+    expires_at_ms: Some(r.expires_at_ms),
+    metadata: r.metadata.as_ref().map(crate::core::config::redacted),
+    session: None,
+    network: None,
+    persistent: true,
+    detached: true,
   }
 }
 
@@ -140,6 +180,8 @@ mod tests {
       metadata: None,
       session: None,
       network: None,
+      persistent: false,
+      detached: false,
     }
   }
 

@@ -2,6 +2,7 @@
 //! cleanup; the stale-resource reaper is in `reaper`.
 
 pub mod exec;
+pub mod persistent;
 pub mod guest;
 pub mod protocol;
 pub mod reaper;

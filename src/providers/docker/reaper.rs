@@ -18,6 +18,9 @@
 //!   [`ORPHAN_GRACE`] by the engine's creation time (a start in progress creates them a moment
 //!   before its container, and must not be raced).
 //!
+//! - persistent sandboxes (`persistent.rs`): removed in any state once their lifetime ended,
+//!   never paused before that.
+//!
 //! On top of that, a `created` container, a volume or a network whose owner label names this
 //! host and a process that is alive (same pid and start time) is kept whatever its age: that
 //! check can only spare resources, never condemn them, so it is safe where pids are ambiguous.
@@ -90,6 +93,16 @@ pub struct Rules<'a> {
 pub fn verdict(kind: Kind, state: Option<&str>, created: Option<i64>, labels: &HashMap<String, String>, r: &Rules) -> Option<String> {
   let age = created.map(|c| r.now.saturating_sub(c));
   let older_than = |grace: Duration| age.is_some_and(|a| a >= grace.as_secs() as i64);
+  // a persistent sandbox lives until its lifetime ends, whoever owns it, and not longer
+  let lifetime = labels.get(super::persistent::LABEL_PERSISTENT).and_then(|l| super::persistent::Record::parse(l));
+  if let (Kind::Container, Some(rec)) = (kind, &lifetime) {
+    if rec.expired(r.now as f64 * 1000.0) {
+      return Some(format!("its lifetime ended ({} s)", rec.lifetime_seconds));
+    }
+    if state == Some("paused") {
+      return None;
+    }
+  }
   match kind {
     Kind::Container => match state.unwrap_or("") {
       s @ ("exited" | "dead") => Some(format!("container {s}")),
@@ -451,6 +464,42 @@ mod tests {
       assert_eq!(check(Kind::Container, Some("exited"), Some(1), l, &[]).as_deref(), Some("container exited"));
       assert_eq!(check(Kind::Container, Some("dead"), Some(1), l, &[]).as_deref(), Some("container dead"));
     }
+  }
+
+  #[test]
+  fn persistent_sandboxes_live_until_their_lifetime_ends() {
+    let record = |expires_s: i64| super::super::persistent::Record {
+      expires_at_ms: expires_s as f64 * 1000.0,
+      lifetime_seconds: 60.0,
+      created_ms: 0.0,
+      user: "1000".into(),
+      image: "i".into(),
+      workdir: "/w".into(),
+      limits: serde_json::json!({}),
+      network_mode: "isolated".into(),
+      name: None,
+      template: None,
+      metadata: None,
+      env_keys: vec![],
+    };
+    let dead_owner = |expires_s: i64| {
+      let mut l = labels(&[(LABEL_ID, "docker-9"), (LABEL_OWNER_HOST, "here"), (LABEL_OWNER_PID, "11")]);
+      l.insert(super::super::persistent::LABEL_PERSISTENT.into(), record(expires_s).label());
+      l
+    };
+    let live = dead_owner(NOW + 10);
+    for state in ["running", "paused"] {
+      assert_eq!(check(Kind::Container, Some(state), Some(86_400), &live, &[]), None, "{state}");
+    }
+    let over = dead_owner(NOW);
+    for state in ["running", "paused", "exited", "created"] {
+      assert!(check(Kind::Container, Some(state), Some(1), &over, &[]).is_some_and(|r| r.contains("lifetime ended")), "{state}");
+    }
+    // a label that does not parse is no persistence: the usual rules
+    let mut junk = labels(&[(LABEL_ID, "docker-9"), (LABEL_OWNER_HOST, "here"), (LABEL_OWNER_PID, "11")]);
+    junk.insert(super::super::persistent::LABEL_PERSISTENT.into(), "{not json".into());
+    assert_eq!(check(Kind::Container, Some("running"), Some(1), &junk, &[]), None);
+    assert!(check(Kind::Container, Some("paused"), Some(1), &junk, &[]).is_some());
   }
 
   #[test]

@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use super::exec::{self, ExecRequest};
 use super::guest::{self, GuestConn, GUEST_DIR, GUEST_PATH};
 use crate::core::process::{ExecOutput, OutputSink, Spawned};
-use super::{labels, record, remove_owned, Owned};
+use super::{labels, persistent, record, remove_owned, Owned};
 use watchdog::Watchdog;
 use crate::core::config::{ExecEngine, NetworkMode, SandboxConfig};
 use crate::providers::docker::protocol::{ProcessEntry, Reply, Request};
@@ -239,6 +239,8 @@ pub struct DockerSandbox {
   egress: Mutex<Option<Arc<gateway::Gateway>>>,
   /// where network decisions go (the sandbox's log)
   network_log: Mutex<Option<crate::core::provider::NetworkLog>>,
+  /// when a persistent sandbox's lifetime ends (Unix ms), from its record
+  expires_at: Mutex<Option<f64>>,
 }
 
 fn new_id() -> String {
@@ -331,6 +333,7 @@ impl DockerSandbox {
       watchdog_restart: tokio::sync::Mutex::new(()),
       egress: Mutex::new(None),
       network_log: Mutex::new(None),
+      expires_at: Mutex::new(None),
     }
   }
 
@@ -369,6 +372,11 @@ impl DockerSandbox {
   }
 
   fn sync_registry(&self) {
+    // a persistent sandbox outlives this process once it runs: the exit hook leaves it alone
+    if self.config.persistent && matches!(self.state(), State::Running | State::Stopped) {
+      record(&self.id, Owned::default());
+      return;
+    }
     record(&self.id, self.owned());
   }
 
@@ -423,6 +431,7 @@ impl DockerSandbox {
     match result {
       Ok(()) => {
         self.set_state(State::Running);
+        self.sync_registry();
         Ok(())
       }
       Err(e) => {
@@ -434,6 +443,75 @@ impl DockerSandbox {
         Err(e)
       }
     }
+  }
+
+  /// Re-attach this (not started) sandbox object to the running container of the persistent
+  /// sandbox with its id, made by another process (`manager.connect`, see persistent.rs): its
+  /// volumes and network are found by label, commands run as the user it was made for, through
+  /// a guest attached with `docker exec` (or the exec engine when it has no guest binary).
+  pub async fn reconnect(&self) -> Result<()> {
+    let _guard = self.lifecycle.lock().await;
+    if self.state() != State::Created {
+      return Err(SandboxError::invalid_argument(format!("sandbox {} was started already; connect() re-attaches a fresh sandbox object", self.id)));
+    }
+    self.set_state(State::Starting);
+    let r = self.reattach_existing().await;
+    match r {
+      Ok(()) => {
+        self.set_state(State::Running);
+        self.sync_registry();
+        Ok(())
+      }
+      Err(e) => {
+        // nothing here is ours to remove: the sandbox stays as it was
+        self.guest.lock().unwrap().take();
+        self.forget_resources(false);
+        self.set_state(State::Error);
+        Err(e)
+      }
+    }
+  }
+
+  async fn reattach_existing(&self) -> Result<()> {
+    let docker = bounded("connecting to the Docker engine", CONNECT_TIMEOUT, super::connect(self.config.docker.socket_path.as_deref())).await?;
+    self.res.lock().unwrap().docker = Some(docker.clone());
+    let found = persistent::find(&docker, &self.id).await?;
+    let by_label = HashMap::from([("label".to_string(), vec![format!("{}={}", super::LABEL_ID, self.id)])]);
+    let volumes = call(
+      "listing the sandbox's volumes",
+      DOCKER_CALL_TIMEOUT,
+      docker.list_volumes(Some(bollard::query_parameters::ListVolumesOptions { filters: Some(by_label.clone()) })),
+      provider_err("could not list the sandbox's volumes"),
+    )
+    .await?;
+    let networks = call(
+      "listing the sandbox's networks",
+      DOCKER_CALL_TIMEOUT,
+      docker.list_networks(Some(bollard::query_parameters::ListNetworksOptions { filters: Some(by_label) })),
+      provider_err("could not list the sandbox's networks"),
+    )
+    .await?;
+    let workspace = format!("agentic-sandbox-{}-workspace", self.id);
+    {
+      let mut r = self.res.lock().unwrap();
+      r.container = Some(found.container.clone());
+      for v in volumes.volumes.unwrap_or_default() {
+        if v.name == workspace {
+          r.volume = Some(v.name);
+        } else {
+          r.guest_volume = Some(v.name);
+        }
+      }
+      r.network = networks.into_iter().find_map(|n| n.name);
+    }
+    *self.plan.lock().unwrap() = Plan { user: Some(found.record.user.clone()), exec_env: Vec::new(), keep_command: false };
+    *self.expires_at.lock().unwrap() = Some(found.record.expires_at_ms);
+    if found.guest_mounted && self.config.docker.exec_engine != ExecEngine::Exec {
+      let conn = self.attach_guest_by_exec(&docker, &found.container).await?;
+      self.set_guest(conn, true);
+    }
+    tracing::debug!(sandbox = %self.id, engine = self.engine_name(), "re-attached");
+    Ok(())
   }
 
   /// `start()` after `stop()`: thaw a paused container (images that keep their command), or check
@@ -503,6 +581,12 @@ impl DockerSandbox {
     let keep_command = cfg.docker.keep_image_command.unwrap_or_else(|| {
       image.config.as_ref().and_then(|c| c.exposed_ports.as_ref()).map(|p| !p.is_empty()).unwrap_or(false)
     });
+    if keep_command && cfg.persistent {
+      return Err(SandboxError::invalid_config(format!(
+        "persistent: true needs the sandbox's own command, but image {} keeps its command (it exposes ports, or docker.keepImageCommand is set); set docker.keepImageCommand: false",
+        cfg.image
+      )));
+    }
     // the guest is the container's command unless the image's own command must keep running;
     // then it is attached with one `docker exec` after the start
     let guest_is_command = guest_plan.is_some() && !keep_command;
@@ -527,6 +611,12 @@ impl DockerSandbox {
       if keep_command { exec_env.push(home.clone()) } else { env.push(home.clone()) }
     }
     *self.plan.lock().unwrap() = Plan { user: Some(who.user.clone()), exec_env, keep_command };
+    let mut container_labels = labels.clone();
+    if cfg.persistent {
+      let record = persistent::Record::new(cfg, &who.user, crate::core::logs::now_ms());
+      *self.expires_at.lock().unwrap() = Some(record.expires_at_ms);
+      container_labels.insert(persistent::LABEL_PERSISTENT.to_string(), record.label());
+    }
 
     // workspace: a tmpfs-backed volume capped at diskMB, owned by the sandbox user
     let volume_name = format!("agentic-sandbox-{}-workspace", self.id);
@@ -653,15 +743,18 @@ impl DockerSandbox {
         }),
         ..Default::default()
       };
-      let entrypoint = if keep_command {
-        None
-      } else if guest_is_command {
-        Some(vec![GUEST_PATH.to_string()])
-      } else {
-        Some(vec!["/bin/sh".to_string(), "-c".to_string(), watchdog::STDIN_LOOP.to_string()])
+      // a persistent sandbox's command ends at its lifetime, not with its owner (persistent.rs)
+      let lifetime = cfg.persistent.then(|| persistent::lifetime_secs(cfg).to_string());
+      let entrypoint = match (keep_command, guest_is_command, &lifetime) {
+        (true, _, _) => None,
+        (_, true, None) => Some(vec![GUEST_PATH.to_string()]),
+        (_, true, Some(l)) => Some(vec![GUEST_PATH.to_string(), "--lifetime-seconds".to_string(), l.clone()]),
+        (_, false, None) => Some(vec!["/bin/sh".to_string(), "-c".to_string(), watchdog::STDIN_LOOP.to_string()]),
+        (_, false, Some(l)) => Some(vec!["/bin/sh".to_string(), "-c".to_string(), r#"exec sleep "$0""#.to_string(), l.clone()]),
       };
-      // the container's stdin is the owner watchdog (see watchdog.rs), except for an image's own command
-      let attach = !keep_command;
+      // the container's stdin is the owner watchdog (see watchdog.rs), except for an image's own
+      // command and a persistent exec-engine sandbox (bound to its lifetime, not to its owner)
+      let attach = !keep_command && (guest_is_command || !cfg.persistent);
       let body = ContainerCreateBody {
         image: Some(cfg.image.clone()),
         entrypoint,
@@ -676,7 +769,7 @@ impl DockerSandbox {
         env: Some(env),
         working_dir: Some(cfg.workdir.clone()),
         user: container_user,
-        labels: Some(labels),
+        labels: Some(container_labels),
         host_config: Some(host_config),
         ..Default::default()
       };
@@ -739,6 +832,8 @@ impl DockerSandbox {
           self.set_guest(conn, false);
         }
         Some(a) => *self.watchdog.lock().unwrap() = Some(Watchdog::hold(a.output, a.input)),
+        // a persistent exec-engine sandbox: bound to its lifetime, no owner watchdog
+        None if !keep_command => {}
         None => {
           self.start_exec_watchdog(&docker, &created.id).await?;
           if guest_plan.is_some() {
@@ -1932,7 +2027,26 @@ impl crate::core::provider::Provider for DockerSandbox {
     DockerSandbox::destroy(self).await
   }
   async fn force_remove(&self) -> Result<bool> {
-    super::force_remove(&self.id).await
+    if super::force_remove(&self.id).await? {
+      return Ok(true);
+    }
+    // a running persistent sandbox is not in the exit hook's registry: remove what it holds
+    let owned = self.owned();
+    let docker = self.res.lock().unwrap().docker.clone();
+    match docker {
+      Some(d) if self.config.persistent && owned.container.is_some() => {
+        remove_owned(&d, &owned).await?;
+        self.forget_resources(false);
+        Ok(true)
+      }
+      _ => Ok(false),
+    }
+  }
+  async fn reconnect(&self) -> Result<()> {
+    DockerSandbox::reconnect(self).await
+  }
+  fn expires_at_ms(&self) -> Option<f64> {
+    *self.expires_at.lock().unwrap()
   }
   async fn spawn(
     &self,
