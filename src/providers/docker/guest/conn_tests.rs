@@ -82,7 +82,7 @@ fn stat_req() -> Request {
 }
 
 async fn spawn(conn: &Arc<GuestConn>, timeout: Option<Duration>, max_output: usize, background: bool, sink: Option<OutputSink>) -> Result<Spawned> {
-  conn.spawn(vec!["cmd".into()], vec![], "/w".into(), timeout, max_output, background, false, sink).await
+  conn.spawn(vec!["cmd".into()], vec![], "/w".into(), timeout, max_output, background, false, sink, false).await
 }
 
 fn assert_dead_with(e: &SandboxError, code: ErrorCode, needle: &str) {
@@ -488,7 +488,7 @@ async fn request_refuses_the_streaming_requests() {
 #[tokio::test]
 async fn a_spawn_with_an_impossible_path_is_refused_before_sending() {
   let (conn, _guest) = connect().await;
-  let e = conn.spawn(vec!["x".repeat(MAX_SPAWN_PATH + 1)], vec![], "/w".into(), None, 1, true, false, None).await.err().unwrap();
+  let e = conn.spawn(vec!["x".repeat(MAX_SPAWN_PATH + 1)], vec![], "/w".into(), None, 1, true, false, None, false).await.err().unwrap();
   assert_eq!(e.code, ErrorCode::InvalidArgument);
 }
 
