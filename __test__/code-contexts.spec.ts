@@ -336,11 +336,56 @@ describe('lifecycle', () => {
     }
   })
 
+  it('cells of one context run one at a time, in call order', async () => {
+    await withContext('python', async (ctx) => {
+      await sb.runCode('seen = []', { context: ctx })
+      const runs = await Promise.all(
+        [0, 1, 2].map((i) => sb.runCode(`import time\nseen.append(${i})\ntime.sleep(0.1)\nlist(seen)`, { context: ctx })),
+      )
+      expect(runs.map((r: any) => main(r).json)).toEqual([[0], [0, 1], [0, 1, 2]])
+    })
+  })
+
+  it('removing a context while a cell runs ends the cell and leaves no interpreter', async () => {
+    const ctx = await sb.createCodeContext({ language: 'python' })
+    const pid = main(await sb.runCode('import os\nos.getpid()', { context: ctx })).json
+    const running = sb.runCode('import time\ntime.sleep(60)', { context: ctx, timeout: 120 })
+    await new Promise((r) => setTimeout(r, 300))
+    expect(await sb.removeCodeContext(ctx)).toBe(true)
+    const r = await running
+    expect(r.success).toBe(false)
+    expect(r.exception.name).toBe('ContextRemoved')
+    expect(r.contextRestarted).toBe(false)
+    await waitFor(async () => !(await processList(sb)).some((p) => p.startsWith(`${pid}:`)), 5000, 50)
+    const drivers = (await processList(sb)).filter((p) => DRIVER_MARKS.some((d) => p.includes(d)))
+    expect(drivers).toEqual([])
+  })
+
   it('without a context, runCode still runs a fresh interpreter', async () => {
     await sb.runCode('fresh = 1', { language: 'python' })
     const r = await sb.runCode('print("fresh" in globals())', { language: 'python' })
     expect(r.stdout).toBe('False\n')
     expect(r.results).toBeUndefined()
+  })
+
+  it("a pool's release (reset) ends the sandbox's contexts", async () => {
+    const m3: any = new SandboxManager({ image: DEVTOOLS })
+    try {
+      const pool = await m3.createPool({}, { min: 1, max: 1 })
+      const s = await pool.acquire()
+      const c = await s.createCodeContext({ language: 'python' })
+      await s.runCode('x = 1', { context: c })
+      await pool.release(s)
+      const again = await pool.acquire()
+      expect(again.id).toBe(s.id)
+      expect(await again.listCodeContexts()).toEqual([])
+      await expectCode(again.runCode('x', { context: c }), 'INVALID_ARGUMENT')
+      expect((await processList(again)).filter((p) => DRIVER_MARKS.some((d) => p.includes(d)))).toEqual([])
+      await pool.release(again)
+      await pool.destroy()
+    } finally {
+      await m3.destroyAll()
+    }
   })
 
   it('contexts end with their sandbox: no interpreter is left, and the ids are gone', async () => {

@@ -267,11 +267,31 @@ pub struct Context {
   proc: Mutex<Option<(u64, Spawned)>>,
   generation: std::sync::atomic::AtomicU64,
   io: Arc<Io>,
+  /// removed (or its sandbox emptied): it must not start an interpreter again, also from a cell
+  /// that was running when it was removed
+  removed: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
   fn live(&self) -> Option<(u64, Spawned)> {
     self.proc.lock().unwrap().clone().filter(|(_, p)| !p.is_done())
+  }
+
+  /// Mark the context gone and kill its interpreter.
+  fn close(&self) {
+    self.removed.store(true, std::sync::atomic::Ordering::SeqCst);
+    self.kill();
+  }
+
+  fn is_removed(&self) -> bool {
+    self.removed.load(std::sync::atomic::Ordering::SeqCst)
+  }
+
+  fn gone(&self) -> SandboxError {
+    SandboxError::invalid_argument(format!(
+      "code context {} was removed (removeCodeContext, or its sandbox was destroyed, reset or emptied of processes); create a new one with createCodeContext",
+      self.info.id
+    ))
   }
 
   /// Kill the interpreter's process group (if any); it is forgotten at once.
@@ -293,6 +313,9 @@ impl Context {
   /// Start a fresh interpreter and check that it answers an empty cell. The caller holds `run`.
   async fn start(&self, sb: &AnySandbox) -> Result<()> {
     self.kill_and_wait().await;
+    if self.is_removed() {
+      return Err(self.gone());
+    }
     let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     let io = self.io.clone();
     let sink: OutputSink = Arc::new(move |stream, bytes| {
@@ -307,6 +330,11 @@ impl Context {
     let opts = ExecOptions { env: self.env.clone(), workdir: Some(self.info.cwd.clone()), ..Default::default() };
     let p = sb.spawn_as((lang.shown(), &[]), "/bin/sh", &lang.launch(), &opts, Some(sink)).await?;
     *self.proc.lock().unwrap() = Some((generation, p.clone()));
+    // removed while it started: `close` may have found no process to kill
+    if self.is_removed() {
+      self.kill();
+      return Err(self.gone());
+    }
     let (ended, io, _) = self.cell(generation, &p, "", START_DEADLINE, 64 * 1024, None, None).await?;
     match ended {
       Ended::Complete => Ok(()),
@@ -434,7 +462,7 @@ impl Registry {
   pub fn clear(&self) {
     let all = std::mem::take(&mut *self.map.lock().unwrap());
     for c in all.values() {
-      c.kill();
+      c.close();
     }
   }
 
@@ -484,6 +512,7 @@ pub async fn create(sb: &AnySandbox, opts: ContextOptions) -> Result<ContextInfo
     proc: Mutex::new(None),
     generation: Default::default(),
     io: Arc::new(Io::default()),
+    removed: Default::default(),
   });
   {
     let mut map = sb.contexts.map.lock().unwrap();
@@ -512,7 +541,7 @@ pub fn remove(sb: &AnySandbox, id: &str) -> bool {
   let c = sb.contexts.map.lock().unwrap().remove(id);
   match c {
     Some(c) => {
-      c.kill();
+      c.close();
       sb.logs.info(Source::Execution, format!("Code context {id} removed"));
       true
     }
@@ -539,6 +568,9 @@ pub async fn run(sb: &AnySandbox, id: &str, code: &str, opts: CellOptions) -> Re
   let timeout = crate::core::config::seconds("timeout", opts.timeout.unwrap_or(sb.limits().timeout_seconds), false)?;
   let max_output = opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT);
   let _serial = ctx.run.lock().await;
+  if ctx.is_removed() {
+    return Err(ctx.gone());
+  }
   let _busy = sb.enter().await?;
   let started = Instant::now();
   // an interpreter that died since the last cell (killed, exited from a thread) is replaced
@@ -631,6 +663,7 @@ pub async fn run(sb: &AnySandbox, id: &str, code: &str, opts: CellOptions) -> Re
     let (name, then) = match (&restart, run.timed_out) {
       (Ok(()), true) => ("TimeoutError", "its process group was killed and the context restarted with a fresh interpreter: its variables are lost".to_string()),
       (Ok(()), false) => ("ContextRestarted", "the context was restarted with a fresh interpreter: its variables are lost".to_string()),
+      (Err(_), _) if ctx.is_removed() => ("ContextRemoved", "the context was removed meanwhile".to_string()),
       (Err(e), _) => ("ContextDied", format!("restarting the context failed ({}); the next runCode in it tries again", e.message)),
     };
     run.context_restarted = restart.is_ok();
