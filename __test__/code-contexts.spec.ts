@@ -388,13 +388,20 @@ describe('lifecycle', () => {
     }
   })
 
-  it('contexts end with their sandbox: no interpreter is left, and the ids are gone', async () => {
+  it('contexts restart after stop/start and end with their sandbox: no interpreter is left, and the ids are gone', async () => {
     const m2: any = new SandboxManager({ image: DEVTOOLS })
     const sb2 = await m2.createSandbox({})
     try {
       await sb2.start()
       const c = await sb2.createCodeContext({ language: 'python' })
       await sb2.createCodeContext({ language: 'javascript' })
+      // stop ends the interpreters; the next cell after start gets a fresh one and says so
+      await sb2.runCode('x = 1', { context: c })
+      await sb2.stop()
+      await sb2.start()
+      const fresh = await sb2.runCode('"x" in globals()', { context: c })
+      expect(fresh.contextRestarted).toBe(true)
+      expect(main(fresh).json).toBe(false)
       const running = (await processList(sb2)).filter((p) => DRIVER_MARKS.some((d) => p.includes(d)))
       expect(running.length).toBeGreaterThanOrEqual(2)
       await sb2.destroy()

@@ -490,6 +490,7 @@ impl AnySandbox {
   }
 
   pub async fn stop(&self) -> Result<()> {
+    self.contexts.interpreters_end();
     let r = self.backend().stop().await;
     if r.is_ok() {
       self.logs.info(Source::System, "Sandbox stopped");

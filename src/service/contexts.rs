@@ -466,6 +466,14 @@ impl Registry {
     }
   }
 
+  /// Forget every context's interpreter (the sandbox stops, which ends its processes): the next
+  /// cell of each starts a fresh one and says `contextRestarted`.
+  pub fn interpreters_end(&self) {
+    for c in self.map.lock().unwrap().values() {
+      c.kill();
+    }
+  }
+
   pub fn list(&self) -> Vec<ContextInfo> {
     self.map.lock().unwrap().values().map(|c| c.info.clone()).collect()
   }
