@@ -185,6 +185,31 @@ describe('hostile cells', () => {
     })
   })
 
+  it("a cell that steals its nonce can forge only its own result, and the host caps a forged 20 MB line", async () => {
+    await withContext('python', async (ctx) => {
+      const steal = [
+        'import os, sys',
+        'f = sys._getframe()',
+        "while f is not None and 'nonce' not in f.f_locals:",
+        '    f = f.f_back',
+        "n, o, e = f.f_locals['nonce'], f.f_locals['out_fd'], f.f_locals['err_fd']",
+        "m = b'\\x1e' + n + b'\\x1e'",
+        'os.write(e, m)',
+        `big = m + b'{"results":[{"text":"' + b'a' * (20 << 20) + b'","isMainResult":true}]}\\n'`,
+        'while big:',
+        '    big = big[os.write(o, big):]',
+      ].join('\n')
+      const r = await sb.runCode(steal, { context: ctx })
+      expect(r.exception?.name).toBe('ResultError')
+      expect(r.exception?.value).toContain('16777216')
+      expect(r.results).toEqual([])
+      // the driver's own end of that cell arrives late and is not this cell's result
+      const next = await sb.runCode('7', { context: ctx })
+      expect(main(next).json).toBe(7)
+      expect(main(await sb.runCode('8', { context: ctx })).json).toBe(8)
+    })
+  })
+
   it('closing fd 1 and 2 in a cell does not break the protocol', async () => {
     await withContext('python', async (ctx) => {
       const r = await sb.runCode('import os\nos.close(1)\nos.close(2)\n5', { context: ctx })
@@ -257,12 +282,15 @@ describe('javascript contexts', () => {
     )
   })
 
-  it('a timeout interrupts a busy loop (breakOnSigint) and keeps the state', async () => {
+  it('a timeout interrupts a busy loop (breakOnSigint) or a pending await and keeps the state', async () => {
     await withContext('javascript', async (ctx) => {
       await sb.runCode('var keep = "k"', { context: ctx })
       const r = await sb.runCode('while (true) {}', { context: ctx, timeout: 1 })
       expect(r).toMatchObject({ timedOut: true, contextRestarted: false })
       expect(r.exception.name).toBe('TimeoutError')
+      // an awaited Promise that never settles is rejected by the SIGINT handler
+      const pending = await sb.runCode('await new Promise(() => {})', { context: ctx, timeout: 1 })
+      expect(pending).toMatchObject({ timedOut: true, contextRestarted: false })
       expect(main(await sb.runCode('keep', { context: ctx })).json).toBe('k')
     })
   })

@@ -97,6 +97,11 @@ pub(super) fn run_in_context<'env>(
       "runCode in a code context takes no workdir or env: the context keeps its own (change directory or environment in a cell, or give cwd/env to createCodeContext)",
     ));
   }
+  // the call's place in the context's queue, taken now: calls run in the order they are made
+  let turn = match inner.contexts.turn(inner.id(), &id) {
+    Ok(t) => t,
+    Err(e) => return refuse(e),
+  };
   let sink = super::ChunkSink::new(o.on_stdout, o.on_stderr);
   let language = o.language;
   let opts = ctx::CellOptions {
@@ -117,7 +122,7 @@ pub(super) fn run_in_context<'env>(
         )));
       }
     }
-    let run = ctx::run(&inner, &id, &code, opts).await;
+    let run = ctx::run(&inner, turn, &code, opts).await;
     if let Some(s) = &sink {
       s.flushed().await;
     }
@@ -179,8 +184,8 @@ impl Sandbox {
   #[napi(ts_args_type = "context: string | CodeContext", ts_return_type = "Promise<void>")]
   pub fn restart_code_context<'env>(&self, env: &'env Env, context: Either<String, Object<'env>>) -> Result<PromiseRaw<'env, ()>> {
     let inner = self.inner.clone();
-    let id = context_id(context);
-    promise(env, async move { ctx::restart(&inner, &id?).await })
+    let turn = context_id(context).and_then(|id| inner.contexts.turn(inner.id(), &id));
+    promise(env, async move { ctx::restart(&inner, turn?).await })
   }
 
   /// The sandbox's code contexts.

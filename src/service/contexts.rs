@@ -262,8 +262,8 @@ enum Ended {
 pub struct Context {
   pub info: ContextInfo,
   env: BTreeMap<String, String>,
-  /// serialises the cells (and restarts) of this context
-  run: tokio::sync::Mutex<()>,
+  /// serialises the cells (and restarts) of this context, in call order
+  turns: Turns,
   proc: Mutex<Option<(u64, Spawned)>>,
   generation: std::sync::atomic::AtomicU64,
   io: Arc<Io>,
@@ -438,6 +438,59 @@ impl Context {
   }
 }
 
+/// The FIFO queue of a context's calls: tickets in call order, served one at a time.
+#[derive(Default)]
+struct Turns {
+  next: std::sync::atomic::AtomicU64,
+  serving: tokio::sync::watch::Sender<u64>,
+  /// tickets dropped before their turn (skipped when it comes)
+  skipped: Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl Turns {
+  /// Serve `from`, or the first ticket after it that was not dropped. Called with `skipped` held.
+  fn advance(&self, skipped: &mut std::collections::BTreeSet<u64>, mut from: u64) {
+    while skipped.remove(&from) {
+      from += 1;
+    }
+    self.serving.send_replace(from);
+  }
+}
+
+/// One call's place in its context's queue; its turn passes when it is dropped.
+pub struct Turn {
+  ctx: Arc<Context>,
+  n: u64,
+  served: bool,
+}
+
+impl Turn {
+  fn take(ctx: &Arc<Context>) -> Turn {
+    let n = ctx.turns.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Turn { ctx: ctx.clone(), n, served: false }
+  }
+
+  /// Wait until the calls made before this one are done.
+  async fn wait(&mut self) {
+    let mut rx = self.ctx.turns.serving.subscribe();
+    let n = self.n;
+    let _ = rx.wait_for(|v| *v == n).await;
+    self.served = true;
+  }
+}
+
+impl Drop for Turn {
+  fn drop(&mut self) {
+    let t = &self.ctx.turns;
+    let mut skipped = t.skipped.lock().unwrap();
+    if self.served || *t.serving.borrow() == self.n {
+      t.advance(&mut skipped, self.n + 1);
+    } else {
+      skipped.insert(self.n);
+    }
+  }
+}
+
 /// Options of one cell in a context.
 #[derive(Default)]
 pub struct CellOptions {
@@ -478,6 +531,12 @@ impl Registry {
     self.map.lock().unwrap().values().map(|c| c.info.clone()).collect()
   }
 
+  /// A place in the queue of context `id`'s calls, taken when the call is made (so that calls
+  /// run in the order they were made, not the order their tasks happen to be polled).
+  pub fn turn(&self, sandbox: &str, id: &str) -> Result<Turn> {
+    Ok(Turn::take(&self.get(sandbox, id)?))
+  }
+
   fn get(&self, sandbox: &str, id: &str) -> Result<Arc<Context>> {
     self.map.lock().unwrap().get(id).cloned().ok_or_else(|| {
       SandboxError::invalid_argument(format!(
@@ -516,7 +575,7 @@ pub async fn create(sb: &AnySandbox, opts: ContextOptions) -> Result<ContextInfo
   let ctx = Arc::new(Context {
     info: ContextInfo { id: id.clone(), language, cwd },
     env: opts.env,
-    run: tokio::sync::Mutex::new(()),
+    turns: Turns::default(),
     proc: Mutex::new(None),
     generation: Default::default(),
     io: Arc::new(Io::default()),
@@ -535,7 +594,8 @@ pub async fn create(sb: &AnySandbox, opts: ContextOptions) -> Result<ContextInfo
     }
     map.insert(id.clone(), ctx.clone());
   }
-  let _serial = ctx.run.lock().await;
+  let mut turn = Turn::take(&ctx);
+  turn.wait().await;
   if let Err(e) = ctx.start(sb).await {
     sb.contexts.map.lock().unwrap().remove(&id);
     return Err(e);
@@ -559,9 +619,13 @@ pub fn remove(sb: &AnySandbox, id: &str) -> bool {
 
 /// Replace a context's interpreter with a fresh one (its state is lost); waits for a running
 /// cell to end first.
-pub async fn restart(sb: &AnySandbox, id: &str) -> Result<()> {
-  let ctx = sb.contexts.get(sb.id(), id)?;
-  let _serial = ctx.run.lock().await;
+pub async fn restart(sb: &AnySandbox, mut turn: Turn) -> Result<()> {
+  turn.wait().await;
+  let ctx = turn.ctx.clone();
+  let id = &ctx.info.id;
+  if ctx.is_removed() {
+    return Err(ctx.gone());
+  }
   let _busy = sb.enter().await?;
   ctx.start(sb).await?;
   sb.logs.info(Source::Execution, format!("Code context {id} restarted"));
@@ -570,12 +634,13 @@ pub async fn restart(sb: &AnySandbox, id: &str) -> Result<()> {
 
 /// Run `code` as the next cell of context `id`. Cells of one context run one at a time, in call
 /// order; the timeout counts from the cell's start.
-pub async fn run(sb: &AnySandbox, id: &str, code: &str, opts: CellOptions) -> Result<CellRun> {
-  let ctx = sb.contexts.get(sb.id(), id)?;
+pub async fn run(sb: &AnySandbox, mut turn: Turn, code: &str, opts: CellOptions) -> Result<CellRun> {
+  let ctx = turn.ctx.clone();
+  let id = &ctx.info.id;
   let lang = ctx.info.language;
   let timeout = crate::core::config::seconds("timeout", opts.timeout.unwrap_or(sb.limits().timeout_seconds), false)?;
   let max_output = opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT);
-  let _serial = ctx.run.lock().await;
+  turn.wait().await;
   if ctx.is_removed() {
     return Err(ctx.gone());
   }
@@ -743,6 +808,45 @@ mod tests {
     let mut l = ResultLine::new(100);
     l.feed(b"not json\n");
     assert!(parse_reply(&l).error.unwrap().value.contains("does not parse"));
+  }
+
+  fn context() -> Arc<Context> {
+    Arc::new(Context {
+      info: ContextInfo { id: "ctx-t".into(), language: Lang::Bash, cwd: "/w".into() },
+      env: BTreeMap::new(),
+      turns: Turns::default(),
+      proc: Mutex::new(None),
+      generation: Default::default(),
+      io: Arc::new(Io::default()),
+      removed: Default::default(),
+    })
+  }
+
+  #[tokio::test]
+  async fn turns_are_served_in_the_order_they_were_taken_and_dropped_ones_are_skipped() {
+    let ctx = context();
+    let (a, b, c, d) = (Turn::take(&ctx), Turn::take(&ctx), Turn::take(&ctx), Turn::take(&ctx));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let spawn = |mut t: Turn, name: &'static str| {
+      let order = order.clone();
+      tokio::spawn(async move {
+        t.wait().await;
+        order.lock().unwrap().push(name);
+        tokio::task::yield_now().await;
+        drop(t);
+      })
+    };
+    // started in reverse, dropped one never waits
+    let hd = spawn(d, "d");
+    let hb = spawn(b, "b");
+    drop(c);
+    let ha = spawn(a, "a");
+    for h in [hd, hb, ha] {
+      tokio::time::timeout(Duration::from_secs(5), h).await.expect("a turn never came").unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec!["a", "b", "d"]);
+    let mut e = Turn::take(&ctx);
+    tokio::time::timeout(Duration::from_secs(1), e.wait()).await.expect("the queue is free again");
   }
 
   #[test]
