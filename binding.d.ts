@@ -403,7 +403,7 @@ export interface CodeCellError {
 
 export interface CodeContext {
   id: string
-  language: 'python' | 'javascript' | 'bash'
+  language: 'python' | 'javascript' | 'typescript' | 'bash'
   /** Absolute directory the interpreter started in. */
   cwd: string
 }
@@ -411,9 +411,10 @@ export interface CodeContext {
 export interface CodeContextOptions {
   /**
    * Default: the template's language as runCode uses it (python → python, node → javascript),
-   * else bash. typescript and go are refused (INVALID_ARGUMENT).
+   * else bash. typescript needs the typescript or esbuild package (or tsx) in the sandbox; go is
+   * refused (INVALID_ARGUMENT).
    */
-  language?: 'python' | 'javascript' | 'bash'
+  language?: 'python' | 'javascript' | 'typescript' | 'bash'
   /** Working directory, relative to the sandbox's workdir (default: the workdir). */
   cwd?: string
   /** Environment of the interpreter (over the sandbox's). */

@@ -3,7 +3,7 @@
 // sandbox is shared by the tests that only use their own contexts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SandboxManager } from '../index.js'
-import { DEVTOOLS, expectCode, goneOf, processList, waitFor } from './helpers.js'
+import { DEBIAN, DEVTOOLS, expectCode, goneOf, processList, waitFor } from './helpers.js'
 
 /** Strings of the embedded drivers, found in their processes' command lines. */
 const DRIVER_MARKS = ['_agentic_sandbox_driver', 'agenticSandboxDriver', '__agentic_sandbox_nonce']
@@ -304,6 +304,30 @@ describe('javascript contexts', () => {
   })
 })
 
+describe('typescript contexts', () => {
+  it('transpile each cell (esbuild from tsx here) and keep state; without a compiler in the image, INVALID_ARGUMENT', async () => {
+    await withContext('typescript', async (ctx) => {
+      expect(ctx.language).toBe('typescript')
+      await sb.runCode('interface P { n: number }\nconst p: P = { n: 21 }\nfunction twice(x: number): number { return x * 2 }', { context: ctx })
+      const r = await sb.runCode('twice(p.n) as number', { context: ctx })
+      expect(main(r).json).toBe(42)
+      const bad = await sb.runCode('const = ;', { context: ctx })
+      expect(bad.exception.name).toBe('SyntaxError')
+      expect(main(await sb.runCode('p.n', { context: ctx })).json).toBe(21)
+    })
+    const m2: any = new SandboxManager({ image: DEBIAN })
+    try {
+      const plain = await m2.createSandbox({})
+      await plain.start()
+      const e = await expectCode(plain.createCodeContext({ language: 'typescript' }), 'INVALID_ARGUMENT')
+      expect(e.message).toContain("installPackages: ['typescript']")
+      expect(await plain.listCodeContexts()).toEqual([])
+    } finally {
+      await m2.destroyAll()
+    }
+  })
+})
+
 describe('bash contexts', () => {
   it('keep cwd, variables and functions; exitCode is the last status', async () => {
     await withContext('bash', async (ctx) => {
@@ -346,8 +370,8 @@ describe('lifecycle', () => {
     expect(e.message).toContain('createCodeContext')
   })
 
-  it('refuses typescript, a language mismatch, workdir/env per cell; at most 8 contexts (QUOTA_EXCEEDED)', async () => {
-    await expectCode(sb.createCodeContext({ language: 'typescript' }), 'INVALID_ARGUMENT')
+  it('refuses go, an unknown language, a language mismatch, workdir/env per cell; at most 8 contexts (QUOTA_EXCEEDED)', async () => {
+    await expectCode(sb.createCodeContext({ language: 'go' }), 'INVALID_ARGUMENT')
     await expectCode(sb.createCodeContext({ language: 'cobol' }), 'INVALID_ARGUMENT')
     const made: any[] = []
     try {

@@ -6,7 +6,7 @@
  *     the guest engine);
  *   - runCode('print(1+1)', { language: 'python' }) without a context (a fresh python3 per call);
  *   - execute('python3', ['-c', 'print(1+1)']) (the floor of a fresh interpreter);
- *   - runCode('x + 1', { context }) in a warm JavaScript context, and a bash cell.
+ *   - runCode('x + 1', { context }) in a warm JavaScript and TypeScript context, and a bash cell.
  *
  *   npx tsx bench/code-contexts.ts [--n 200]   # uses the addon as built (a release build gives
  *                                                 numbers to compare: RELEASE=1 bash scripts/setup.sh)
@@ -52,6 +52,9 @@ async function engine(execEngine: 'guest' | 'exec', rows: Row[]) {
     const js = await sb.createCodeContext({ language: 'javascript' })
     await sb.runCode('var x = 1', { context: js })
     rows.push({ group: g, name: "runCode('x + 1', { context }) (warm javascript context)", stats: await time(n, async () => check(main(await sb.runCode('x + 1', { context: js })) === 2, 'js cell')) })
+    const ts = await sb.createCodeContext({ language: 'typescript' })
+    await sb.runCode('var x: number = 1', { context: ts })
+    rows.push({ group: g, name: "runCode('x + 1', { context }) (warm typescript context, esbuild)", stats: await time(n, async () => check(main(await sb.runCode('x + 1', { context: ts })) === 2, 'ts cell')) })
     const sh = await sb.createCodeContext({ language: 'bash' })
     await sb.runCode('x=1', { context: sh })
     rows.push({ group: g, name: "runCode('echo $((x + 1))', { context }) (warm bash context)", stats: await time(n, async () => check((await sb.runCode('echo $((x + 1))', { context: sh })).stdout === '2\n', 'bash cell')) })

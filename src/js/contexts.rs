@@ -17,7 +17,7 @@ use super::{promise, Sandbox};
 #[napi(object)]
 pub struct CodeContext {
   pub id: String,
-  #[napi(ts_type = "'python' | 'javascript' | 'bash'")]
+  #[napi(ts_type = "'python' | 'javascript' | 'typescript' | 'bash'")]
   pub language: String,
   /// Absolute directory the interpreter started in.
   pub cwd: String,
@@ -26,8 +26,9 @@ pub struct CodeContext {
 #[napi(object, object_to_js = false)]
 pub struct CodeContextOptions {
   /// Default: the template's language as runCode uses it (python → python, node → javascript),
-  /// else bash. typescript and go are refused (INVALID_ARGUMENT).
-  #[napi(ts_type = "'python' | 'javascript' | 'bash'")]
+  /// else bash. typescript needs the typescript or esbuild package (or tsx) in the sandbox; go is
+  /// refused (INVALID_ARGUMENT).
+  #[napi(ts_type = "'python' | 'javascript' | 'typescript' | 'bash'")]
   pub language: Option<String>,
   /// Working directory, relative to the sandbox's workdir (default: the workdir).
   pub cwd: Option<String>,

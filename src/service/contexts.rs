@@ -1,4 +1,4 @@
-//! Code contexts: long-lived interpreters (Python, JavaScript, bash) in a sandbox, so that
+//! Code contexts: long-lived interpreters (Python, JavaScript, TypeScript, bash) in a sandbox, so that
 //! `runCode(code, { context })` keeps variables, imports and loaded data between calls, as a
 //! notebook kernel does (E2B's code-interpreter contexts are the model).
 //!
@@ -6,7 +6,8 @@
 //! A context is one process started through the provider's ordinary `spawn` (stdin open,
 //! stream-only output: the provider keeps nothing, this module caps per cell), running a small
 //! driver embedded here (`contexts/driver.{py,js,sh}`, passed as the interpreter's `-c`/`-e`
-//! argument: nothing in the sandbox's file system is trusted).
+//! argument: nothing in the sandbox's file system is trusted; a TypeScript context is the
+//! JavaScript driver transpiling each cell with the sandbox's `typescript` or `esbuild`).
 //!
 //! - The driver moves the protocol off the fds user code uses: requests are read from a private
 //!   copy of the original stdin, fd 0 is reopened on /dev/null (`input()` cannot eat requests),
@@ -69,6 +70,8 @@ const DRIVER_SH: &str = include_str!("contexts/driver.sh");
 pub enum Lang {
   Python,
   JavaScript,
+  /// JavaScript whose cells are transpiled first (types removed, not checked)
+  TypeScript,
   Bash,
 }
 
@@ -79,9 +82,7 @@ impl Lang {
       "python" | "py" | "python3" => Ok(Lang::Python),
       "javascript" | "js" | "node" | "nodejs" => Ok(Lang::JavaScript),
       "bash" | "sh" | "shell" => Ok(Lang::Bash),
-      "typescript" | "ts" => Err(SandboxError::invalid_argument(
-        "code contexts do not support typescript (it would need a TypeScript compiler in the sandbox for every cell); use a javascript context, or runCode without `context` for typescript (it runs the file with tsx)",
-      )),
+      "typescript" | "ts" => Ok(Lang::TypeScript),
       "go" | "golang" => Err(SandboxError::invalid_argument(
         "code contexts do not support go (it has no interpreter that keeps state); use runCode without `context` for go",
       )),
@@ -95,6 +96,7 @@ impl Lang {
     match self {
       Lang::Python => "python",
       Lang::JavaScript => "javascript",
+      Lang::TypeScript => "typescript",
       Lang::Bash => "bash",
     }
   }
@@ -103,7 +105,7 @@ impl Lang {
   fn shown(self) -> &'static str {
     match self {
       Lang::Python => "python3",
-      Lang::JavaScript => "node",
+      Lang::JavaScript | Lang::TypeScript => "node",
       Lang::Bash => "bash",
     }
   }
@@ -119,6 +121,10 @@ impl Lang {
       ),
       Lang::JavaScript => (
         r#"command -v node >/dev/null 2>&1 || { echo "code context: node is not installed in the sandbox's image" >&2; exit 127; }; exec 3<&0 4>&1 5>&2 0</dev/null; exec node -e "$1""#,
+        DRIVER_JS,
+      ),
+      Lang::TypeScript => (
+        r#"command -v node >/dev/null 2>&1 || { echo "code context: node is not installed in the sandbox's image" >&2; exit 127; }; exec 3<&0 4>&1 5>&2 0</dev/null; exec node -e "$1" typescript"#,
         DRIVER_JS,
       ),
       Lang::Bash => (
@@ -340,6 +346,12 @@ impl Context {
       Ended::Complete => Ok(()),
       other => {
         self.kill_and_wait().await;
+        if lang == Lang::TypeScript && matches!(other, Ended::Died(_)) {
+          let said = String::from_utf8_lossy(&io.stderr.data).trim().chars().take(2000).collect::<String>();
+          return Err(SandboxError::invalid_argument(format!(
+            "a typescript code context needs the 'typescript' or 'esbuild' package resolvable from its cwd, or tsx on PATH ({said}); install one (installPackages: ['typescript'] on a node template) or use a javascript context"
+          )));
+        }
         let why = match other {
           Ended::Died(how) => format!("exited ({how})"),
           _ => format!("did not answer within {} s", START_DEADLINE.as_secs()),
@@ -776,9 +788,7 @@ mod tests {
     assert_eq!(Lang::parse("py").unwrap(), Lang::Python);
     assert_eq!(Lang::parse("Node").unwrap(), Lang::JavaScript);
     assert_eq!(Lang::parse("sh").unwrap(), Lang::Bash);
-    let e = Lang::parse("typescript").unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidArgument);
-    assert!(e.message.contains("javascript context"));
+    assert_eq!(Lang::parse("ts").unwrap(), Lang::TypeScript);
     assert_eq!(Lang::parse("go").unwrap_err().code, ErrorCode::InvalidArgument);
   }
 

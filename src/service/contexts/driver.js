@@ -13,6 +13,11 @@
   globalThis.module = { exports: {}, require: globalThis.require };
   globalThis.exports = globalThis.module.exports;
   globalThis.__dirname = process.cwd();
+  // TypeScript contexts (`node -e <driver> typescript`): each cell is transpiled (types removed,
+  // nothing type-checked) with the `typescript` package resolvable from the cwd, else esbuild
+  // (from the cwd, or the one tsx on PATH ships with)
+  let transpile = null;
+  if (process.argv[1] === 'typescript') transpile = typescriptTranspiler();
   let interrupt = null;
   let outputs = null;
   let max = 1 << 24;
@@ -85,7 +90,35 @@
     }
     throw err;
   }
+  function typescriptTranspiler() {
+    const attempt = (f) => { try { return f(); } catch (_) { return null; } };
+    const ts = attempt(() => globalThis.require('typescript'));
+    if (ts) {
+      return async (code) => ts.transpileModule(code, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+    }
+    let esbuild = attempt(() => globalThis.require('esbuild'));
+    if (!esbuild) {
+      for (const dir of String(process.env.PATH || '').split(':')) {
+        const tsx = attempt(() => fs.realpathSync(path.join(dir || '.', 'tsx')));
+        esbuild = tsx && attempt(() => Module.createRequire(tsx)('esbuild'));
+        if (esbuild) break;
+      }
+    }
+    if (esbuild) {
+      return async (code) => {
+        try {
+          return (await esbuild.transform(code, { loader: 'ts', target: 'es2022' })).code;
+        } catch (e) {
+          const err = new SyntaxError(((e.errors && e.errors[0] && e.errors[0].text) || e.message).toString());
+          throw err;
+        }
+      };
+    }
+    process.stderr.write("code context: typescript needs the 'typescript' or 'esbuild' package resolvable from the context's cwd, or tsx on PATH\n");
+    process.exit(127);
+  }
   async function runCell(code, filename) {
+    if (transpile) code = await transpile(code);
     let script;
     try {
       script = new vm.Script(code, { filename });
