@@ -394,7 +394,8 @@ export interface CapturedFileJs {
 export interface CodeCellError {
   /**
    * The exception's class (`ZeroDivisionError`, `ReferenceError`), or `TimeoutError`,
-   * `ContextRestarted`, `ContextDied`, `ResultError`, `NonZeroExitStatus` (bash).
+   * `ContextRestarted`, `ContextDied`, `ContextRemoved`, `ResultTooLarge`, `ResultError`,
+   * `NonZeroExitStatus` (bash).
    */
   name: string
   value: string

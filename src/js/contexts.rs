@@ -59,7 +59,8 @@ pub struct CodeResult {
 #[napi(object)]
 pub struct CodeCellError {
   /// The exception's class (`ZeroDivisionError`, `ReferenceError`), or `TimeoutError`,
-  /// `ContextRestarted`, `ContextDied`, `ResultError`, `NonZeroExitStatus` (bash).
+  /// `ContextRestarted`, `ContextDied`, `ContextRemoved`, `ResultTooLarge`, `ResultError`,
+  /// `NonZeroExitStatus` (bash).
   pub name: String,
   pub value: String,
   pub traceback: String,
