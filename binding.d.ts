@@ -63,6 +63,21 @@ export declare class LogStream {
 /** One sandbox. Get it from `SandboxManager.createSandbox()`. */
 export declare class Sandbox {
   /**
+   * Starts a code context: a long-lived interpreter (python, javascript or bash) in the sandbox.
+   * `runCode(code, { context })` runs cells in it; variables, imports and loaded data persist.
+   * At most 8 per sandbox (QUOTA_EXCEEDED); they end with the sandbox. See README "Code contexts".
+   */
+  createCodeContext(options?: CodeContextOptions): Promise<CodeContext>
+  /**
+   * Replaces the context's interpreter with a fresh one (its state is lost); waits for a
+   * running cell first.
+   */
+  restartCodeContext(context: string | CodeContext): Promise<void>
+  /** The sandbox's code contexts. */
+  listCodeContexts(): Promise<CodeContext[]>
+  /** Removes a context and kills its interpreter. Resolves false when there was no such context. */
+  removeCodeContext(context: string | CodeContext): Promise<boolean>
+  /**
    * Runs `code` in a language (seed 002). Resolves for any exit code; rejects only when the
    * code could not be run (INVALID_ARGUMENT, SANDBOX_NOT_RUNNING, PERMISSION_DENIED, ...).
    */
@@ -400,6 +415,38 @@ export interface CapturedFileJs {
   skipped?: string
 }
 
+/** The exception a cell raised. */
+export interface CodeCellError {
+  /**
+   * The exception's class (`ZeroDivisionError`, `ReferenceError`), or `TimeoutError`,
+   * `ContextRestarted`, `ContextDied`, `ContextRemoved`, `ResultTooLarge`, `ResultError`,
+   * `NonZeroExitStatus` (bash).
+   */
+  name: string
+  value: string
+  traceback: string
+}
+
+export interface CodeContext {
+  id: string
+  language: 'python' | 'javascript' | 'typescript' | 'bash'
+  /** Absolute directory the interpreter started in. */
+  cwd: string
+}
+
+export interface CodeContextOptions {
+  /**
+   * Default: the template's language as runCode uses it (python → python, node → javascript),
+   * else bash. typescript needs the typescript or esbuild package (or tsx) in the sandbox; go is
+   * refused (INVALID_ARGUMENT).
+   */
+  language?: 'python' | 'javascript' | 'typescript' | 'bash'
+  /** Working directory, relative to the sandbox's workdir (default: the workdir). */
+  cwd?: string
+  /** Environment of the interpreter (over the sandbox's). */
+  env?: Record<string, string>
+}
+
 export interface CodeExecutionResult {
   /** exit code 0 and not timed out */
   success: boolean
@@ -420,6 +467,37 @@ export interface CodeExecutionResult {
    * (undefined on the exec engine and E2B).
    */
   memoryUsedMB?: number
+  /** The run hit its timeout. */
+  timedOut: boolean
+  /**
+   * Code contexts only: the cell's rich outputs (`display(...)`, figures, and last the value of
+   * its final expression, `isMainResult: true`).
+   */
+  results?: Array<CodeResult>
+  /** Code contexts only: the exception the cell raised (or TimeoutError / ContextRestarted). */
+  exception?: CodeCellError
+  /**
+   * Code contexts only: the context's interpreter was replaced during or right before this
+   * cell (timeout past SIGINT, the interpreter exited): its variables are lost.
+   */
+  contextRestarted?: boolean
+}
+
+/** One output of a cell, by MIME type (as Jupyter's display data). */
+export interface CodeResult {
+  /** Plain text (Python `repr`, Node `util.inspect`). */
+  text?: string
+  /** The value as JSON, where it is serialisable. */
+  json?: any
+  html?: string
+  /** Base64 PNG (matplotlib figures, `_repr_png_`). */
+  png?: string
+  /** Base64 JPEG. */
+  jpeg?: string
+  svg?: string
+  markdown?: string
+  /** The value of the cell's final expression (at most one per cell, and last). */
+  isMainResult: boolean
 }
 
 export interface ConfigureOptions {
@@ -921,8 +999,17 @@ export interface RunCodeOptions {
   onStdout?: (chunk: string) => void
   /** Like `onStdout`, for stderr. */
   onStderr?: (chunk: string) => void
-  /** Aborting kills the run and rejects with `ABORTED`. */
+  /**
+   * Aborting kills the run and rejects with `ABORTED` (in a context: the cell is interrupted
+   * like a timeout; see README "Code contexts").
+   */
   signal?: AbortSignal
+  /**
+   * Run in this code context (its id, or what `createCodeContext` returned): a long-lived
+   * interpreter whose variables, imports and loaded data persist between calls. Without it,
+   * every call runs in a fresh interpreter.
+   */
+  context?: string | CodeContext
 }
 
 export interface RunTestsOptions {

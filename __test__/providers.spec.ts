@@ -378,3 +378,14 @@ describe('an auditing provider around another manager\'s Docker sandboxes (seed 
     expect(await goneOf(innerId)).toEqual({ containers: 0, volumes: 0, networks: 0 })
   })
 })
+
+describe('code contexts on a JavaScript provider', () => {
+  it('are refused with NOT_SUPPORTED (no stream-only long-lived process), naming the alternative', async () => {
+    const m = localManager()
+    const sb = await m.createSandbox({})
+    await sb.start()
+    const e = await expectCode(sb.createCodeContext({ language: 'bash' }), 'NOT_SUPPORTED')
+    expect(e.message).toContain('runCode without `context`')
+    expect(await sb.listCodeContexts()).toEqual([])
+  })
+})

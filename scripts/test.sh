@@ -35,7 +35,7 @@ for e in agent-level2 agent-single agent-swarm agent-interceptors; do
 done
 # the service examples of seeds 002-004 (sessions, runCode, runTests) and the remote mode, on the offline images
 echo "== examples (sessions, code, tests)" >&2
-for e in bash-tool sandbox-service test-fix-loop mcp-client remote-mode; do
+for e in bash-tool sandbox-service test-fix-loop mcp-client remote-mode data-analysis-notebook; do
   out=$(npx tsx "examples/$e.ts" 2>&1) || { echo "$out" | tail -40 >&2; echo "examples/$e.ts failed" >&2; exit 1; }
   echo "examples/$e.ts: ok" >&2
 done

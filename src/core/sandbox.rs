@@ -82,6 +82,8 @@ pub struct AnySandbox {
   on_destroyed: Mutex<Option<DestroyedHook>>,
   /// environment added by `configure`: every later command gets it (its own `env` wins)
   configured_env: Mutex<BTreeMap<String, String>>,
+  /// the sandbox's code contexts (long-lived interpreters); they end with its processes
+  pub contexts: crate::service::contexts::Registry,
 }
 
 pub type DestroyedHook = Box<dyn FnOnce(&str) + Send>;
@@ -128,6 +130,18 @@ pub fn prepare_spawn(
     }
   }
   Ok((timeout, dir))
+}
+
+/// NOT_SUPPORTED for a stream-only spawn (`ExecOptions::stream_only`, what code contexts need)
+/// on a provider that does not implement it.
+pub fn refuse_stream_only(opts: &ExecOptions, provider: &str) -> Result<()> {
+  if opts.stream_only {
+    return Err(SandboxError::new(
+      ErrorCode::NotSupported,
+      format!("provider {provider:?} cannot stream a long-lived process's output without keeping it, so code contexts are not supported on it; use runCode without `context` (a fresh interpreter per call), or a docker sandbox"),
+    ));
+  }
+  Ok(())
 }
 
 /// Errors that mean "this provider cannot give us a sandbox now", not "the request is wrong".
@@ -182,6 +196,7 @@ impl AnySandbox {
       revive_lock: tokio::sync::Mutex::new(()),
       on_destroyed: Mutex::new(None),
       configured_env: Mutex::new(BTreeMap::new()),
+      contexts: Default::default(),
     })
   }
 
@@ -511,6 +526,7 @@ impl AnySandbox {
   }
 
   pub async fn stop(&self) -> Result<()> {
+    self.contexts.interpreters_end();
     let r = self.backend().stop().await;
     if r.is_ok() {
       self.logs.info(Source::System, "Sandbox stopped");
@@ -531,6 +547,7 @@ impl AnySandbox {
 
   /// The provider's destroy alone (an expiring session, a provider fallback: the sandbox object lives on).
   async fn destroy_backend(&self) -> Result<()> {
+    self.contexts.clear();
     let was = self.state();
     let r = self.backend().destroy().await;
     if r.is_ok() && was != State::Destroyed {
@@ -584,6 +601,17 @@ impl AnySandbox {
     self.spawn_raw(command, args, opts, background, open_stdin, sink).await
   }
 
+  /// Starts a long-lived process of ours for something the user asked for (a code context's
+  /// interpreter): the command policy judges `shown`, and the process is not listed as one of
+  /// the user's background processes. Stream-only (the sink alone gets its output), stdin open,
+  /// and no timeout unless `opts` has one (it runs as a background process of the provider).
+  pub async fn spawn_as(&self, shown: (&str, &[String]), command: &str, args: &[String], opts: &ExecOptions, sink: Option<OutputSink>) -> Result<Spawned> {
+    self.check_policy(shown.0, shown.1)?;
+    let _busy = self.enter().await?;
+    let opts = ExecOptions { stream_only: true, ..opts.clone() };
+    self.spawn_raw(command, args, &opts, false, true, sink).await
+  }
+
   /// The command policy's verdict on a command line (logged when it refuses).
   pub fn check_policy(&self, command: &str, args: &[String]) -> Result<()> {
     if let Some(policy) = &self.policy {
@@ -619,7 +647,8 @@ impl AnySandbox {
         &merged
       }
     };
-    let p = self.backend().spawn(command, args, opts, background, open_stdin, sink).await?;
+    let p = self.backend().spawn(command, args, opts, background || opts.stream_only, open_stdin, sink).await?;
+    // (a stream-only process is one of ours, e.g. a code context, not the user's)
     if background && p.pid != 0 {
       self.background.lock().unwrap().insert(p.pid);
       self.logs.info(Source::Execution, format!("Started background process {}: {}", p.pid, crate::core::policy::command_line(command, args)));
@@ -875,6 +904,7 @@ impl AnySandbox {
   /// Kill every process started in the sandbox.
   pub async fn kill_all(&self) -> Result<()> {
     self.background.lock().unwrap().clear();
+    self.contexts.clear();
     self.backend().kill_all().await
   }
 
@@ -896,6 +926,7 @@ impl AnySandbox {
   /// Back to a clean sandbox for the next user of a pool: processes killed, workspace and /tmp emptied.
   pub async fn reset(&self) -> Result<()> {
     self.background.lock().unwrap().clear();
+    self.contexts.clear();
     self.backend().reset().await
   }
 }

@@ -39,6 +39,11 @@ pub struct ExecOptions {
   pub max_output_bytes: Option<usize>,
   /// written to the process's stdin, which is then closed
   pub stdin: Option<Vec<u8>>,
+  /// Output goes only to the sink: nothing is kept for the result and no lifetime cap applies
+  /// (`max_output_bytes` is ignored; the sink's owner caps). For long-lived processes whose
+  /// output is consumed piece by piece (code contexts). Providers that cannot do it refuse the
+  /// spawn with NOT_SUPPORTED.
+  pub stream_only: bool,
 }
 
 #[derive(Debug, Clone)]

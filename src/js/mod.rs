@@ -2,6 +2,7 @@
 //! The logic lives in the plain Rust modules (`core`, `providers`, `service`, `executor`), which
 //! `cargo test` exercises directly.
 
+mod contexts;
 mod executor;
 mod providers;
 mod server;
@@ -851,6 +852,7 @@ impl Sandbox {
         Either::A(s) => s.into_bytes(),
         Either::B(b) => b.to_vec(),
       }),
+      ..Default::default()
     };
     let sink = ChunkSink::new(o.on_stdout, o.on_stderr);
     let abort = match abort_receiver(env, o.signal, &command)? {

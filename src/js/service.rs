@@ -17,7 +17,7 @@ use super::{promise, Sandbox, SandboxManager, SandboxPool};
 
 use crate::core::logs::iso;
 
-fn env_map(e: Option<HashMap<String, String>>) -> std::collections::BTreeMap<String, String> {
+pub(super) fn env_map(e: Option<HashMap<String, String>>) -> std::collections::BTreeMap<String, String> {
   e.unwrap_or_default().into_iter().collect()
 }
 
@@ -380,9 +380,15 @@ pub struct RunCodeOptions<'a> {
   /// Like `onStdout`, for stderr.
   #[napi(ts_type = "(chunk: string) => void")]
   pub on_stderr: Option<super::ChunkFn>,
-  /// Aborting kills the run and rejects with `ABORTED`.
+  /// Aborting kills the run and rejects with `ABORTED` (in a context: the cell is interrupted
+  /// like a timeout; see README "Code contexts").
   #[napi(ts_type = "AbortSignal")]
   pub signal: Option<Object<'a>>,
+  /// Run in this code context (its id, or what `createCodeContext` returned): a long-lived
+  /// interpreter whose variables, imports and loaded data persist between calls. Without it,
+  /// every call runs in a fresh interpreter.
+  #[napi(ts_type = "string | CodeContext")]
+  pub context: Option<Either<String, Object<'a>>>,
 }
 
 #[napi(object)]
@@ -406,6 +412,16 @@ pub struct CodeExecutionResult {
   /// (undefined on the exec engine and E2B).
   #[napi(js_name = "memoryUsedMB")]
   pub memory_used_mb: Option<f64>,
+  /// The run hit its timeout.
+  pub timed_out: bool,
+  /// Code contexts only: the cell's rich outputs (`display(...)`, figures, and last the value of
+  /// its final expression, `isMainResult: true`).
+  pub results: Option<Vec<super::contexts::CodeResult>>,
+  /// Code contexts only: the exception the cell raised (or TimeoutError / ContextRestarted).
+  pub exception: Option<super::contexts::CodeCellError>,
+  /// Code contexts only: the context's interpreter was replaced during or right before this
+  /// cell (timeout past SIGINT, the interpreter exited): its variables are lost.
+  pub context_restarted: Option<bool>,
 }
 
 #[napi(object, object_to_js = false)]
@@ -532,11 +548,14 @@ impl Sandbox {
     let inner = self.inner.clone();
     let mut opts = code::CodeOptions::default();
     let mut sink = None;
-    if let Some(o) = options {
-      let abort = match super::abort_receiver(env, o.signal, "runCode")? {
+    if let Some(mut o) = options {
+      let abort = match super::abort_receiver(env, o.signal.take(), "runCode")? {
         Ok(a) => a,
         Err(e) => return promise(env, async move { Err(e) }),
       };
+      if let Some(c) = o.context.take() {
+        return super::contexts::run_in_context(env, inner, code, c, o, abort);
+      }
       sink = super::ChunkSink::new(o.on_stdout, o.on_stderr);
       opts = code::CodeOptions {
         language: o.language,
@@ -569,6 +588,10 @@ impl Sandbox {
         stderr,
         truncated: r.truncated,
         memory_used_mb: r.max_rss_kb.map(|kb| (kb as f64 / 1024.0 * 100.0).round() / 100.0),
+        timed_out: r.timed_out,
+        results: None,
+        exception: None,
+        context_restarted: None,
       })
     })
   }

@@ -363,6 +363,7 @@ impl Provider for JsSandbox {
     open_stdin: bool,
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
+    crate::core::sandbox::refuse_stream_only(opts, &self.name)?;
     if background {
       return Err(SandboxError::new(
         ErrorCode::NotSupported,

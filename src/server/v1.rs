@@ -481,7 +481,7 @@ pub fn exec_options(o: &Object, server_max_output: usize) -> Result<ExecOptions,
     Some(Value::String(s)) => Some(b64_decode(s, "options.stdin")?),
     Some(_) => return Err(ApiError::invalid("options.stdin must be a base64 string")),
   };
-  Ok(ExecOptions { timeout, env, workdir, max_output_bytes: Some(max_output), stdin })
+  Ok(ExecOptions { timeout, env, workdir, max_output_bytes: Some(max_output), stdin, stream_only: false })
 }
 
 /// Kills a foreground process when its stream goes (the client dropped the connection).

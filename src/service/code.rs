@@ -121,6 +121,7 @@ pub async fn run_code(sb: &AnySandbox, code: &str, opts: CodeOptions) -> Result<
     workdir: opts.workdir,
     stdin: Some(code.as_bytes().to_vec()),
     max_output_bytes: opts.max_output_bytes,
+    ..Default::default()
   };
   let label = format!("runCode ({language}, {} bytes)", code.len());
   let args = ["-c".to_string(), script, format!("runCode-{language}"), file.clone()];

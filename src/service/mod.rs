@@ -6,3 +6,4 @@ pub mod configure;
 pub mod status;
 pub mod testparse;
 pub mod transfer;
+pub mod contexts;

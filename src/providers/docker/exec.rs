@@ -117,15 +117,25 @@ pub struct Capped {
   pub data: Vec<u8>,
   pub cap: usize,
   pub dropped: u64,
+  /// keeps nothing and passes everything on (a stream-only spawn)
+  pub pass: bool,
 }
 
 impl Capped {
   pub fn new(cap: usize) -> Self {
-    Self { data: Vec::new(), cap, dropped: 0 }
+    Self { data: Vec::new(), cap, dropped: 0, pass: false }
+  }
+
+  /// Keeps nothing, caps nothing: every chunk is handed back whole for the sink.
+  pub fn passing() -> Self {
+    Self { pass: true, ..Self::new(0) }
   }
   /// Keeps what fits under the cap and returns it (the part a streaming callback may see: it never
   /// gets more than the final result holds).
   pub fn push<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+    if self.pass {
+      return bytes;
+    }
     let room = self.cap.saturating_sub(self.data.len());
     let take = room.min(bytes.len());
     self.data.extend_from_slice(&bytes[..take]);
@@ -191,6 +201,8 @@ pub struct ExecRequest {
   pub wrap: bool,
   /// a background process keeps what it leaves behind (the wrapper does not reap its group)
   pub background: bool,
+  /// output goes to the sink alone: nothing kept, no cap (`ExecOptions::stream_only`)
+  pub stream_only: bool,
 }
 
 pub fn map_exec_error(container: &str, e: bollard::errors::Error) -> SandboxError {
@@ -292,8 +304,8 @@ pub async fn spawn(docker: &Docker, container: &str, req: ExecRequest, sink: Opt
   let wrap = req.wrap;
   tokio::spawn(async move {
     let mut pid_tx = Some(pid_tx);
-    let mut stdout = Capped::new(req.max_output);
-    let mut stderr = Capped::new(req.max_output);
+    let capped = || if req.stream_only { Capped::passing() } else { Capped::new(req.max_output) };
+    let (mut stdout, mut stderr) = (capped(), capped());
     let mut marker = PidMarker::default();
     if !wrap {
       marker.done_without_marker();
@@ -418,6 +430,14 @@ mod tests {
     assert_eq!(c.push(b"h"), b"");
     assert_eq!(c.data, b"abcde");
     assert_eq!(c.dropped, 3);
+  }
+
+  #[test]
+  fn passing_keeps_nothing_and_caps_nothing() {
+    let mut c = Capped::passing();
+    let big = vec![7u8; 1 << 20];
+    assert_eq!(c.push(&big).len(), big.len());
+    assert!(c.data.is_empty() && c.dropped == 0);
   }
 
   #[test]

@@ -626,7 +626,9 @@ impl GuestConn {
 
   /// Start a process; output goes to `sink` as it arrives and into the result, each stream
   /// capped on the host at `max_output` bytes (beyond is counted as dropped and the result is
-  /// `truncated`; the sink never sees more than the result keeps).
+  /// `truncated`; the sink never sees more than the result keeps). With `stream_only` the
+  /// output goes to `sink` alone: nothing is kept and neither the guest nor the host caps it
+  /// (a long-lived process whose sink's owner caps per piece, e.g. a code context).
   ///
   /// Deadlines: the guest must report the start within `SPAWN_START_DEADLINE`, and the exit
   /// within `timeout` plus `SPAWN_EXIT_GRACE` (plus time for the output that arrived). Without
@@ -642,6 +644,7 @@ impl GuestConn {
     background: bool,
     open_stdin: bool,
     sink: Option<OutputSink>,
+    stream_only: bool,
   ) -> Result<Spawned> {
     let command = short(argv.first().map(String::as_str).unwrap_or_default());
     if argv.first().is_some_and(|a| a.len() > MAX_SPAWN_PATH) {
@@ -656,7 +659,7 @@ impl GuestConn {
       env,
       cwd,
       timeout_ms: timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
-      max_output: max_output as u64,
+      max_output: if stream_only { u64::MAX } else { max_output as u64 },
       background,
       stdin: open_stdin,
     };
@@ -669,7 +672,7 @@ impl GuestConn {
     let mut call = self.call(&req).await?;
     let (done_tx, done_rx) = watch::channel::<Outcome>(None);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel::<Control>();
-    let mut output = Collected { sink, stdout: Vec::new(), stderr: Vec::new() };
+    let mut output = Collected { sink, keep: !stream_only, stdout: Vec::new(), stderr: Vec::new() };
     // until Started: a spawn that fails (command not found) ends here with its message
     let pid = loop {
       match self.shared.next(&mut call.rx, &mut start_dl).await? {
@@ -708,6 +711,8 @@ impl GuestConn {
 /// A spawn's output so far (each stream already capped by the reader).
 struct Collected {
   sink: Option<OutputSink>,
+  /// false: stream-only, the sink alone gets the output
+  keep: bool,
   stdout: Vec<u8>,
   stderr: Vec<u8>,
 }
@@ -716,6 +721,9 @@ impl Collected {
   fn push(&mut self, s: OutStream, d: Vec<u8>) {
     if let Some(sink) = &self.sink {
       sink(s, &d);
+    }
+    if !self.keep {
+      return;
     }
     if s == OutStream::Stdout { &mut self.stdout } else { &mut self.stderr }.extend_from_slice(&d);
   }

@@ -1526,7 +1526,7 @@ impl DockerSandbox {
     let p = match self.engine().await? {
       Engine::Guest(conn) => {
         let env = opts.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        conn.spawn(argv, env, workdir, timeout, max_output, background, open_stdin, sink).await?
+        conn.spawn(argv, env, workdir, timeout, max_output, background, open_stdin, sink, opts.stream_only).await?
       }
       Engine::Exec(docker, container) => {
         let mut env = self.exec_env();
@@ -1541,6 +1541,7 @@ impl DockerSandbox {
           open_stdin,
           wrap: true,
           background,
+          stream_only: opts.stream_only,
         };
         exec::spawn(&docker, &container, req, sink).await?
       }
@@ -1568,6 +1569,7 @@ impl DockerSandbox {
       open_stdin: false,
       wrap: false,
       background: false,
+      stream_only: false,
     }
   }
 

@@ -301,6 +301,7 @@ impl E2bSandbox {
     open_stdin: bool,
     sink: Option<OutputSink>,
   ) -> Result<Spawned> {
+    crate::core::sandbox::refuse_stream_only(opts, "e2b")?;
     let (timeout, cwd) = crate::core::sandbox::prepare_spawn(&self.config, &self.workdir(), command, opts, background)?;
     let cwd = self.resolve_path(&cwd)?;
     let (shared, remote) = self.running()?;

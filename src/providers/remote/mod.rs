@@ -367,6 +367,7 @@ impl Provider for RemoteSandbox {
   }
 
   async fn spawn(&self, command: &str, args: &[String], opts: &ExecOptions, background: bool, open_stdin: bool, sink: Option<OutputSink>) -> Result<Spawned> {
+    crate::core::sandbox::refuse_stream_only(opts, "remote")?;
     let sid = self.running("execute")?;
     let (timeout, _) = crate::core::sandbox::prepare_spawn(&self.config, &self.config.workdir, command, opts, background)?;
     let cap = opts.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT);

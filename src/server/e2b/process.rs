@@ -828,7 +828,7 @@ async fn launch(state: &Arc<AppState>, b: &Arc<E2bBox>, req: StartRequest, deadl
   env.insert("LOGNAME".to_string(), USER.to_string());
   env.extend(b.env_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
   env.extend(req.envs.iter().map(|(k, v)| (k.clone(), v.clone())));
-  let opts = ExecOptions { timeout: None, env, workdir: cwd.clone(), max_output_bytes: Some(state.opts.max_output_bytes), stdin: None };
+  let opts = ExecOptions { timeout: None, env, workdir: cwd.clone(), max_output_bytes: Some(state.opts.max_output_bytes), stdin: None, stream_only: false };
 
   let hub = Arc::new(Hub::default());
   let (first, sub) = subscription();

@@ -82,7 +82,7 @@ fn stat_req() -> Request {
 }
 
 async fn spawn(conn: &Arc<GuestConn>, timeout: Option<Duration>, max_output: usize, background: bool, sink: Option<OutputSink>) -> Result<Spawned> {
-  conn.spawn(vec!["cmd".into()], vec![], "/w".into(), timeout, max_output, background, false, sink).await
+  conn.spawn(vec!["cmd".into()], vec![], "/w".into(), timeout, max_output, background, false, sink, false).await
 }
 
 fn assert_dead_with(e: &SandboxError, code: ErrorCode, needle: &str) {
@@ -118,6 +118,34 @@ async fn a_flood_of_stdout_keeps_max_output_and_reports_truncated() {
   assert_eq!(seen.load(Ordering::Relaxed), 2048, "the sink saw more than the result keeps");
   assert!(conn.dead().is_none());
   assert_eq!(conn.shared.budget.available_permits(), CONN_BUFFER_BYTES, "every queued byte was handed out");
+}
+
+#[tokio::test]
+async fn a_stream_only_spawn_asks_for_no_cap_keeps_nothing_and_streams_everything() {
+  let (conn, mut guest) = connect().await;
+  let seen = Arc::new(AtomicUsize::new(0));
+  let sink: OutputSink = {
+    let seen = seen.clone();
+    Arc::new(move |_, d: &[u8]| {
+      seen.fetch_add(d.len(), Ordering::Relaxed);
+    })
+  };
+  let spawning = tokio::spawn({
+    let conn = conn.clone();
+    async move { conn.spawn(vec!["cmd".into()], vec![], "/w".into(), None, 1024, true, true, Some(sink), true).await }
+  });
+  let (id, req) = guest.next_request().await;
+  assert!(matches!(req, Request::Spawn { max_output: u64::MAX, .. }), "{req:?}");
+  guest.reply(id, &Reply::Started { pid: 42 }).await;
+  let chunk = vec![b'x'; CHUNK];
+  for i in 0..64 {
+    guest.frame(if i % 2 == 0 { Kind::Stdout } else { Kind::Stderr }, id, &chunk).await;
+  }
+  guest.reply(id, &exit_reply(0)).await;
+  let out = spawning.await.unwrap().unwrap().wait().await.unwrap();
+  assert!(out.stdout.is_empty() && out.stderr.is_empty() && !out.truncated);
+  assert_eq!(seen.load(Ordering::Relaxed), 64 * CHUNK);
+  assert!(conn.dead().is_none());
 }
 
 /// A caller that does not keep up stops the reader, which stops reading the guest: the host
@@ -488,7 +516,7 @@ async fn request_refuses_the_streaming_requests() {
 #[tokio::test]
 async fn a_spawn_with_an_impossible_path_is_refused_before_sending() {
   let (conn, _guest) = connect().await;
-  let e = conn.spawn(vec!["x".repeat(MAX_SPAWN_PATH + 1)], vec![], "/w".into(), None, 1, true, false, None).await.err().unwrap();
+  let e = conn.spawn(vec!["x".repeat(MAX_SPAWN_PATH + 1)], vec![], "/w".into(), None, 1, true, false, None, false).await.err().unwrap();
   assert_eq!(e.code, ErrorCode::InvalidArgument);
 }
 
