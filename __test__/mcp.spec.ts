@@ -147,7 +147,7 @@ describe('over stdio', () => {
     )
     const exec = tools.find((t) => t.name === 'sandbox_execute')!
     expect(Object.keys(exec.inputSchema.properties!).sort()).toEqual(
-      ['capture_output', 'code', 'env_vars', 'language', 'sandbox_id', 'timeout', 'working_dir'].sort(),
+      ['capture_output', 'code', 'env_vars', 'language', 'persist', 'sandbox_id', 'timeout', 'working_dir'].sort(),
     )
     expect(exec.inputSchema.required).toEqual(expect.arrayContaining(['sandbox_id', 'code']))
     const logs = tools.find((t) => t.name === 'sandbox_logs')!
@@ -201,6 +201,22 @@ describe('over stdio', () => {
     expect(js.exit_code).not.toBe(0) // no such directory yet: a result, not a crash
     const t = await call(client, 'sandbox_execute', { sandbox_id: id, code: 'sleep 5', language: 'bash', timeout: 1 })
     expect(t).toMatchObject({ status: 'timeout', timed_out: true, exit_code: 124 })
+  })
+
+  it('sandbox_execute with persist: true keeps variables and imports between calls, like a notebook', async () => {
+    const a = await call(client, 'sandbox_execute', { sandbox_id: id, code: 'import math\nx = 20', persist: true })
+    expect(a).toMatchObject({ exit_code: 0, status: 'completed', language: 'python', results: [] })
+    const b = await call(client, 'sandbox_execute', { sandbox_id: id, code: 'x + math.floor(2.5)', persist: true, language: 'python' })
+    expect(b.results).toEqual([{ text: '22', json: 22, isMainResult: true }])
+    // without persist: a fresh interpreter, which has no x
+    const fresh = await call(client, 'sandbox_execute', { sandbox_id: id, code: 'print(x)' })
+    expect(fresh.exit_code).not.toBe(0)
+    expect(fresh.stderr).toContain('NameError')
+    const err = await call(client, 'sandbox_execute', { sandbox_id: id, code: '1 / 0', persist: true })
+    expect(err).toMatchObject({ exit_code: 1, exception: { name: 'ZeroDivisionError' } })
+    const still = await call(client, 'sandbox_execute', { sandbox_id: id, code: 'x', persist: true })
+    expect(still.results[0]).toMatchObject({ json: 20 })
+    expect((await failure(client, 'sandbox_execute', { sandbox_id: id, code: 'x', persist: true, env_vars: { A: '1' } })).code).toBe('INVALID_ARGUMENT')
   })
 
   it('uploads text and binary files and reads them back; lists files', async () => {

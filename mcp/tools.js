@@ -297,7 +297,7 @@ function registerTools(server, ctx) {
     {
       title: 'Run code in a sandbox',
       description:
-        'Runs a piece of code in a language (a fresh interpreter per call, in the sandbox workdir, which keeps files between calls). Resolves for any exit code: read `status` and `exit_code`. Each output stream is capped at 1 MiB (`truncated`). With a progress token, output lines arrive as progress notifications; cancelling the request kills the code.',
+        'Runs a piece of code in a language (a fresh interpreter per call, in the sandbox workdir, which keeps files between calls; with `persist: true` the sandbox\'s notebook interpreter for that language instead, whose variables, imports and loaded data stay for later persist calls, and `results` holds the last expression\'s value and figures). Resolves for any exit code: read `status` and `exit_code`. Each output stream is capped at 1 MiB (`truncated`). With a progress token, output lines arrive as progress notifications; cancelling the request kills the code.',
       inputSchema: {
         sandbox_id: sandboxId,
         code: z.string().describe('The program text.'),
@@ -306,20 +306,46 @@ function registerTools(server, ctx) {
         env_vars: envVars.optional().describe('Extra environment variables of this run.'),
         working_dir: workingDir.optional(),
         capture_output: z.boolean().optional().describe('Return stdout and stderr (default true); false returns them empty.'),
+        persist: z
+          .boolean()
+          .optional()
+          .describe('Run in the sandbox\'s long-lived interpreter for this language (python, javascript, typescript or bash), so that variables, imports and loaded data stay for the next persist call, like a notebook. Not with env_vars or working_dir (set them in the code). Default false.'),
       },
-      outputSchema: { ...execShape, language: z.string(), execution_id: z.string(), memory_used_mb: z.number().optional() },
+      outputSchema: {
+        ...execShape,
+        language: z.string(),
+        execution_id: z.string(),
+        memory_used_mb: z.number().optional(),
+        results: z.array(z.record(z.string(), z.any())).optional(),
+        exception: z.object({ name: z.string(), value: z.string(), traceback: z.string() }).optional(),
+      },
     },
     async (a, extra) =>
       onRunning(a.sandbox_id, extra, async (e) => {
+        let context
+        if (a.persist) {
+          if (a.env_vars || a.working_dir) {
+            throw Object.assign(new Error('persist: true runs in a long-lived interpreter; set environment variables and the directory in the code instead of env_vars / working_dir'), { code: 'INVALID_ARGUMENT' })
+          }
+          // one interpreter per language and sandbox, made at the first persist call
+          e.contexts ??= new Map()
+          const key = a.language ?? ''
+          const alive = new Set((await e.sandbox.listCodeContexts()).map((c) => c.id))
+          // the interpreter of this language made earlier (with or without naming the language)
+          context = [e.contexts.get(key), ...[...e.contexts.values()].filter((c) => c.language === a.language)].find((c) => c && alive.has(c.id))
+          if (!context) {
+            context = await e.sandbox.createCodeContext(a.language ? { language: a.language } : {})
+            e.contexts.set(context.language, context)
+          }
+          e.contexts.set(key, context)
+        }
         const r = await live(extra, (l) =>
-          e.sandbox.runCode(a.code, {
-            language: a.language,
-            timeout: a.timeout,
-            env: a.env_vars,
-            workdir: a.working_dir,
-            maxOutputBytes: MAX_OUTPUT_BYTES,
-            ...l,
-          }),
+          e.sandbox.runCode(
+            a.code,
+            context
+              ? { context, timeout: a.timeout, maxOutputBytes: MAX_OUTPUT_BYTES, ...l }
+              : { language: a.language, timeout: a.timeout, env: a.env_vars, workdir: a.working_dir, maxOutputBytes: MAX_OUTPUT_BYTES, ...l },
+          ),
         )
         const capture = a.capture_output !== false
         const out = {
@@ -336,7 +362,12 @@ function registerTools(server, ctx) {
           status: r.status,
         }
         if (r.memoryUsedMB !== undefined && r.memoryUsedMB !== null) out.memory_used_mb = r.memoryUsedMB
-        return ok(out, renderExec(out))
+        if (context) {
+          out.results = (r.results ?? []).map((x) => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined && v !== null)))
+          if (r.exception) out.exception = r.exception
+        }
+        const main = out.results?.find((x) => x.isMainResult)
+        return ok(out, renderExec(out) + (main?.text !== undefined ? `\n=> ${main.text}` : '') + (out.exception ? `\n${out.exception.traceback || out.exception.name + ': ' + out.exception.value}` : ''))
       }),
   )
 
