@@ -1082,8 +1082,10 @@ fn reply_name(r: &Reply) -> &'static str {
   }
 }
 
-/// A one-file tar archive (for put_archive when the engine cannot bind-mount our file).
-pub fn single_file_tar(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
+/// One ustar header: `kind` b'0' a file of `size` bytes, b'5' a directory; root-owned, `mode`.
+/// `name` is ours and short (the name field holds 100 bytes).
+pub fn tar_header(name: &str, size: u64, mode: u32, kind: u8) -> [u8; 512] {
+  assert!(name.len() < 100, "tar entry name too long: {name}");
   let mut h = [0u8; 512];
   h[..name.len()].copy_from_slice(name.as_bytes());
   let octal = |buf: &mut [u8], v: u64| {
@@ -1093,16 +1095,20 @@ pub fn single_file_tar(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
   octal(&mut h[100..108], mode as u64);
   octal(&mut h[108..116], 0);
   octal(&mut h[116..124], 0);
-  octal(&mut h[124..136], data.len() as u64);
+  octal(&mut h[124..136], size);
   octal(&mut h[136..148], 0);
   h[148..156].copy_from_slice(b"        ");
-  h[156] = b'0';
+  h[156] = kind;
   h[257..263].copy_from_slice(b"ustar\0");
   h[263..265].copy_from_slice(b"00");
   let sum: u32 = h.iter().map(|b| *b as u32).sum();
-  let s = format!("{sum:06o}\0 ");
-  h[148..156].copy_from_slice(s.as_bytes());
-  let mut out = h.to_vec();
+  h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+  h
+}
+
+/// A one-file tar archive (for put_archive when the engine cannot bind-mount our file).
+pub fn single_file_tar(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
+  let mut out = tar_header(name, data.len() as u64, mode, b'0').to_vec();
   out.extend_from_slice(data);
   out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
   out

@@ -463,25 +463,7 @@ pub async fn take(sb: &DockerSandbox, name: Option<String>) -> Result<SnapshotIn
 fn dirs_tar(names: &[&str], mode: u32) -> Vec<u8> {
   let mut out = Vec::new();
   for name in names {
-    let name = format!("{}/", name.trim_end_matches('/'));
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    let octal = |buf: &mut [u8], v: u64| {
-      let s = format!("{:0w$o}\0", v, w = buf.len() - 1);
-      buf.copy_from_slice(s.as_bytes());
-    };
-    octal(&mut h[100..108], mode as u64);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], 0);
-    octal(&mut h[136..148], 0);
-    h[148..156].copy_from_slice(b"        ");
-    h[156] = b'5';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    let sum: u32 = h.iter().map(|b| *b as u32).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    out.extend_from_slice(&h);
+    out.extend_from_slice(&super::guest::tar_header(&format!("{}/", name.trim_end_matches('/')), 0, mode, b'5'));
   }
   out.resize(out.len() + 1024, 0);
   out
