@@ -30,6 +30,7 @@ use bollard::Docker;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::sandbox::call;
 use super::{LABEL_ID, LABEL_MANAGED};
 use crate::core::config::SandboxConfig;
 use crate::core::error::{ErrorCode, Result, SandboxError};
@@ -137,20 +138,14 @@ pub struct Detached {
   pub record: Record,
 }
 
-async fn bounded<T>(what: &str, f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>) -> Result<T> {
-  match tokio::time::timeout(CALL_TIMEOUT, f).await {
-    Err(_) => Err(SandboxError::provider(format!("{what}: the Docker engine did not answer within {} s", CALL_TIMEOUT.as_secs()))),
-    Ok(Err(e)) => Err(SandboxError::provider(format!("{what}: {e}"))),
-    Ok(Ok(v)) => Ok(v),
-  }
-}
-
 /// Every persistent sandbox on the engine (in any state).
 pub async fn list(docker: &Docker) -> Result<Vec<Detached>> {
   let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true"), LABEL_PERSISTENT.to_string()])]);
-  let containers = bounded(
+  let containers = call(
     "listing persistent sandboxes",
+    CALL_TIMEOUT,
     docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })),
+    |e| SandboxError::provider(format!("listing persistent sandboxes: {e}")),
   )
   .await?;
   let mut out: Vec<Detached> = containers
@@ -187,12 +182,11 @@ pub async fn find(docker: &Docker, id: &str) -> Result<Found> {
   if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
     return Err(SandboxError::invalid_argument(format!("{id:?} is not a sandbox id (ids look like docker-0123456789abcdef)")));
   }
-  let info = match tokio::time::timeout(CALL_TIMEOUT, docker.inspect_container(id, None::<InspectContainerOptions>)).await {
-    Err(_) => return Err(SandboxError::provider(format!("inspecting {id}: the Docker engine did not answer within {} s", CALL_TIMEOUT.as_secs()))),
-    Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => return Err(not_found(id, "no such container")),
-    Ok(Err(e)) => return Err(SandboxError::provider(format!("inspecting {id}: {e}"))),
-    Ok(Ok(i)) => i,
-  };
+  let info = call(&format!("inspecting {id}"), CALL_TIMEOUT, docker.inspect_container(id, None::<InspectContainerOptions>), |e| match e {
+    bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => not_found(id, "no such container"),
+    e => SandboxError::provider(format!("inspecting {id}: {e}")),
+  })
+  .await?;
   let config = info.config.unwrap_or_default();
   let labels = config.labels.unwrap_or_default();
   if labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") || labels.get(LABEL_ID).map(String::as_str) != Some(id) {

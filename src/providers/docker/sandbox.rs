@@ -194,7 +194,7 @@ async fn bounded<T>(what: &str, limit: Duration, f: impl std::future::Future<Out
 }
 
 /// One Docker API call with a deadline; the engine's error goes through `map`.
-async fn call<T>(
+pub(super) async fn call<T>(
   what: &str,
   limit: Duration,
   f: impl std::future::Future<Output = std::result::Result<T, bollard::errors::Error>>,
